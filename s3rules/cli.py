@@ -1,0 +1,194 @@
+"""The ``s3rules`` command. The only module that prints errors and chooses exit codes.
+
+Exit status: 0 every requested target exists afterwards; 1 a job failed (or a run was
+interrupted); 2 a usage, Batchfile, sample-sheet or setup error; 130 interrupted by Ctrl-C.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from . import __version__
+from .errors import JobFailed, S3RulesError
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+
+def _config_pair(text: str) -> tuple[str, str]:
+    key, sep, value = text.partition("=")
+    if not sep or not key.strip():
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
+    return key.strip(), value
+
+
+def _positive(text: str) -> int:
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if n < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return n
+
+
+def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParser]]:
+    """The top-level parser (for --help) and one parser per command.
+
+    Commands are parsed on their own with ``parse_intermixed_args`` so options may come before
+    or after positionals (argparse cannot intermix through subparsers).
+    """
+    parser = argparse.ArgumentParser(
+        prog="s3rules", description="Make-style rules over S3 targets, filled from a sample sheet; "
+                                    "runs only what is missing, locally or on AWS Batch.")
+    parser.add_argument("--version", action="version", version=f"s3rules {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    run = sub.add_parser("run", help="run what is pending (or show it with -n)",
+                         description="Run the jobs whose outputs are missing for the given targets or rules "
+                                     "(default: the first rule). With no positional argument the Batchfile "
+                                     "is ./Batchfile.")
+    run.add_argument("batchfile", nargs="?", default=None, metavar="BATCHFILE")
+    run.add_argument("targets", nargs="*", metavar="TARGET|RULE",
+                     help="output paths (relative to the Batchfile's directory) or rule names")
+    run.add_argument("-n", "--dry-run", action="store_true", help="show what is pending and why; run nothing")
+    run.add_argument("--json", action="store_true", help="with -n: print the plan as one JSON document")
+    run.add_argument("-f", "--force", action="append", default=[], metavar="TARGET",
+                     help="rerun the job making TARGET even if it exists (repeatable)")
+    run.add_argument("-R", "--forcerun", action="append", default=[], metavar="RULE",
+                     help="rerun every job of RULE (repeatable)")
+    run.add_argument("-F", "--forceall", action="store_true", help="rerun every job")
+    run.add_argument("--rerun-stale", action="store_true",
+                     help="also rerun jobs whose outputs are older than an input (Make's rule)")
+    run.add_argument("--until", action="append", default=[], metavar="TARGET|RULE",
+                     help="run only what these targets or rules need, and stop there")
+    run.add_argument("-j", "--jobs", type=_positive, default=None,
+                     help="parallel local jobs (default: number of cores)")
+    run.add_argument("-k", "--keep-going", action="store_true",
+                     help="after a failure, carry on with the jobs that do not depend on it")
+    run.add_argument("--config", action="append", default=[], type=_config_pair, metavar="KEY=VALUE",
+                     help="override a Batchfile variable (repeatable)")
+    run.add_argument("--executor", choices=("local", "batch"), default=None,
+                     help="where jobs run (default: the Batchfile's `executor:`, else local)")
+    run.add_argument("--dag", action="store_true", help="print the job graph in Graphviz DOT and exit")
+    run.add_argument("--rulegraph", action="store_true", help="print the rule graph in Graphviz DOT and exit")
+    run.add_argument("--list", action="store_true", help="list rules with their inputs and outputs and exit")
+    run.add_argument("-q", "--quiet", action="store_true", help="no progress output (with -n: the table only)")
+    return parser, dict(sub.choices)
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    parser, commands = build_parser()
+    if not argv or argv[0] not in commands:
+        return parser.parse_args(argv)  # prints help, the version, or a usage error
+    args = commands[argv[0]].parse_intermixed_args(argv[1:])
+    args.command = argv[0]
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    try:
+        if args.command == "run":
+            return cmd_run(args)
+    except JobFailed as exc:
+        print(f"s3rules: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except S3RulesError as exc:
+        print(f"s3rules: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("s3rules: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        sys.stderr.close()
+        return EXIT_OK
+    return EXIT_OK
+
+
+def cmd_run(args) -> int:
+    from . import views
+    from .loader import load_workflow
+    from .planner import plan
+    from .storage import Storage
+
+    batchfile = args.batchfile or "Batchfile"
+    workflow = load_workflow(batchfile, dict(args.config))
+    out = sys.stdout
+    if args.list:
+        views.rule_list(workflow, out)
+        return EXIT_OK
+    storage = Storage()
+    the_plan = plan(workflow, storage, args.targets, force=args.force, forcerun=args.forcerun,
+                    forceall=args.forceall, until=args.until, rerun_stale=args.rerun_stale)
+    if args.dag:
+        views.dag_dot(the_plan, out)
+        return EXIT_OK
+    if args.rulegraph:
+        views.rulegraph_dot(the_plan, out)
+        return EXIT_OK
+    if args.dry_run:
+        if args.json:
+            views.write_json(views.plan_json(the_plan), out)
+        else:
+            views.plan_table(the_plan, out, list_jobs=not args.quiet)
+        return EXIT_OK
+    if args.json:
+        raise S3RulesError("--json goes with -n/--dry-run")
+    if not the_plan.pending:
+        if not args.quiet:
+            print("s3rules: nothing to do: every requested target exists", file=sys.stderr)
+        return EXIT_OK
+    return execute(workflow, the_plan, storage, args)
+
+
+def execute(workflow, the_plan, storage, args) -> int:
+    from .executors.local import LocalExecutor
+    from .progress import make_reporter
+    from .runner import Runner
+
+    kinds = {args.executor or job.rule.settings.executor for job in the_plan.pending}
+    if "batch" in kinds:
+        raise S3RulesError("the batch executor is not available in this version; use --executor local")
+    state_dir = os.path.join(workflow.base_dir, ".s3rules")
+    executor = LocalExecutor(workflow.base_dir, os.path.join(state_dir, "logs"), args.jobs)
+    reporter = make_reporter(args.quiet)
+    result = Runner(the_plan, executor, storage, reporter, keep_going=args.keep_going).run()
+    if result.ok:
+        if not args.quiet:
+            n = len(result.succeeded)
+            print(f"s3rules: {n} job{'s' if n != 1 else ''} done; every requested target exists",
+                  file=sys.stderr)
+        return EXIT_OK
+    raise JobFailed(failure_report(result))
+
+
+def failure_report(result) -> str:
+    from .views import display_path
+
+    lines = []
+    if result.interrupted:
+        lines.append("interrupted; running jobs were stopped.")
+    for job, outcome in result.failed:
+        wildcards = ", ".join(f"{k}={v}" for k, v in job.wildcards.items()) or "-"
+        head = f"job failed: rule {job.rule.name} ({wildcards}): {outcome.reason}"
+        if outcome.external_id:
+            head += f" [job id {outcome.external_id}]"
+        lines.append(head)
+        if outcome.log_path:
+            lines.append(f"  log: {display_path(outcome.log_path)}")
+        lines.extend("  | " + line for line in outcome.log_tail)
+    if result.removed:
+        lines.append("removed outputs written by failed jobs: "
+                     + ", ".join(display_path(p) for p in result.removed[:5])
+                     + (" ..." if len(result.removed) > 5 else ""))
+    if result.not_run:
+        lines.append(f"{len(result.not_run)} job{'s were' if len(result.not_run) != 1 else ' was'} not run "
+                     "because a job they need failed")
+    n = len(result.failed)
+    lines.insert(0, f"{n} job{'s' if n != 1 else ''} failed" if n else "the run did not finish")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

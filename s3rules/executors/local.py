@@ -1,0 +1,113 @@
+"""Run jobs as local processes: bash with ``set -euo pipefail``, in the Batchfile's directory.
+
+Each job's stdout and stderr go to one log file under ``.s3rules/logs/``; the job runs in its own
+process group so cancelling stops everything it started.
+"""
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import time
+from collections import deque
+
+from ..model import Job
+from .base import Executor, Outcome
+
+_STRICT_SHELLS = ("bash", "zsh", "ksh")
+
+
+def log_path_for(log_dir: str, job: Job) -> str:
+    label = "_".join(f"{k}={v}" for k, v in job.wildcards.items()) or "job"
+    label = re.sub(r"[^A-Za-z0-9._=+-]", "_", label)[:180]
+    return os.path.join(log_dir, job.rule.name, label + ".log")
+
+
+def tail(path: str, lines: int = 15) -> list[str]:
+    try:
+        with open(path, "rb") as fh:
+            fh.seek(0, os.SEEK_END)
+            size = fh.tell()
+            fh.seek(max(0, size - 16384))
+            data = fh.read().decode("utf-8", "replace")
+    except OSError:
+        return []
+    return data.splitlines()[-lines:]
+
+
+class LocalExecutor(Executor):
+    name = "local"
+
+    def __init__(self, base_dir: str, log_dir: str, jobs: int | None = None):
+        self.base_dir = base_dir
+        self.log_dir = log_dir
+        self.jobs = max(1, jobs or os.cpu_count() or 1)
+        self.running: dict[int, tuple[Job, subprocess.Popen, str, float]] = {}
+        self.finished: deque[tuple[Job, Outcome]] = deque()
+
+    def capacity(self) -> int:
+        return self.jobs - len(self.running)
+
+    def argv(self, job: Job) -> list[str]:
+        shell = job.rule.settings.shell_executable
+        preamble = "set -euo pipefail\n" if os.path.basename(shell) in _STRICT_SHELLS else "set -eu\n"
+        return [shell, "-c", preamble + job.command(self.base_dir)]
+
+    def submit(self, job: Job, upstream: list[object]) -> object:
+        log_path = log_path_for(self.log_dir, job)
+        os.makedirs(os.path.dirname(log_path), exist_ok=True)
+        env = dict(os.environ)
+        env.update(job.environment())
+        started = time.time()
+        with open(log_path, "wb") as log:
+            try:
+                proc = subprocess.Popen(self.argv(job), cwd=self.base_dir, stdout=log, stderr=subprocess.STDOUT,
+                                        stdin=subprocess.DEVNULL, env=env, start_new_session=True)
+            except OSError as exc:
+                self.finished.append((job, Outcome(False, None, f"could not start: {exc}", log_path=log_path,
+                                                   started_at=started)))
+                return None
+        self.running[proc.pid] = (job, proc, log_path, started)
+        return proc.pid
+
+    def poll(self, timeout: float) -> list[tuple[Job, Outcome]]:
+        deadline = time.monotonic() + timeout
+        while True:
+            for pid, (job, proc, log_path, started) in list(self.running.items()):
+                code = proc.poll()
+                if code is None:
+                    continue
+                del self.running[pid]
+                if code == 0:
+                    outcome = Outcome(True, 0, log_path=log_path, started_at=started)
+                else:
+                    why = f"killed by signal {-code}" if code < 0 else f"exit code {code}"
+                    outcome = Outcome(False, code, why, tail(log_path), log_path, started_at=started)
+                self.finished.append((job, outcome))
+            if self.finished or not self.running or time.monotonic() >= deadline:
+                break
+            time.sleep(0.01)
+        out = list(self.finished)
+        self.finished.clear()
+        return out
+
+    def cancel(self) -> list[tuple[Job, Outcome]]:
+        stopped = []
+        for job, proc, log_path, started in self.running.values():
+            try:
+                os.killpg(proc.pid, signal.SIGTERM)
+            except (ProcessLookupError, PermissionError):
+                pass
+            stopped.append((job, Outcome(False, None, "cancelled", log_path=log_path, started_at=started)))
+        for job, proc, _, _ in self.running.values():
+            try:
+                proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                try:
+                    os.killpg(proc.pid, signal.SIGKILL)
+                except (ProcessLookupError, PermissionError):
+                    pass
+                proc.wait()
+        self.running.clear()
+        return stopped

@@ -1,0 +1,248 @@
+"""Batchfile text -> positioned syntax tree.
+
+Only syntax lives here: the Lark grammar, the indenter, and the one place that turns Lark's
+exceptions into a ``BatchfileError`` with file:line:col and a caret. Meaning (which keys exist,
+what a wildcard is) is checked later by ``loader``, so this module stays a faithful tree builder.
+"""
+from __future__ import annotations
+
+import ast
+from dataclasses import dataclass, field
+from functools import lru_cache
+
+from lark import Lark, Token, Transformer, v_args
+from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
+from lark.indenter import DedentError, Indenter
+
+from .errors import BatchfileError
+
+
+@dataclass(frozen=True)
+class Source:
+    """Where a node came from; ``locate`` turns it into an error."""
+
+    path: str
+    text: str = field(repr=False)
+
+    def line_text(self, line: int) -> str:
+        lines = self.text.splitlines()
+        return lines[line - 1] if 0 < line <= len(lines) else ""
+
+    def error(self, message: str, line: int | None, column: int | None) -> BatchfileError:
+        source_line = self.line_text(line) if line else None
+        return BatchfileError(message, self.path, line, column, source_line)
+
+
+@dataclass(frozen=True)
+class Value:
+    """A literal or a call such as ``expand("...")``. ``raw`` is the token as written."""
+
+    kind: str  # "string" | "number" | "word" | "call"
+    value: object
+    line: int
+    column: int
+    raw: str = ""
+    args: tuple["Value", ...] = ()
+
+    def offset_position(self, offset_in_raw: int) -> tuple[int, int]:
+        """Line and column of a character inside the raw token (for pointing into strings)."""
+        before = self.raw[:offset_in_raw]
+        newlines = before.count("\n")
+        if newlines:
+            return self.line + newlines, offset_in_raw - before.rfind("\n")
+        return self.line, self.column + offset_in_raw
+
+
+@dataclass(frozen=True)
+class Setting:
+    """``name: values`` or ``name:`` + an indented block of settings and/or value lines."""
+
+    name: str
+    line: int
+    column: int
+    values: tuple[Value, ...] = ()
+    children: tuple["Setting", ...] = ()
+    is_block: bool = False
+
+
+@dataclass(frozen=True)
+class Assign:
+    name: str
+    line: int
+    column: int
+    value: Value
+
+
+@dataclass(frozen=True)
+class RuleNode:
+    name: str
+    line: int
+    column: int
+    settings: tuple[Setting, ...]
+
+
+@dataclass(frozen=True)
+class Document:
+    source: Source
+    items: tuple[Setting | Assign | RuleNode, ...]
+
+
+class _BatchfileIndenter(Indenter):
+    NL_type = "_NL"
+    OPEN_PAREN_types = ["LPAR"]
+    CLOSE_PAREN_types = ["RPAR"]
+    INDENT_type = "_INDENT"
+    DEDENT_type = "_DEDENT"
+    tab_len = 8
+
+
+@lru_cache(maxsize=1)
+def _lark() -> Lark:
+    return Lark.open("grammar.lark", rel_to=__file__, parser="lalr", postlex=_BatchfileIndenter(),
+                     propagate_positions=True, maybe_placeholders=False)
+
+
+@v_args(inline=True)
+class _ToNodes(Transformer):
+    """Builds the dataclasses; never validates (errors raised here would come back wrapped)."""
+
+    def string(self, tok: Token) -> Value:
+        return Value("string", ast.literal_eval(tok.value), tok.line, tok.column, tok.value)
+
+    def number(self, tok: Token) -> Value:
+        text = tok.value
+        number = float(text) if any(c in text for c in ".eE") else int(text)
+        return Value("number", number, tok.line, tok.column, text)
+
+    def word(self, tok: Token) -> Value:
+        return Value("word", tok.value, tok.line, tok.column, tok.value)
+
+    def call(self, name: Token, args=None) -> Value:
+        return Value("call", name.value, name.line, name.column, name.value, tuple(args or ()))
+
+    def values(self, *values: Value) -> tuple[Value, ...]:
+        return values
+
+    def body(self, *entries) -> tuple[tuple[Setting, ...], tuple[Value, ...]]:
+        settings = tuple(e for e in entries if isinstance(e, Setting))
+        values = tuple(v for e in entries if isinstance(e, tuple) for v in e)
+        return settings, values
+
+    def inline_setting(self, name: Token, values) -> Setting:
+        return Setting(name.value, name.line, name.column, tuple(values))
+
+    def block_setting(self, name: Token, body) -> Setting:
+        children, values = body
+        return Setting(name.value, name.line, name.column, values, children, is_block=True)
+
+    def assign(self, name: Token, value: Value) -> Assign:
+        return Assign(name.value, name.line, name.column, value)
+
+    def rule(self, name: Token, body) -> RuleNode:
+        children, values = body
+        if values:
+            # A bare value line directly in a rule body: report it like a syntax error.
+            raise _BareValue(values[0])
+        return RuleNode(name.value, name.line, name.column, children)
+
+    def start(self, *items):
+        return tuple(items)
+
+
+class _BareValue(Exception):
+    def __init__(self, value: Value):
+        self.value = value
+
+
+_EXPECTED_NAMES = {
+    "_NL": "end of line", "_INDENT": "an indented block", "_DEDENT": "end of block",
+    "NAME": "a name", "STRING": "a string", "LONG_STRING": "a string", "SIGNED_NUMBER": "a number",
+    "COLON": "':'", "COMMA": "','", "LPAR": "'('", "RPAR": "')'", "EQUAL": "'='", "RULE": "'rule'",
+}
+
+
+def _describe_expected(expected) -> str:
+    names = sorted({_EXPECTED_NAMES.get(e, e) for e in expected})
+    return ", ".join(names[:6]) + (", ..." if len(names) > 6 else "")
+
+
+def parse(text: str, path: str = "<Batchfile>") -> Document:
+    """Parse Batchfile ``text``; raise ``BatchfileError`` located at the first syntax error."""
+    source = Source(path, text)
+    if not text.endswith("\n"):
+        text += "\n"
+    try:
+        items = _ToNodes().transform(_lark().parse(text))
+    except UnexpectedCharacters as exc:
+        char = text[exc.pos_in_stream] if exc.pos_in_stream < len(text) else ""
+        hint = " (unterminated string?)" if char in "\"'" else ""
+        raise source.error(f"unexpected character {char!r}{hint}", exc.line, exc.column) from None
+    except UnexpectedToken as exc:
+        tok = exc.token
+        if tok.type == "$END":
+            raise _eof_error(source, text) from None
+        line, column = tok.line, tok.column
+        if tok.type in ("_NL", "_INDENT", "_DEDENT"):
+            line, column = _position_after_token(source, tok)
+        if tok.type == "_INDENT":
+            message = "unexpected indentation"
+        elif exc.expected == {"_NL"} and source.line_text(line - 1).rstrip().endswith(":"):
+            message = "expected an indented block after the line ending with ':'"
+        else:
+            what = {"_NL": "end of line", "_DEDENT": "end of block"}.get(tok.type, repr(tok.value))
+            message = f"unexpected {what}; expected {_describe_expected(exc.expected)}"
+        raise source.error(message, line, column) from None
+    except UnexpectedEOF:
+        raise _eof_error(source, text) from None
+    except DedentError:
+        line = _inconsistent_dedent_line(source)
+        raise source.error("this line's indentation matches no enclosing block", line,
+                           1 if line is None else _indent_of(source.line_text(line)) + 1) from None
+    except UnexpectedInput as exc:  # any other Lark complaint, still located
+        raise source.error(str(exc).splitlines()[0], exc.line, exc.column) from None
+    except Exception as exc:
+        bare = getattr(exc, "orig_exc", None)
+        if isinstance(bare, _BareValue):
+            v = bare.value
+            raise source.error("a value without a key; write `key: value` (input:, output:, shell: ...)",
+                               v.line, v.column) from None
+        raise
+    return Document(source, items)
+
+
+def _position_after_token(source: Source, tok: Token) -> tuple[int, int]:
+    """Newline and indent tokens start at the end of the previous line: point there, or at the next line."""
+    if tok.type == "_INDENT" or tok.type == "_DEDENT":
+        line = (tok.end_line or tok.line or 1)
+        text = source.line_text(line)
+        return line, len(text) - len(text.lstrip()) + 1
+    line = tok.line or 1
+    return line, max(tok.column or 1, 1)
+
+
+def _eof_error(source: Source, text: str) -> BatchfileError:
+    lines = source.text.splitlines() or [""]
+    return source.error("unexpected end of file (an unclosed bracket or string?)",
+                        len(lines), len(lines[-1]) + 1)
+
+
+def _indent_of(line: str) -> int:
+    return len(line.expandtabs(_BatchfileIndenter.tab_len)) - len(line.expandtabs(8).lstrip())
+
+
+def _inconsistent_dedent_line(source: Source) -> int | None:
+    """The first line that dedents to a level no enclosing block has (Lark's error has no position)."""
+    stack = [0]
+    for number, line in enumerate(source.text.splitlines(), 1):
+        stripped = line.strip()
+        if not stripped or stripped.startswith("#"):
+            continue
+        indent = _indent_of(line)
+        if indent > stack[-1]:
+            stack.append(indent)
+            continue
+        while indent < stack[-1]:
+            stack.pop()
+        if indent != stack[-1]:
+            return number
+    return None

@@ -1,0 +1,395 @@
+"""What to run and why: targets -> job graph -> pending jobs with a reason each.
+
+A job exists once per (rule, wildcard values). Each input path is matched against the rules'
+output patterns to find its producer; no producer means a source file. For sample-sheet
+workflows the same (consumer input, producer output) pair recurs once per row, so the match is
+worked out once per rule pair and reused (``_Shortcut``), which keeps planning linear and fast.
+Pure except for one batched ``Storage.stat_many`` call.
+"""
+from __future__ import annotations
+
+import difflib
+import os
+from dataclasses import dataclass, field
+from typing import Iterable, Sequence
+
+from .errors import PlanError
+from .model import Job, Pattern, Rule, Workflow, is_url, resolve_path
+
+MISSING, INCOMPLETE, FORCED, STALE, UPSTREAM = "missing", "incomplete", "forced", "stale", "upstream"
+REASONS = (MISSING, INCOMPLETE, FORCED, STALE, UPSTREAM)
+
+
+@dataclass
+class Plan:
+    """The job graph below the requested targets and what of it must run."""
+
+    workflow: Workflow
+    jobs: list[Job]                      # every job in the graph, dependencies first
+    pending: dict[Job, str]              # job -> reason, dependencies first
+    targets: list[Job]                   # the jobs that were asked for
+    mtimes: dict[str, float] = field(repr=False, default_factory=dict)
+
+    def done(self, job: Job) -> bool:
+        return job not in self.pending
+
+    def summary(self) -> dict[str, dict[str, int]]:
+        """Per rule: pending / done / total (target lists such as ``all`` are not jobs)."""
+        out: dict[str, dict[str, int]] = {}
+        for job in self.jobs:
+            if job.rule.is_target_list:
+                continue
+            row = out.setdefault(job.rule.name, {"pending": 0, "done": 0, "total": 0})
+            row["total"] += 1
+            row["pending" if job in self.pending else "done"] += 1
+        return out
+
+
+class _Shortcut:
+    """How paths of one consumer input map onto one producer output, worked out once.
+
+    Valid when both patterns have the same literal text with placeholders in the same places,
+    placeholders are separated by ``/`` (so a path splits one way only), and no other output
+    pattern of the workflow could match a path of this shape.
+    """
+
+    __slots__ = ("rule", "positions")
+
+    def __init__(self, rule: Rule, positions: tuple[int, ...]):
+        self.rule, self.positions = rule, positions
+
+
+def _shortcut(consumer: Pattern, consumer_names: Sequence[str], outputs: list[tuple[Rule, Pattern]]):
+    if consumer.whole:
+        return None
+    matches = [(r, o) for r, o in outputs if _may_overlap(consumer, o)]
+    if len(matches) != 1:
+        return None
+    rule, out = matches[0]
+    if out.literals != consumer.literals or len(out.placeholders) != len(consumer.placeholders):
+        return None
+    if any("/" not in lit for lit in consumer.literals[1:len(consumer.placeholders)]):
+        return None
+    mapping: dict[str, str] = {}
+    for pc, po in zip(consumer.placeholders, out.placeholders):
+        if mapping.setdefault(po.name, pc.name) != pc.name:
+            return None
+    if len(set(mapping.values())) != len(mapping):
+        return None  # two producer wildcards from one consumer value: only the regex can say
+    index = {name: i for i, name in enumerate(consumer_names)}
+    return _Shortcut(rule, tuple(index[mapping[w]] for w in rule.wildcards))
+
+
+def _may_overlap(a: Pattern, b: Pattern) -> bool:
+    """False only when no path can fit both patterns (their fixed start or end disagree)."""
+    pa, pb = a.literals[0], b.literals[0]
+    if not (pa.startswith(pb) or pb.startswith(pa)):
+        return False
+    if len(a.literals) > len(a.placeholders) and len(b.literals) > len(b.placeholders):
+        sa, sb = a.literals[-1], b.literals[-1]
+        if a.placeholders and b.placeholders and not (sa.endswith(sb) or sb.endswith(sa)):
+            return False
+    return True
+
+
+class Planner:
+    def __init__(self, workflow: Workflow):
+        self.wf = workflow
+        self.sheet = workflow.sheet
+        self.outputs = [(r, p) for r in workflow.rules.values() for p in r.outputs]
+        self._jobs: dict[tuple[int, tuple[str, ...]], Job] = {}
+        self._producer: dict[str, Job | None] = {}
+        self._shortcuts: dict[tuple[int, int], object] = {}
+        self._expanded: dict[tuple, tuple[str, ...]] = {}
+        self.needed_by: dict[str, Job] = {}   # source path -> a job that needs it
+
+    # -- jobs ---------------------------------------------------------------------------------
+    def job(self, rule: Rule, values: tuple[str, ...], wanted: str | None = None) -> Job:
+        key = (rule.index, values)
+        job = self._jobs.get(key)
+        if job is None:
+            job = self._jobs[key] = self._make_job(rule, values, wanted)
+        return job
+
+    def _make_job(self, rule: Rule, values: tuple[str, ...], wanted: str | None) -> Job:
+        row = None
+        if rule.uses_row:
+            sheet = self.sheet
+            key = values[rule.wildcards.index(sheet.key)]
+            row = sheet.row_for(key)
+            if row is None:
+                raise PlanError(f"{wanted or rule.name}: rule '{rule.name}' needs the sample-sheet row "
+                                f"{sheet.key}={key!r}, and {sheet.path} has no such row")
+            for name, value in zip(rule.wildcards, values):
+                ci = sheet.column_index.get(name)
+                if ci is not None and row[ci] != value:
+                    raise PlanError(f"{wanted or rule.name}: wildcard {name}={value!r} disagrees with the "
+                                    f"sample sheet, whose row {sheet.key}={key!r} has {name}={row[ci]!r}")
+            ns = values + row
+        else:
+            ns = values
+        outputs = tuple(fmt.format(*ns) for fmt in rule.output_formats())
+        inputs: list[str] = []
+        for spec in rule.inputs:
+            if spec.expand:
+                inputs.extend(self._expand(rule, spec.pattern, values))
+            elif spec.pattern.whole:
+                value = spec.pattern.positional(rule.namespace).format(*ns)
+                if not value:
+                    raise PlanError(f"rule '{rule.name}' ({_describe(rule, values)}): its input "
+                                    f"{spec.pattern.text} is empty in the sample sheet")
+                inputs.append(resolve_path(value, self.wf.base_dir))
+            else:
+                inputs.append(spec.pattern.positional(rule.namespace).format(*ns))
+        if len(inputs) > 1:
+            inputs = list(dict.fromkeys(inputs))
+        return Job(rule, values, row, tuple(inputs), outputs)
+
+    def _expand(self, rule: Rule, pattern: Pattern, values: tuple[str, ...]) -> tuple[str, ...]:
+        sheet = self.sheet
+        filt = rule.expand_filter
+        filter_values = tuple(values[rule.wildcards.index(w)] for w in filt)
+        key = (pattern.text, rule.wildcards, filt, filter_values)
+        cached = self._expanded.get(key)
+        if cached is not None:
+            return cached
+        names = sheet.columns + rule.wildcards
+        fmt = pattern.positional(names)
+        if filt:
+            rows = [sheet.rows[i] for i in sheet.rows_where(filt, filter_values)]
+        else:
+            rows = sheet.rows
+        if rule.wildcards:
+            paths = [fmt.format(*(row + values)) for row in rows]
+        else:
+            paths = [fmt.format(*row) for row in rows]
+        result = self._expanded[key] = tuple(dict.fromkeys(paths))
+        return result
+
+    def jobs_of_rule(self, rule: Rule) -> list[Job]:
+        """Every job of a rule named on the command line: one per sheet row (or row group)."""
+        if not rule.wildcards:
+            return [self.job(rule, ())]
+        sheet = self.sheet
+        if sheet is None or any(w not in sheet.column_index for w in rule.wildcards):
+            free = [w for w in rule.wildcards if sheet is None or w not in sheet.column_index]
+            raise PlanError(f"rule '{rule.name}' has wildcards ({', '.join('{' + w + '}' for w in free)}) "
+                            "that are not sample-sheet columns, so its jobs cannot be listed; "
+                            "ask for one of its output paths instead")
+        idx = [sheet.column_index[w] for w in rule.wildcards]
+        combos = dict.fromkeys(tuple(row[i] for i in idx) for row in sheet.rows)
+        return [self.job(rule, values) for values in combos]
+
+    # -- producers ----------------------------------------------------------------------------
+    def producer(self, path: str) -> Job | None:
+        """The job whose outputs include ``path``, or None for a source file."""
+        if path in self._producer:
+            return self._producer[path]
+        found: list[tuple[Rule, dict[str, str]]] = []
+        for rule, pattern in self.outputs:
+            values = pattern.match(path)
+            if values is not None and all(r is not rule for r, _ in found):
+                found.append((rule, values))
+        if len(found) > 1:
+            names = ", ".join(f"'{r.name}'" for r, _ in found)
+            raise PlanError(f"{self.display(path)} can be made by several rules ({names}); "
+                            "make their output patterns distinct")
+        job = None
+        if found:
+            rule, values = found[0]
+            job = self.job(rule, tuple(values[w] for w in rule.wildcards), self.display(path))
+        self._producer[path] = job
+        return job
+
+    def dependencies(self, job: Job) -> list[tuple[str, Job | None]]:
+        """(input path, producing job or None) for each input, using rule-pair shortcuts."""
+        rule = job.rule
+        counts = [len(self._expand(rule, s.pattern, job.values)) if s.expand else 1 for s in rule.inputs]
+        if sum(counts) != len(job.inputs):  # inputs were de-duplicated: match each path plainly
+            return [(path, self.producer(path)) for path in job.inputs]
+        out: list[tuple[str, Job | None]] = []
+        position = 0
+        for i, spec in enumerate(rule.inputs):
+            if spec.expand:
+                count = counts[i]
+                for path in job.inputs[position: position + count]:
+                    out.append((path, self.producer(path)))
+                position += count
+                continue
+            path = job.inputs[position]
+            position += 1
+            key = (rule.index, i)
+            shortcut = self._shortcuts.get(key, False)
+            if shortcut is False:
+                shortcut = self._shortcuts[key] = _shortcut(spec.pattern, rule.namespace, self.outputs)
+            if shortcut is None:
+                out.append((path, self.producer(path)))
+            else:
+                ns = job.values + (job.row or ())
+                producer = self.job(shortcut.rule, tuple(ns[p] for p in shortcut.positions), path)
+                out.append((path, producer))
+        return out
+
+    # -- targets ------------------------------------------------------------------------------
+    def display(self, path: str) -> str:
+        if is_url(path):
+            return path
+        rel = os.path.relpath(path)
+        return path if rel.startswith("../..") else rel
+
+    def resolve_targets(self, names: Iterable[str]) -> list[Job | str]:
+        """Rule names become their jobs; paths (relative to the Batchfile) their producing job."""
+        out: list[Job | str] = []
+        for name in names:
+            rule = self.wf.rules.get(name)
+            if rule is not None:
+                out.extend(self.jobs_of_rule(rule))
+                continue
+            path = resolve_path(name, self.wf.base_dir)
+            job = self.producer(path)
+            if job is None:
+                if "/" not in name and "." not in name and not is_url(name):
+                    hint = difflib.get_close_matches(name, list(self.wf.rules), n=1)
+                    raise PlanError(f"{name!r} is neither a rule nor an output of any rule"
+                                    + (f"; did you mean rule '{hint[0]}'?" if hint else
+                                       f" (rules: {', '.join(self.wf.rules)})"))
+                out.append(path)
+            else:
+                out.append(job)
+        return out
+
+    # -- the graph ----------------------------------------------------------------------------
+    def graph(self, roots: list[Job]) -> list[Job]:
+        """Every job below ``roots``, dependencies first; cycles are an error naming them."""
+        order: list[Job] = []
+        state: dict[Job, int] = {}   # 1 = on the stack, 2 = done
+        for root in roots:
+            if root in state:
+                continue
+            state[root] = 1
+            stack = [(root, iter(self.dependencies(root)), [])]
+            while stack:
+                job, deps_iter, deps = stack[-1]
+                for path, dep in deps_iter:
+                    if dep is None:
+                        self.needed_by.setdefault(path, job)
+                        continue
+                    deps.append(dep)
+                    s = state.get(dep)
+                    if s == 1:
+                        cycle = [j for j, _, _ in stack]
+                        cycle = cycle[cycle.index(dep):] + [dep]
+                        raise PlanError("the rules form a cycle: " + " -> ".join(j.describe() for j in cycle)
+                                        + f" (via {self.display(path)})")
+                    if s is None:
+                        state[dep] = 1
+                        stack.append((dep, iter(self.dependencies(dep)), []))
+                        break
+                else:
+                    stack.pop()
+                    job.deps = tuple(dict.fromkeys(deps)) if len(deps) > 1 else tuple(deps)
+                    state[job] = 2
+                    order.append(job)
+        return order
+
+
+def plan(workflow: Workflow, storage, targets: Sequence[str] = (), *, force: Sequence[str] = (),
+         forcerun: Sequence[str] = (), forceall: bool = False, until: Sequence[str] = (),
+         rerun_stale: bool = False) -> Plan:
+    """Work out the job graph for ``targets`` (default: the first rule) and what is pending."""
+    planner = Planner(workflow)
+    for name in list(forcerun):
+        if name not in workflow.rules:
+            raise PlanError(f"--forcerun {name}: no such rule" + _rule_hint(name, workflow))
+    requested = planner.resolve_targets(targets or [workflow.default_rule])
+    forced_jobs: set[Job] = set()
+    for name in force:
+        for item in planner.resolve_targets([name]):
+            if isinstance(item, str):
+                raise PlanError(f"--force {name}: no rule makes {planner.display(item)}, so there is "
+                                "nothing to rerun")
+            forced_jobs.add(item)
+            if item not in requested:
+                requested.append(item)
+    roots = [t for t in requested if isinstance(t, Job)]
+    order = planner.graph(roots)
+    source_targets = [t for t in requested if isinstance(t, str)]
+
+    paths = [o for job in order for o in job.outputs]
+    sources = list(planner.needed_by) + source_targets
+    mtimes = storage.stat_many(paths + sources)
+
+    forced_rules = set(forcerun)
+    pending: dict[Job, str] = {}
+    for job in order:
+        rule = job.rule
+        if forceall or job in forced_jobs or rule.name in forced_rules:
+            if not rule.is_target_list:
+                pending[job] = FORCED
+            continue
+        if rule.is_target_list:
+            continue
+        present = sum(1 for o in job.outputs if o in mtimes)
+        if present == 0:
+            pending[job] = MISSING
+        elif present < len(job.outputs):
+            pending[job] = INCOMPLETE
+        elif any(d in pending for d in job.deps):
+            pending[job] = UPSTREAM
+        elif rerun_stale and job.inputs:
+            newest_input = max((mtimes.get(p, 0.0) for p in job.inputs), default=0.0)
+            if newest_input > min(mtimes[o] for o in job.outputs):
+                pending[job] = STALE
+    if until:
+        limit = planner.resolve_targets(until)
+        keep = _ancestors([j for j in limit if isinstance(j, Job)])
+        pending = {j: r for j, r in pending.items() if j in keep}
+        roots = [j for j in limit if isinstance(j, Job)]
+
+    _check_sources(planner, pending, mtimes, source_targets)
+    return Plan(workflow, order, pending, roots, mtimes)
+
+
+def _ancestors(jobs: list[Job]) -> set[Job]:
+    seen: set[Job] = set()
+    stack = list(jobs)
+    while stack:
+        job = stack.pop()
+        if job in seen:
+            continue
+        seen.add(job)
+        stack.extend(job.deps)
+    return seen
+
+
+def _check_sources(planner: Planner, pending: dict[Job, str], mtimes: dict[str, float],
+                   source_targets: list[str]) -> None:
+    """A missing source file is an error only where a job that must run needs it."""
+    missing = [t for t in source_targets if t not in mtimes]
+    if missing:
+        raise PlanError(f"{planner.display(missing[0])} does not exist and no rule makes it")
+    needs = {}
+    for path, job in planner.needed_by.items():
+        if path not in mtimes:
+            needs[path] = job
+    if not needs:
+        return
+    blocking = []
+    for job in pending:
+        for path in job.inputs:
+            if path in needs:
+                blocking.append((path, job))
+    if blocking:
+        path, job = blocking[0]
+        more = f" (and {len(blocking) - 1} more)" if len(blocking) > 1 else ""
+        raise PlanError(f"missing input {planner.display(path)}{more}: job {job.describe()} needs it, "
+                        "no rule makes it, and it does not exist")
+
+
+def _describe(rule: Rule, values: tuple[str, ...]) -> str:
+    return ", ".join(f"{k}={v}" for k, v in zip(rule.wildcards, values)) or rule.name
+
+
+def _rule_hint(name: str, workflow: Workflow) -> str:
+    hint = difflib.get_close_matches(name, list(workflow.rules), n=1)
+    return f"; did you mean '{hint[0]}'?" if hint else f" (rules: {', '.join(workflow.rules)})"

@@ -1,0 +1,127 @@
+"""Sample sheets: one row per sample, the first column is the key.
+
+Read once through fsspec (local path or any URL, compressed by extension), kept as tuples so a
+million rows stay small, and indexed by key and by any group of columns that ``expand`` filters on.
+"""
+from __future__ import annotations
+
+import csv
+import io
+from collections import defaultdict
+
+import fsspec
+
+from .errors import SampleSheetError, StorageError
+
+
+class SampleSheet:
+    def __init__(self, path: str, columns: tuple[str, ...], rows: list[tuple[str, ...]],
+                 lines: list[int]):
+        self.path = path
+        self.columns = columns
+        self.key = columns[0]
+        self.rows = rows
+        self.lines = lines  # file line of each row, for messages
+        self.column_index = {c: i for i, c in enumerate(columns)}
+        self.by_key = {row[0]: i for i, row in enumerate(rows)}
+        self._groups: dict[tuple[int, ...], dict[tuple[str, ...], list[int]]] = {}
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def row_for(self, key: str) -> tuple[str, ...] | None:
+        i = self.by_key.get(key)
+        return None if i is None else self.rows[i]
+
+    def rows_where(self, columns: tuple[str, ...], values: tuple[str, ...]) -> list[int]:
+        """Indices of the rows whose ``columns`` equal ``values`` (an index built on first use)."""
+        idx = tuple(self.column_index[c] for c in columns)
+        groups = self._groups.get(idx)
+        if groups is None:
+            groups = defaultdict(list)
+            for i, row in enumerate(self.rows):
+                groups[tuple(row[j] for j in idx)].append(i)
+            self._groups[idx] = groups = dict(groups)
+        return groups.get(values, [])
+
+    def error(self, message: str, row: int | None = None, column: str | None = None) -> SampleSheetError:
+        line = self.lines[row] if row is not None else None
+        return SampleSheetError(message, self.path, line, column)
+
+
+def _delimiter(path: str) -> str:
+    name = path.lower()
+    for ext in (".gz", ".bz2", ".xz", ".zst"):
+        if name.endswith(ext):
+            name = name[: -len(ext)]
+    if name.endswith((".tsv", ".tab", ".txt")):
+        return "\t"
+    return ","
+
+
+def load_sheet(path: str, display: str | None = None) -> SampleSheet:
+    """Read a CSV/TSV sample sheet; every problem is a ``SampleSheetError`` at file:row:column."""
+    display = display or path
+    try:
+        with fsspec.open(path, "rb", compression="infer") as fh:
+            raw = fh.read()
+    except FileNotFoundError:
+        raise SampleSheetError("the sample sheet does not exist", display) from None
+    except (OSError, ValueError) as exc:
+        raise StorageError(f"{display}: cannot read the sample sheet: {exc}") from None
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        raise SampleSheetError("not valid UTF-8 text", display, line) from None
+    return parse_sheet(text, display, _delimiter(path))
+
+
+def parse_sheet(text: str, path: str, delimiter: str = ",") -> SampleSheet:
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=True)
+    try:
+        header = next(reader, None)
+        while header is not None and not any(h.strip() for h in header):
+            header = next(reader, None)
+        if header is None:
+            raise SampleSheetError("the sample sheet is empty: it needs a header row and one row per sample",
+                                   path, 1)
+        header_line = reader.line_num
+        columns = tuple(h.strip() for h in header)
+        seen: dict[str, int] = {}
+        for i, name in enumerate(columns):
+            if not name:
+                raise SampleSheetError(f"column {i + 1} has no name in the header", path, header_line)
+            if not name.isidentifier():
+                raise SampleSheetError(
+                    f"column name {name!r} is not a valid wildcard name (letters, digits, _)",
+                    path, header_line, name)
+            if name in seen:
+                raise SampleSheetError(f"column {name!r} appears twice in the header", path, header_line, name)
+            seen[name] = i
+        rows: list[tuple[str, ...]] = []
+        lines: list[int] = []
+        keys: dict[str, int] = {}
+        width = len(columns)
+        for record in reader:
+            line = reader.line_num
+            if not record or (len(record) == 1 and not record[0].strip()):
+                continue
+            if len(record) != width:
+                raise SampleSheetError(f"this row has {len(record)} fields but the header has {width}",
+                                       path, line)
+            key = record[0]
+            if key == "":
+                raise SampleSheetError("the key (first column) is empty", path, line, columns[0])
+            if key in keys:
+                raise SampleSheetError(f"duplicate key {key!r}: it is already used on line {keys[key]}",
+                                       path, line, columns[0])
+            keys[key] = line
+            rows.append(tuple(record))
+            lines.append(line)
+    except csv.Error as exc:
+        raise SampleSheetError(f"malformed {'TSV' if delimiter == chr(9) else 'CSV'}: {exc}",
+                               path, reader.line_num) from None
+    if not rows:
+        raise SampleSheetError("the sample sheet has a header but no rows", path, header_line)
+    return SampleSheet(path, columns, rows, lines)
