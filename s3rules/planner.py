@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import difflib
 import os
+from collections import Counter
+from operator import itemgetter
 from dataclasses import dataclass, field
 from typing import Iterable, Sequence
 
@@ -35,14 +37,10 @@ class Plan:
 
     def summary(self) -> dict[str, dict[str, int]]:
         """Per rule: pending / done / total (target lists such as ``all`` are not jobs)."""
-        out: dict[str, dict[str, int]] = {}
-        for job in self.jobs:
-            if job.rule.is_target_list:
-                continue
-            row = out.setdefault(job.rule.name, {"pending": 0, "done": 0, "total": 0})
-            row["total"] += 1
-            row["pending" if job in self.pending else "done"] += 1
-        return out
+        totals = Counter(job.rule for job in self.jobs)
+        pending = Counter(job.rule for job in self.pending)
+        return {rule.name: {"pending": pending[rule], "done": n - pending[rule], "total": n}
+                for rule, n in totals.items() if not rule.is_target_list}
 
 
 class _Shortcut:
@@ -50,19 +48,27 @@ class _Shortcut:
 
     Valid when both patterns have the same literal text with placeholders in the same places,
     placeholders are separated by ``/`` (so a path splits one way only), and no other output
-    pattern of the workflow could match a path of this shape.
+    pattern of the workflow could match a path of this shape. ``rule is None`` means no output
+    pattern can match at all: every such path is a source file.
     """
 
-    __slots__ = ("rule", "positions")
+    __slots__ = ("rule", "positions", "values_of")
 
-    def __init__(self, rule: Rule, positions: tuple[int, ...]):
+    def __init__(self, rule: Rule | None, positions: tuple[int, ...] = ()):
         self.rule, self.positions = rule, positions
+        if len(positions) == 1:
+            get = itemgetter(positions[0])
+            self.values_of = lambda ns: (get(ns),)
+        else:
+            self.values_of = itemgetter(*positions) if positions else (lambda ns: ())
 
 
 def _shortcut(consumer: Pattern, consumer_names: Sequence[str], outputs: list[tuple[Rule, Pattern]]):
     if consumer.whole:
         return None
     matches = [(r, o) for r, o in outputs if _may_overlap(consumer, o)]
+    if not matches:
+        return _Shortcut(None)
     if len(matches) != 1:
         return None
     rule, out = matches[0]
@@ -92,6 +98,30 @@ def _may_overlap(a: Pattern, b: Pattern) -> bool:
     return True
 
 
+class _Recipe:
+    """A rule's jobs, compiled once: formats over the job's values, row lookup, input shortcuts."""
+
+    def __init__(self, planner: "Planner", rule: Rule):
+        sheet = planner.sheet
+        self.rule = rule
+        self.out_fmts = rule.output_formats()
+        self.key_pos = rule.wildcards.index(sheet.key) if rule.uses_row else None
+        self.row_checks = tuple((i, sheet.column_index[w]) for i, w in enumerate(rule.wildcards)
+                                if rule.uses_row and w in sheet.column_index and w != sheet.key)
+        self.filter_pos = tuple(rule.wildcards.index(w) for w in rule.expand_filter)
+        self.expand_names = (sheet.columns + rule.wildcards) if sheet else ()
+        self.inputs = []  # (kind, format or pattern, shortcut)
+        for spec in rule.inputs:
+            p = spec.pattern
+            if spec.expand:
+                self.inputs.append(("expand", p, _shortcut(p, self.expand_names, planner.outputs)))
+            elif p.whole:
+                self.inputs.append(("whole", p.positional(rule.namespace), None))
+            else:
+                self.inputs.append(("path", p.positional(rule.namespace),
+                                    _shortcut(p, rule.namespace, planner.outputs)))
+
+
 class Planner:
     def __init__(self, workflow: Workflow):
         self.wf = workflow
@@ -99,71 +129,74 @@ class Planner:
         self.outputs = [(r, p) for r in workflow.rules.values() for p in r.outputs]
         self._jobs: dict[tuple[int, tuple[str, ...]], Job] = {}
         self._producer: dict[str, Job | None] = {}
-        self._shortcuts: dict[tuple[int, int], object] = {}
-        self._expanded: dict[tuple, tuple[str, ...]] = {}
+        self._recipes = {r.index: _Recipe(self, r) for r in workflow.rules.values()}
+        self._expanded: dict[tuple, tuple[tuple[str, ...], list | None]] = {}
         self.needed_by: dict[str, Job] = {}   # source path -> a job that needs it
 
     # -- jobs ---------------------------------------------------------------------------------
     def job(self, rule: Rule, values: tuple[str, ...], wanted: str | None = None) -> Job:
+        """The job of ``rule`` for these wildcard values (``wanted``: the path that asked, for errors)."""
         key = (rule.index, values)
         job = self._jobs.get(key)
         if job is None:
-            job = self._jobs[key] = self._make_job(rule, values, wanted)
+            job = self._jobs[key] = self._make_job(self._recipes[rule.index], values, wanted)
         return job
 
-    def _make_job(self, rule: Rule, values: tuple[str, ...], wanted: str | None) -> Job:
+    def _make_job(self, recipe: _Recipe, values: tuple[str, ...], wanted: str | None) -> Job:
+        rule = recipe.rule
         row = None
-        if rule.uses_row:
+        ns = values
+        if recipe.key_pos is not None:
             sheet = self.sheet
-            key = values[rule.wildcards.index(sheet.key)]
+            key = values[recipe.key_pos]
             row = sheet.row_for(key)
             if row is None:
-                raise PlanError(f"{wanted or rule.name}: rule '{rule.name}' needs the sample-sheet row "
+                raise PlanError(f"{self._asker(wanted, rule)}: rule '{rule.name}' needs the sample-sheet row "
                                 f"{sheet.key}={key!r}, and {sheet.path} has no such row")
-            for name, value in zip(rule.wildcards, values):
-                ci = sheet.column_index.get(name)
-                if ci is not None and row[ci] != value:
-                    raise PlanError(f"{wanted or rule.name}: wildcard {name}={value!r} disagrees with the "
-                                    f"sample sheet, whose row {sheet.key}={key!r} has {name}={row[ci]!r}")
+            for wi, ci in recipe.row_checks:
+                if row[ci] != values[wi]:
+                    name = rule.wildcards[wi]
+                    raise PlanError(f"{self._asker(wanted, rule)}: wildcard {name}={values[wi]!r} disagrees "
+                                    f"with the sample sheet, whose row {sheet.key}={key!r} has "
+                                    f"{name}={row[ci]!r}")
             ns = values + row
-        else:
-            ns = values
-        outputs = tuple(fmt.format(*ns) for fmt in rule.output_formats())
+        outputs = tuple([fmt.format(*ns) for fmt in recipe.out_fmts])
         inputs: list[str] = []
-        for spec in rule.inputs:
-            if spec.expand:
-                inputs.extend(self._expand(rule, spec.pattern, values))
-            elif spec.pattern.whole:
-                value = spec.pattern.positional(rule.namespace).format(*ns)
+        for kind, fmt, _ in recipe.inputs:
+            if kind == "path":
+                inputs.append(fmt.format(*ns))
+            elif kind == "expand":
+                inputs.extend(self._expand(recipe, fmt, values)[0])
+            else:
+                value = fmt.format(*ns)
                 if not value:
                     raise PlanError(f"rule '{rule.name}' ({_describe(rule, values)}): its input "
-                                    f"{spec.pattern.text} is empty in the sample sheet")
+                                    f"{rule.inputs[len(inputs)].pattern.text} is empty in the sample sheet")
                 inputs.append(resolve_path(value, self.wf.base_dir))
-            else:
-                inputs.append(spec.pattern.positional(rule.namespace).format(*ns))
         if len(inputs) > 1:
             inputs = list(dict.fromkeys(inputs))
         return Job(rule, values, row, tuple(inputs), outputs)
 
-    def _expand(self, rule: Rule, pattern: Pattern, values: tuple[str, ...]) -> tuple[str, ...]:
-        sheet = self.sheet
-        filt = rule.expand_filter
-        filter_values = tuple(values[rule.wildcards.index(w)] for w in filt)
-        key = (pattern.text, rule.wildcards, filt, filter_values)
+    def _asker(self, wanted: str | None, rule: Rule) -> str:
+        return self.display(wanted) if wanted else f"rule '{rule.name}'"
+
+    def _expand(self, recipe: _Recipe, pattern: Pattern, values: tuple[str, ...]):
+        """(paths, value tuples aligned with the paths or None when paths repeated) for one expand."""
+        filter_values = tuple(values[i] for i in recipe.filter_pos)
+        key = (pattern.text, recipe.rule.wildcards, filter_values)
         cached = self._expanded.get(key)
         if cached is not None:
             return cached
-        names = sheet.columns + rule.wildcards
-        fmt = pattern.positional(names)
-        if filt:
-            rows = [sheet.rows[i] for i in sheet.rows_where(filt, filter_values)]
+        sheet = self.sheet
+        fmt = pattern.positional(recipe.expand_names)
+        if recipe.filter_pos:
+            rows = [sheet.rows[i] for i in sheet.rows_where(recipe.rule.expand_filter, filter_values)]
         else:
             rows = sheet.rows
-        if rule.wildcards:
-            paths = [fmt.format(*(row + values)) for row in rows]
-        else:
-            paths = [fmt.format(*row) for row in rows]
-        result = self._expanded[key] = tuple(dict.fromkeys(paths))
+        nss = [row + values for row in rows] if values else rows
+        paths = [fmt.format(*ns) for ns in nss]
+        unique = tuple(dict.fromkeys(paths))
+        result = self._expanded[key] = (unique, nss if len(unique) == len(paths) else None)
         return result
 
     def jobs_of_rule(self, rule: Rule) -> list[Job]:
@@ -197,38 +230,52 @@ class Planner:
         job = None
         if found:
             rule, values = found[0]
-            job = self.job(rule, tuple(values[w] for w in rule.wildcards), self.display(path))
+            job = self.job(rule, tuple(values[w] for w in rule.wildcards), path)
         self._producer[path] = job
         return job
 
     def dependencies(self, job: Job) -> list[tuple[str, Job | None]]:
         """(input path, producing job or None) for each input, using rule-pair shortcuts."""
-        rule = job.rule
-        counts = [len(self._expand(rule, s.pattern, job.values)) if s.expand else 1 for s in rule.inputs]
-        if sum(counts) != len(job.inputs):  # inputs were de-duplicated: match each path plainly
+        recipe = self._recipes[job.rule.index]
+        parts = []
+        for kind, fmt, shortcut in recipe.inputs:
+            if kind == "expand":
+                paths, nss = self._expand(recipe, fmt, job.values)
+                parts.append((paths, nss, shortcut))
+            else:
+                parts.append((None, None, shortcut))
+        total = sum(1 if paths is None else len(paths) for paths, _, _ in parts)
+        if total != len(job.inputs):  # the same path came from two inputs: match each plainly
             return [(path, self.producer(path)) for path in job.inputs]
         out: list[tuple[str, Job | None]] = []
+        ns_job = job.values + job.row if job.row else job.values
         position = 0
-        for i, spec in enumerate(rule.inputs):
-            if spec.expand:
-                count = counts[i]
-                for path in job.inputs[position: position + count]:
-                    out.append((path, self.producer(path)))
-                position += count
-                continue
-            path = job.inputs[position]
-            position += 1
-            key = (rule.index, i)
-            shortcut = self._shortcuts.get(key, False)
-            if shortcut is False:
-                shortcut = self._shortcuts[key] = _shortcut(spec.pattern, rule.namespace, self.outputs)
-            if shortcut is None:
-                out.append((path, self.producer(path)))
+        for paths, nss, shortcut in parts:
+            if paths is None:
+                path = job.inputs[position]
+                position += 1
+                out.append((path, self._via(shortcut, path, ns_job)))
+            elif shortcut is not None and (shortcut.rule is None or nss is not None):
+                if shortcut.rule is None:
+                    out.extend((path, None) for path in paths)
+                else:
+                    for path, ns in zip(paths, nss):
+                        out.append((path, self._via(shortcut, path, ns)))
+                position += len(paths)
             else:
-                ns = job.values + (job.row or ())
-                producer = self.job(shortcut.rule, tuple(ns[p] for p in shortcut.positions), path)
-                out.append((path, producer))
+                out.extend((path, self.producer(path)) for path in paths)
+                position += len(paths)
         return out
+
+    def _via(self, shortcut: _Shortcut | None, path: str, ns: tuple[str, ...]) -> Job | None:
+        if shortcut is None:
+            return self.producer(path)
+        rule = shortcut.rule
+        if rule is None:
+            return None
+        values = shortcut.values_of(ns)
+        job = self._jobs.get((rule.index, values))
+        return job if job is not None else self.job(rule, values, path)
 
     # -- targets ------------------------------------------------------------------------------
     def display(self, path: str) -> str:
