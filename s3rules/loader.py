@@ -310,9 +310,11 @@ class _Loader:
                        f"{{{sheet.key}}} wildcard to pick the row")
             else:
                 choices = sorted(visible | set(extra) | set(self.variables))
-                why = (f"unknown name {{{name}}} in the {where} of rule '{rule.name}'" + _hint(name, choices)
-                       + f"; known here: {', '.join(choices) or 'nothing'}"
-                       + " (write {{ and }} for literal braces)")
+                close = difflib.get_close_matches(name, choices, n=1)
+                why = (f"unknown name {{{name}}} in the {where} of rule '{rule.name}'"
+                       + (f" (did you mean {{{close[0]}}}?)" if close else "")
+                       + f". Known here: {', '.join(choices) or 'nothing'}; "
+                       "write {{ and }} for literal braces")
             raise self.error_in_string(why, value, needle)
 
         for spec, value in zip(rule.inputs, input_values):
@@ -320,13 +322,14 @@ class _Loader:
             for p in spec.pattern.placeholders:
                 if p.name not in allowed:
                     unknown(p.name, value, "{" + p.name, "input")
-        for name, template in rule.settings.environment:
+        for name, template in rule.settings.environment if rule.shell is not None else ():
             for p in template.placeholders:
                 if p.name not in visible:
                     setting = next(c for c in by_key["environment"].children if c.name == name) \
                         if "environment" in by_key else node
                     raise self.error(f"unknown name {{{p.name}}} in environment {name} of rule '{rule.name}'"
-                                     + _hint(p.name, visible), setting)
+                                     + _hint(p.name, visible) + " (a value in default: must make sense for "
+                                     "every rule; set it in the rules that have this wildcard)", setting)
         if rule.shell is not None:
             counts = {"input": None if any(s.expand for s in rule.inputs) else len(rule.inputs),
                       "output": len(rule.outputs)}

@@ -7,6 +7,7 @@ what a wildcard is) is checked later by ``loader``, so this module stays a faith
 from __future__ import annotations
 
 import ast
+import re
 from dataclasses import dataclass, field
 from functools import lru_cache
 
@@ -181,6 +182,10 @@ def parse(text: str, path: str = "<Batchfile>") -> Document:
         tok = exc.token
         if tok.type == "$END":
             raise _eof_error(source, text) from None
+        if "RPAR" in exc.expected and tok.type in ("_DEDENT", "_NL", "$END"):
+            opened = _unclosed_paren(text)
+            if opened is not None:
+                raise source.error("this '(' is never closed", *opened) from None
         line, column = tok.line, tok.column
         if tok.type in ("_NL", "_INDENT", "_DEDENT"):
             line, column = _position_after_token(source, tok)
@@ -220,7 +225,33 @@ def _position_after_token(source: Source, tok: Token) -> tuple[int, int]:
     return line, max(tok.column or 1, 1)
 
 
+_SKIP = re.compile(r'''""".*?"""|\'\'\'.*?\'\'\'|"(?:[^"\\\n]|\\.)*"|'(?:[^'\\\n]|\\.)*'|#[^\n]*''', re.S)
+
+
+def _unclosed_paren(text: str) -> tuple[int, int] | None:
+    """Line and column of the last '(' left open, skipping strings and comments."""
+    stack, pos = [], 0
+    while pos < len(text):
+        m = _SKIP.match(text, pos)
+        if m:
+            pos = m.end()
+            continue
+        if text[pos] == "(":
+            stack.append(pos)
+        elif text[pos] == ")" and stack:
+            stack.pop()
+        pos += 1
+    if not stack:
+        return None
+    at = stack[-1]
+    line = text.count("\n", 0, at) + 1
+    return line, at - (text.rfind("\n", 0, at) + 1) + 1
+
+
 def _eof_error(source: Source, text: str) -> BatchfileError:
+    opened = _unclosed_paren(text)
+    if opened is not None:
+        return source.error("this '(' is never closed", *opened)
     lines = source.text.splitlines() or [""]
     return source.error("unexpected end of file (an unclosed bracket or string?)",
                         len(lines), len(lines[-1]) + 1)

