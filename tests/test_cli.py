@@ -238,7 +238,7 @@ def test_dag_rulegraph_and_list(tmp_path):
     rg = s3rules("run", "--rulegraph", str(bf)).stdout
     assert rg.count("->") == 4 and '"summary"' in rg
     listing = s3rules("run", "--list", str(bf)).stdout
-    assert "rule count  [line 14]" in listing and "input:  expand(out/counts/{sample}.txt)" in listing
+    assert "rule count  [line 12]" in listing and "input:  expand(out/counts/{sample}.txt)" in listing
 
 
 def test_rule_targets_and_until(tmp_path):
