@@ -10,6 +10,15 @@ groups the paths it is asked about by parent directory (or S3 prefix):
   page, so N objects under one prefix cost ceil(N/1000) calls), ``ls(detail=True)``
   elsewhere. S3 listings and lookups run concurrently on s3fs's event loop.
 
+On S3 the requests are sent through s3fs's client and retry wrapper (``_call_s3``), not
+through ``fs.ls``/``fs.info``, which issue the same ListObjectsV2/HeadObject calls but:
+``ls`` of an empty prefix lists the grandparent too and then raises FileNotFoundError,
+which is also what it raises for a missing bucket; ``info`` of a missing key costs a
+HEAD *and* a ListObjectsV2 (to look for a "directory"). Here a lone target costs one
+``HeadObject`` whether it exists or not (plus, once per bucket not yet seen to exist, a
+``HeadBucket`` after a 404, because a 404 HEAD cannot tell a missing key from a missing
+bucket).
+
 Only a *file* counts: a directory, an S3 "directory" prefix (``out/a.txt/`` holding
 children) or a ``out/a.txt/`` marker object never stands for the target ``out/a.txt``.
 
@@ -55,10 +64,6 @@ _SECRET_OPTION_NAMES = ("key", "secret", "token", "password", "aws_access_key_id
                         "aws_secret_access_key", "aws_session_token", "session_token")
 _SECRET_ENV = ("AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN",
                "AWS_ACCESS_KEY_ID")
-
-
-class _NotFound(Exception):
-    """Internal: a lookup answered 'not found' (maps to 'missing')."""
 
 
 class Storage:
@@ -171,8 +176,8 @@ class Storage:
                 full, parent = self._split_remote(fs, p)
                 self._single.pop((key, full), None)
                 self._listings.pop((key, parent), None)
-                try:
-                    fs.invalidate_cache(parent)
+                try:  # s3fs/fsspec's own listing cache (keys without trailing "/")
+                    fs.invalidate_cache(parent.rstrip("/") or parent)
                     fs.invalidate_cache(full)
                 except Exception:  # a filesystem without a cache; nothing to clear
                     pass
@@ -294,12 +299,19 @@ class Storage:
                 return fs
             import fsspec
 
+            options = self._options_for(key)
+            if key in _S3_PROTOCOLS:
+                # aiobotocore's default pool is 10 connections; listings run concurrently
+                config = dict(options.get("config_kwargs") or {})
+                config.setdefault("max_pool_connections", self.max_concurrency)
+                options["config_kwargs"] = config
+                if "session" not in options and "profile" not in options:
+                    options["session"] = _new_aio_session()
             try:
                 if "::" in key:
-                    fs, _ = fsspec.core.url_to_fs(sample_path, skip_instance_cache=True,
-                                                  **self._options_for(key))
+                    fs, _ = fsspec.core.url_to_fs(sample_path, skip_instance_cache=True, **options)
                 else:
-                    fs = fsspec.filesystem(key, skip_instance_cache=True, **self._options_for(key))
+                    fs = fsspec.filesystem(key, skip_instance_cache=True, **options)
             except (ImportError, ValueError) as e:
                 raise StorageError(
                     f"cannot handle {sample_path}: no filesystem for protocol '{key}' ({e}). "
@@ -320,8 +332,8 @@ class Storage:
         """(full stripped path, parent) as used for cache keys."""
         if self._is_s3(fs):
             bucket, key, _ = fs.split_path(path)
-            prefix = key.rpartition("/")[0]
-            return f"{bucket}/{key}", f"{bucket}/{prefix}".rstrip("/")
+            # listings are cached under "bucket/prefix/" exactly (no rstrip: "a//" != "a/")
+            return f"{bucket}/{key}", f"{bucket}/{key[: key.rfind('/') + 1]}"
         full = fs._strip_protocol(path)
         return full, fs._parent(full)
 
@@ -452,7 +464,7 @@ class Storage:
         to_list: list[tuple[str, str]] = []
         to_head: list[tuple[str, str]] = []
         for (bucket, prefix), members in groups.items():
-            if (key, f"{bucket}/{prefix}".rstrip("/")) in self._listings:
+            if (key, f"{bucket}/{prefix}") in self._listings:
                 continue
             pending = [k for k in members if (key, f"{bucket}/{k}") not in self._single]
             if len(pending) > 1:
@@ -462,7 +474,7 @@ class Storage:
         if to_list or to_head:
             self._run_s3(fs, self._s3_gather(key, fs, to_list, to_head, groups))
         for (bucket, prefix), members in groups.items():
-            listing = self._listings.get((key, f"{bucket}/{prefix}".rstrip("/")))
+            listing = self._listings.get((key, f"{bucket}/{prefix}"))
             for k, originals in members.items():
                 if listing is not None:
                     mt = listing.get(k[len(prefix):])
@@ -503,7 +515,7 @@ class Storage:
                         break
                     kwargs["ContinuationToken"] = page["NextContinuationToken"]
             ok.add(bucket)
-            self._listings[(key, f"{bucket}/{prefix}".rstrip("/"))] = files
+            self._listings[(key, f"{bucket}/{prefix}")] = files
 
         async def check_bucket(bucket: str) -> None:
             try:
@@ -612,6 +624,26 @@ class Storage:
 
 
 # ---------------------------------------------------------------------- helpers
+
+_DATA_LOADER: Any = None
+_DATA_LOADER_LOCK = threading.Lock()
+
+
+def _new_aio_session():
+    """A fresh aiobotocore session (own credentials, read from the environment when first
+    used) sharing one botocore data loader: parsing the S3 service model again costs
+    ~0.15 s per ``Storage``, sharing it ~0.01 s. The loader only caches botocore's JSON."""
+    import aiobotocore.session
+
+    global _DATA_LOADER
+    session = aiobotocore.session.AioSession()
+    with _DATA_LOADER_LOCK:
+        if _DATA_LOADER is None:
+            _DATA_LOADER = session.get_component("data_loader")
+        else:
+            session.register_component("data_loader", _DATA_LOADER)
+    return session
+
 
 def _to_epoch(value: Any) -> float:
     if isinstance(value, datetime):

@@ -1,0 +1,488 @@
+"""Contract tests for s3rules.storage.Storage, run against every backend.
+
+Backends: a local temporary directory, fsspec's memory://, moto's S3 server and a real
+SeaweedFS S3 server (tests/s3servers.py). S3 request counts are measured with botocore
+event hooks on the client s3fs uses (``fs.s3.meta.events``, "before-send.s3"), which fire
+once per HTTP request actually sent (retries included).
+"""
+from __future__ import annotations
+
+import math
+import os
+import time
+import uuid
+
+import pytest
+
+from s3rules.errors import StorageError
+from s3rules.storage import Storage
+
+BACKENDS = ["local", "memory", "moto", "seaweedfs"]
+S3_BACKENDS = ["moto", "seaweedfs"]
+
+
+def _s3_env(monkeypatch, server) -> None:
+    """Route every AWS client of this process to ``server`` through the environment only."""
+    for var in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN",
+                "AWS_IGNORE_CONFIGURED_ENDPOINT_URLS", "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+                "AWS_CONTAINER_CREDENTIALS_FULL_URI", "AWS_ROLE_ARN", "AWS_WEB_IDENTITY_TOKEN_FILE"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("AWS_CONFIG_FILE", os.devnull)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", os.devnull)
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    for k, v in server.env().items():
+        monkeypatch.setenv(k, v)
+
+
+class Backend:
+    """One place to write test files the way a job would (not through Storage)."""
+
+    def __init__(self, kind: str, root: str, server=None, bucket: str | None = None):
+        self.kind, self.root, self.server, self.bucket = kind, root, server, bucket
+        self.is_s3 = server is not None
+
+    def url(self, rel: str) -> str:
+        return f"{self.root}/{rel}"
+
+    def write(self, rel: str, data: bytes = b"x") -> str:
+        url = self.url(rel)
+        if self.kind == "local":
+            os.makedirs(os.path.dirname(url), exist_ok=True)
+            with open(url, "wb") as f:
+                f.write(data)
+        elif self.kind == "memory":
+            import fsspec
+
+            fsspec.filesystem("memory").pipe(url, data)
+        else:
+            key = url[len(f"s3://{self.bucket}/"):]
+            self.server.client().put_object(Bucket=self.bucket, Key=key, Body=data)
+        return url
+
+    def make_dir(self, rel: str) -> None:
+        """Make ``rel`` a directory/prefix holding a child (and, on S3, a 'dir/' marker too)."""
+        self.write(f"{rel}/child")
+        if self.kind == "local":
+            return
+        if self.is_s3:
+            self.server.client().put_object(Bucket=self.bucket, Key=self.url(rel)[len(f"s3://{self.bucket}/"):] + "/",
+                                            Body=b"")
+
+    def wait_for_newer_mtime(self) -> None:
+        """Let the clock pass the backend's mtime granularity (S3: whole seconds)."""
+        if self.is_s3:
+            now = time.time()
+            time.sleep(math.floor(now) + 1.05 - now)
+        else:
+            time.sleep(0.02)
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request, tmp_path, monkeypatch):
+    kind = request.param
+    if kind == "local":
+        yield Backend("local", str(tmp_path))
+        return
+    if kind == "memory":
+        root = f"memory://s3rules-test-{uuid.uuid4().hex[:10]}"
+        yield Backend("memory", root)
+        import fsspec
+
+        fs = fsspec.filesystem("memory")
+        for k in [k for k in fs.store if k.startswith(root[len("memory:/"):])]:
+            fs.store.pop(k, None)
+        return
+    server = request.getfixturevalue({"moto": "moto_s3", "seaweedfs": "seaweed_s3"}[kind])
+    _s3_env(monkeypatch, server)
+    bucket = server.make_bucket(f"s3rules-{uuid.uuid4().hex[:12]}")
+    yield Backend(kind, f"s3://{bucket}/run", server, bucket)
+
+
+@pytest.fixture(params=S3_BACKENDS)
+def s3(request, monkeypatch):
+    server = request.getfixturevalue({"moto": "moto_s3", "seaweedfs": "seaweed_s3"}[request.param])
+    _s3_env(monkeypatch, server)
+    return server
+
+
+class RequestCounter:
+    """Counts S3 HTTP requests by operation on the client a Storage's s3fs uses."""
+
+    def __init__(self, storage: Storage, sample_url: str):
+        fs = storage.filesystem(sample_url)
+        fs.connect()  # creates fs.s3, the aiobotocore client
+        self.calls: list[str] = []
+        fs.s3.meta.events.register("before-send.s3", self._on_send)
+
+    def _on_send(self, event_name=None, **kwargs):
+        self.calls.append(event_name.rsplit(".", 1)[-1])
+
+    def count(self, op: str | None = None) -> int:
+        return len(self.calls) if op is None else self.calls.count(op)
+
+    def reset(self) -> None:
+        self.calls.clear()
+
+
+# ---------------------------------------------------------------------- contract
+
+
+def test_missing_present_and_partial_sets(backend):
+    a = backend.write("out/a.txt")
+    b = backend.write("out/b b+ü.txt")  # space, plus and non-ASCII in a name
+    lone = backend.write("lone/only.txt")
+    missing_sibling = backend.url("out/c.txt")
+    missing_lone = backend.url("elsewhere/missing.txt")
+    missing_dir = backend.url("no/such/dir/x.txt")
+    st = Storage()
+    assert st.stat_many([]) == {}
+    res = st.stat_many([a, b, missing_sibling, lone, missing_lone, missing_dir, a])
+    assert set(res) == {a, b, lone}
+    assert all(isinstance(v, float) and v > 0 for v in res.values())
+    # single-path helpers, on a fresh Storage (nothing cached) and on the same one
+    for s in (Storage(), st):
+        assert s.exists(a) and s.exists(lone)
+        assert not s.exists(missing_sibling) and not s.exists(missing_lone)
+        assert s.mtime(missing_dir) is None
+        assert s.mtime(a) == pytest.approx(res[a])
+    # all missing
+    assert Storage().stat_many([missing_sibling, missing_lone, missing_dir]) == {}
+
+
+def test_directory_or_prefix_is_never_a_file(backend):
+    backend.make_dir("out/a.txt")  # out/a.txt/child (+ out/a.txt/ marker on S3)
+    sibling = backend.write("out/b.txt")
+    a = backend.url("out/a.txt")
+    # lone lookup (stat / HEAD / info) and grouped lookup (listing) agree
+    assert Storage().stat_many([a]) == {}
+    assert set(Storage().stat_many([a, sibling])) == {sibling}
+    assert not Storage().exists(a + "/")
+    assert Storage().exists(backend.url("out/a.txt/child"))
+    if backend.kind == "local":
+        assert Storage().stat_many([backend.root + "/out"]) == {}
+
+
+def test_mtimes_order_follows_write_order(backend):
+    first = backend.write("out/first.txt")
+    backend.wait_for_newer_mtime()
+    second = backend.write("out/second.txt")
+    grouped = Storage().stat_many([first, second])
+    assert grouped[first] < grouped[second]
+    lone = Storage()
+    assert lone.mtime(first) < lone.mtime(second)
+    # a lone lookup and a listing report the same time for the same file
+    assert lone.mtime(first) == pytest.approx(grouped[first])
+
+
+def test_invalidate_makes_new_files_visible(backend):
+    x = backend.write("out/x.txt")
+    y = backend.url("out/y.txt")
+    z = backend.url("solo/z.txt")
+    st = Storage()
+    assert set(st.stat_many([x, y])) == {x}  # listing of out/
+    assert not st.exists(z)  # lone lookup of z
+    backend.write("out/y.txt")
+    backend.write("solo/z.txt")
+    if backend.kind != "local":  # remote results are cached until invalidated
+        assert set(st.stat_many([x, y])) == {x}
+        assert not st.exists(z)
+    st.invalidate([y, z])
+    assert set(st.stat_many([x, y])) == {x, y}
+    assert st.exists(z)
+
+
+def test_invalidate_sees_rewritten_mtime(backend):
+    x = backend.write("out/x.txt")
+    other = backend.write("out/other.txt")
+    st = Storage()
+    before = st.stat_many([x, other])[x]
+    backend.wait_for_newer_mtime()
+    backend.write("out/x.txt", b"new")
+    st.invalidate([x])
+    assert st.stat_many([x, other])[x] > before
+
+
+def test_remove(backend):
+    x = backend.write("out/x.txt")
+    keep = backend.write("out/keep.txt")
+    st = Storage()
+    assert set(st.stat_many([x, keep])) == {x, keep}
+    st.remove(x)
+    assert set(st.stat_many([x, keep])) == {keep}  # remove() invalidates
+    st.remove(x)  # missing is fine
+    st.remove(backend.url("never/existed.txt"))
+    assert set(Storage().stat_many([x, keep])) == {keep}
+    assert not Storage().exists(x)
+
+
+def test_make_parent_dirs(backend):
+    target = backend.url("deep/er/est/out.txt")
+    st = Storage()
+    st.make_parent_dirs(target)
+    st.make_parent_dirs(target)  # idempotent
+    if backend.kind == "local":
+        assert os.path.isdir(os.path.dirname(target))
+        blocker = backend.write("blocked")
+        with pytest.raises(StorageError, match="in the way"):
+            st.make_parent_dirs(blocker + "/sub/out.txt")
+        assert not st.exists(blocker + "/sub/out.txt")  # ENOTDIR means missing, not an error
+    else:
+        assert not st.exists(target)  # object stores: nothing to create, nothing created
+
+
+# ---------------------------------------------------------------------- local specifics
+
+
+def test_local_costs_one_scandir_per_directory(tmp_path, monkeypatch):
+    paths = []
+    for d in range(10):
+        (tmp_path / f"d{d}").mkdir()
+        for i in range(150):
+            p = tmp_path / f"d{d}" / f"f{i}"
+            if i % 3:
+                p.write_bytes(b"")
+            paths.append(str(p))
+    (tmp_path / "d0" / "f0").mkdir()  # a directory named like a target
+    calls = {"scandir": 0, "stat": 0}
+    real_scandir, real_stat = os.scandir, os.stat
+
+    def scandir(*a, **k):
+        calls["scandir"] += 1
+        return real_scandir(*a, **k)
+
+    def stat(*a, **k):
+        calls["stat"] += 1
+        return real_stat(*a, **k)
+
+    monkeypatch.setattr(os, "scandir", scandir)
+    monkeypatch.setattr(os, "stat", stat)
+    res = Storage().stat_many(paths)
+    assert calls == {"scandir": 10, "stat": 0}
+    assert set(res) == {p for p in paths if os.path.isfile(p)}
+    assert len(res) == 10 * 100
+
+
+def test_local_file_urls_symlinks_and_relative_paths(tmp_path, monkeypatch):
+    real = tmp_path / "real.txt"
+    real.write_bytes(b"x")
+    (tmp_path / "link.txt").symlink_to(real)
+    (tmp_path / "dangling.txt").symlink_to(tmp_path / "nowhere")
+    (tmp_path / "dirlink").symlink_to(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    paths = [str(real), f"file://{real}", str(tmp_path / "link.txt"), str(tmp_path / "dangling.txt"),
+             str(tmp_path / "dirlink"), "real.txt", "./real.txt", "missing.txt"]
+    res = Storage().stat_many(paths)
+    assert set(res) == {str(real), f"file://{real}", str(tmp_path / "link.txt"), "real.txt", "./real.txt"}
+    assert len(set(res.values())) == 1
+    assert Storage.is_local("/a/b") and Storage.is_local("file:///a/b") and Storage.is_local("rel/x")
+    assert not Storage.is_local("s3://b/k") and not Storage.is_local("memory://x/y")
+
+
+def test_local_remove_refuses_directories(tmp_path):
+    (tmp_path / "d").mkdir()
+    with pytest.raises(StorageError, match="directory"):
+        Storage().remove(str(tmp_path / "d"))
+    assert (tmp_path / "d").is_dir()
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root ignores directory permissions")
+def test_local_unreadable_directory_is_an_error(tmp_path):
+    d = tmp_path / "locked"
+    d.mkdir()
+    (d / "a").write_bytes(b"")
+    d.chmod(0)
+    try:
+        with pytest.raises(StorageError, match="cannot check"):
+            Storage().stat_many([str(d / "a"), str(d / "b")])
+    finally:
+        d.chmod(0o755)
+
+
+# ---------------------------------------------------------------------- S3 specifics
+
+
+@pytest.fixture(scope="module")
+def seeded_prefix(request):
+    """Per server: a bucket with 2,500 objects under one prefix (seeded once)."""
+    cache: dict[str, tuple[str, list[str]]] = {}
+
+    def get(server) -> tuple[str, list[str]]:
+        if server.name not in cache:
+            bucket = server.make_bucket(f"s3rules-many-{uuid.uuid4().hex[:10]}")
+            keys = [f"many/obj-{i:05d}.dat" for i in range(2500)]
+            server.put_many(bucket, keys + ["many/sub/nested.dat", "lone/one.dat"])
+            cache[server.name] = (bucket, keys)
+        return cache[server.name]
+
+    return get
+
+
+def test_s3_request_counts(s3, seeded_prefix):
+    bucket, keys = seeded_prefix(s3)
+    targets = [f"s3://{bucket}/{k}" for k in keys]
+    missing = [f"s3://{bucket}/many/absent-{i}.dat" for i in range(50)]
+    st = Storage()
+    rc = RequestCounter(st, targets[0])
+
+    res = st.stat_many(targets + missing + [f"s3://{bucket}/many/sub"])
+    assert set(res) == set(targets)
+    assert rc.count("ListObjectsV2") == math.ceil(2500 / 1000) == 3
+    assert rc.count() == 3  # no HEAD, no HeadBucket
+
+    rc.reset()
+    assert st.stat_many(targets[:10]) == {t: res[t] for t in targets[:10]}
+    assert rc.count() == 0  # served from the cached listing
+
+    rc.reset()  # a lone present target: one HEAD
+    assert st.exists(f"s3://{bucket}/lone/one.dat")
+    assert rc.calls == ["HeadObject"]
+
+    rc.reset()  # a lone missing target in a bucket already proven to exist: one HEAD
+    assert not st.exists(f"s3://{bucket}/lone/none.dat")
+    assert rc.calls == ["HeadObject"]
+
+    # A fresh Storage: a lone missing target costs HEAD + one HeadBucket (a 404 HEAD cannot
+    # tell a missing key from a missing bucket); the bucket check is not repeated.
+    fresh = Storage()
+    rc2 = RequestCounter(fresh, targets[0])
+    assert not fresh.exists(f"s3://{bucket}/lone/none.dat")
+    assert rc2.calls == ["HeadObject", "HeadBucket"]
+    rc2.reset()
+    assert not fresh.exists(f"s3://{bucket}/other/none.dat")
+    assert rc2.calls == ["HeadObject"]
+
+    # Several prefixes: one listing each (+ pages), one request per lone target.
+    third = Storage()
+    rc3 = RequestCounter(third, targets[0])
+    third.stat_many([targets[0], targets[1], f"s3://{bucket}/lone/one.dat", f"s3://{bucket}/many/sub/nested.dat"])
+    assert sorted(rc3.calls) == ["HeadObject", "HeadObject"] + ["ListObjectsV2"] * 3
+
+
+def test_s3_invalidate_clears_s3fs_listing_cache(s3):
+    bucket = s3.make_bucket(f"s3rules-{uuid.uuid4().hex[:12]}")
+    st = Storage()
+    fs = st.filesystem(f"s3://{bucket}/x")
+    s3.client().put_object(Bucket=bucket, Key="d/a", Body=b"")
+    assert fs.ls(f"{bucket}/d") == [f"{bucket}/d/a"]  # fills s3fs's dircache
+    s3.client().put_object(Bucket=bucket, Key="d/b", Body=b"")
+    st.invalidate([f"s3://{bucket}/d/b"])
+    assert fs.ls(f"{bucket}/d") == [f"{bucket}/d/a", f"{bucket}/d/b"]
+
+
+def test_s3_nonexistent_bucket_is_an_error(s3):
+    bucket = f"s3rules-nosuch-{uuid.uuid4().hex[:10]}"
+    cases = [
+        [f"s3://{bucket}/out/a.txt"],  # lone: HEAD 404, then HeadBucket 404
+        [f"s3://{bucket}/out/a.txt", f"s3://{bucket}/out/b.txt"],  # listing: NoSuchBucket
+    ]
+    for paths in cases:
+        with pytest.raises(StorageError) as info:
+            Storage().stat_many(paths)
+        msg = str(info.value)
+        assert bucket in msg and "does not exist" in msg and "\n" not in msg
+        assert s3.env()["AWS_SECRET_ACCESS_KEY"] not in msg
+        assert s3.env()["AWS_ACCESS_KEY_ID"] not in msg
+    with pytest.raises(StorageError, match="does not exist"):
+        Storage().remove(f"s3://{bucket}/out/a.txt")
+
+
+def test_s3_explicit_storage_options_without_env(s3, monkeypatch):
+    bucket = s3.make_bucket(f"s3rules-{uuid.uuid4().hex[:12]}")
+    s3.client().put_object(Bucket=bucket, Key="k/a", Body=b"")
+    for var in ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+        monkeypatch.delenv(var)
+    st = Storage({"s3": s3.storage_options()})
+    assert set(st.stat_many([f"s3://{bucket}/k/a", f"s3://{bucket}/k/b"])) == {f"s3://{bucket}/k/a"}
+
+
+def test_s3_no_credentials_is_an_error(s3, monkeypatch):
+    for var in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+        monkeypatch.delenv(var)
+    with pytest.raises(StorageError, match="credentials"):
+        Storage().stat_many(["s3://some-bucket/a", "s3://some-bucket/b"])
+
+
+def test_s3_unreachable_endpoint_is_an_error(s3, monkeypatch):
+    import socket
+
+    with socket.socket() as sock:  # a port nobody listens on
+        sock.bind(("127.0.0.1", 0))
+        dead = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    monkeypatch.setenv("AWS_ENDPOINT_URL", dead)
+    monkeypatch.setenv("AWS_ENDPOINT_URL_S3", dead)
+    monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")  # botocore would retry for ~9 s
+    with pytest.raises(StorageError, match="cannot reach S3") as info:
+        Storage().stat_many(["s3://some-bucket/a"])
+    assert s3.env()["AWS_SECRET_ACCESS_KEY"] not in str(info.value)
+
+
+def test_seaweedfs_rejects_wrong_credentials(seaweed_s3, monkeypatch):
+    """A real server checks signatures (moto does not): the message says so, without secrets."""
+    _s3_env(monkeypatch, seaweed_s3)
+    bucket = seaweed_s3.make_bucket(f"s3rules-{uuid.uuid4().hex[:12]}")
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "s3rules-wrong-key")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "s3rules-wrong-secret-value")
+    for paths in ([f"s3://{bucket}/a"], [f"s3://{bucket}/a", f"s3://{bucket}/b"]):
+        with pytest.raises(StorageError) as info:
+            Storage().stat_many(paths)
+        msg = str(info.value)
+        assert "credentials" in msg or "permission denied" in msg
+        assert "s3rules-wrong-secret-value" not in msg and "s3rules-wrong-key" not in msg
+
+
+def test_conditional_put_if_none_match(s3):
+    """Both servers refuse PutObject(If-None-Match='*') on an existing key with 412 (for leases)."""
+    from botocore.exceptions import ClientError
+
+    bucket = s3.make_bucket(f"s3rules-{uuid.uuid4().hex[:12]}")
+    c = s3.client()
+    c.put_object(Bucket=bucket, Key="lease", Body=b"1", IfNoneMatch="*")
+    with pytest.raises(ClientError) as info:
+        c.put_object(Bucket=bucket, Key="lease", Body=b"2", IfNoneMatch="*")
+    assert info.value.response["ResponseMetadata"]["HTTPStatusCode"] == 412
+    assert info.value.response["Error"]["Code"] == "PreconditionFailed"
+    assert c.get_object(Bucket=bucket, Key="lease")["Body"].read() == b"1"
+
+
+def test_s3_one_listing_per_prefix_many_prefixes(s3):
+    bucket = s3.make_bucket(f"s3rules-{uuid.uuid4().hex[:12]}")
+    keys = [f"sample{i:02d}/{name}" for i in range(20) for name in ("r1.fq", "r2.fq")]
+    s3.put_many(bucket, keys[::2])  # only r1 exists
+    st = Storage()
+    rc = RequestCounter(st, f"s3://{bucket}/x")
+    res = st.stat_many(f"s3://{bucket}/{k}" for k in keys)
+    assert set(res) == {f"s3://{bucket}/{k}" for k in keys[::2]}
+    assert rc.calls == ["ListObjectsV2"] * 20
+
+
+# ---------------------------------------------------------------------- property
+
+
+def test_local_stat_many_matches_os_path_isfile(tmp_path_factory):
+    from hypothesis import given, settings
+    from hypothesis import strategies as S
+
+    names = S.sampled_from(["a", "b", "c.txt", "d d", "é"])
+    rel = S.lists(names, min_size=1, max_size=3).map("/".join)
+
+    @settings(max_examples=40, deadline=None)
+    @given(files=S.lists(rel, max_size=6), dirs=S.lists(rel, max_size=3), queries=S.lists(rel, max_size=8))
+    def check(files, dirs, queries):
+        root = tmp_path_factory.mktemp("prop")
+        for d in dirs:
+            try:
+                os.makedirs(root / d, exist_ok=True)
+            except OSError:
+                pass  # a file is in the way
+        for f in files:
+            try:
+                os.makedirs((root / f).parent, exist_ok=True)
+                if not (root / f).is_dir():
+                    (root / f).write_bytes(b"")
+            except OSError:
+                pass
+        paths = [str(root / q) for q in queries]
+        res = Storage().stat_many(paths)
+        assert set(res) == {p for p in paths if os.path.isfile(p)}
+
+    check()
