@@ -517,13 +517,13 @@ class Storage:
             ok.add(bucket)
             self._listings[(key, f"{bucket}/{prefix}")] = files
 
-        async def check_bucket(bucket: str) -> None:
+        async def check_bucket(bucket: str, where: str) -> None:
             try:
                 await fs._call_s3("head_bucket", Bucket=bucket)
             except PermissionError:
                 return  # it exists (someone's); the object lookup already said 404
             except Exception as e:
-                raise self._s3_error(fs, e, f"s3://{bucket}", bucket, "head_bucket") from None
+                raise self._s3_error(fs, e, where, bucket, "head_bucket") from None
             ok.add(bucket)
 
         async def head_one(bucket: str, k: str) -> None:
@@ -539,7 +539,7 @@ class Storage:
             if mt is None and bucket not in ok:
                 task = bucket_checks.get(bucket)
                 if task is None:
-                    task = bucket_checks[bucket] = asyncio.ensure_future(check_bucket(bucket))
+                    task = bucket_checks[bucket] = asyncio.ensure_future(check_bucket(bucket, f"s3://{bucket}/{k}"))
                 await task
             self._single[(key, f"{bucket}/{k}")] = mt
 
