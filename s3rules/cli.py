@@ -73,7 +73,35 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argument
     run.add_argument("--rulegraph", action="store_true", help="print the rule graph in Graphviz DOT and exit")
     run.add_argument("--list", action="store_true", help="list rules with their inputs and outputs and exit")
     run.add_argument("-q", "--quiet", action="store_true", help="no progress output (with -n: the table only)")
+    run.add_argument("--detach", action="store_true",
+                     help="on AWS Batch: submit everything and exit; jobs run on without s3rules")
+    run.add_argument("--poll-interval", type=float, default=2.0, metavar="SECONDS",
+                     help="first interval between Batch status checks; it backs off to 30 s while "
+                          "nothing changes (default: 2)")
+
+    status = sub.add_parser("status", help="what is done, in flight on AWS Batch, and still to do",
+                            description="Show each rule's jobs: done (outputs exist), in flight on AWS Batch "
+                                        "by state, or not submitted. Submits nothing.")
+    _workflow_arguments(status)
+    status.add_argument("--watch", action="store_true", help="refresh until nothing is in flight")
+    status.add_argument("--interval", type=float, default=10.0, metavar="SECONDS",
+                        help="with --watch: seconds between refreshes (default: 10)")
+
+    logs = sub.add_parser("logs", help="print the CloudWatch log of the Batch job making TARGET")
+    logs.add_argument("batchfile", metavar="BATCHFILE")
+    logs.add_argument("target", metavar="TARGET", help="an output path of the job, relative to the Batchfile")
+    logs.add_argument("--config", action="append", default=[], type=_config_pair, metavar="KEY=VALUE")
+
+    cancel = sub.add_parser("cancel", help="terminate this workflow's jobs still in flight on AWS Batch")
+    _workflow_arguments(cancel)
+    cancel.add_argument("-y", "--yes", action="store_true", help="do not ask for confirmation")
     return parser, dict(sub.choices)
+
+
+def _workflow_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("batchfile", nargs="?", default=None, metavar="BATCHFILE")
+    p.add_argument("targets", nargs="*", metavar="TARGET|RULE")
+    p.add_argument("--config", action="append", default=[], type=_config_pair, metavar="KEY=VALUE")
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -91,6 +119,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "run":
             return cmd_run(args)
+        from . import batchcli
+        return getattr(batchcli, f"cmd_{args.command}")(args)
     except JobFailed as exc:
         print(f"s3rules: {exc}", file=sys.stderr)
         return exc.exit_code
@@ -148,12 +178,21 @@ def execute(workflow, the_plan, storage, args) -> int:
     from .runner import Runner
 
     kinds = {args.executor or job.rule.settings.executor for job in the_plan.pending}
-    if "batch" in kinds:
-        raise S3RulesError("the batch executor is not available in this version; use --executor local")
-    state_dir = os.path.join(workflow.base_dir, ".s3rules")
-    executor = LocalExecutor(workflow.base_dir, os.path.join(state_dir, "logs"), args.jobs)
+    if len(kinds) > 1:
+        raise S3RulesError("some pending jobs use executor: local and others executor: batch; one run uses "
+                           "one executor: pass --executor, or run the local rules first as targets")
     reporter = make_reporter(args.quiet)
-    result = Runner(the_plan, executor, storage, reporter, keep_going=args.keep_going).run()
+    if kinds == {"batch"}:
+        from .batchcli import batch_executor, report_detached
+        executor = batch_executor(the_plan, args.poll_interval)
+        runner = Runner(the_plan, executor, storage, reporter, keep_going=True, detach=args.detach)
+        result = runner.run()
+        if result.detached:
+            return report_detached(workflow, executor, result, args)
+    else:
+        state_dir = os.path.join(workflow.base_dir, ".s3rules")
+        executor = LocalExecutor(workflow.base_dir, os.path.join(state_dir, "logs"), args.jobs)
+        result = Runner(the_plan, executor, storage, reporter, keep_going=args.keep_going).run()
     if result.ok:
         if not args.quiet:
             n = len(result.succeeded)

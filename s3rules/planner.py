@@ -342,8 +342,12 @@ class Planner:
 
 def plan(workflow: Workflow, storage, targets: Sequence[str] = (), *, force: Sequence[str] = (),
          forcerun: Sequence[str] = (), forceall: bool = False, until: Sequence[str] = (),
-         rerun_stale: bool = False) -> Plan:
-    """Work out the job graph for ``targets`` (default: the first rule) and what is pending."""
+         rerun_stale: bool = False, check_sources: bool = True) -> Plan:
+    """Work out the job graph for ``targets`` (default: the first rule) and what is pending.
+
+    ``check_sources=False`` tolerates missing source files (for status, logs and cancel,
+    which look at a workflow without running it).
+    """
     planner = Planner(workflow)
     for name in list(forcerun):
         if name not in workflow.rules:
@@ -393,7 +397,8 @@ def plan(workflow: Workflow, storage, targets: Sequence[str] = (), *, force: Seq
         pending = {j: r for j, r in pending.items() if j in keep}
         roots = [j for j in limit if isinstance(j, Job)]
 
-    _check_sources(planner, pending, mtimes, source_targets)
+    if check_sources:
+        _check_sources(planner, pending, mtimes, source_targets)
     return Plan(workflow, order, pending, roots, mtimes)
 
 

@@ -24,6 +24,7 @@ class Outcome:
     log_path: str | None = None
     external_id: str | None = None
     started_at: float | None = None
+    upstream_failed: bool = False   # never ran because a job it needs failed
 
 
 class Executor(ABC):

@@ -1,0 +1,129 @@
+"""What a Batch job is, before any AWS call: its spec, identity, name and SubmitJob request.
+
+Pure functions only, so every AWS limit is asserted here and tested without a server. The
+identity hash covers what defines the work (label, command, outputs, job definition,
+resources, environment, parameters) and not how it is scheduled (queue, priority, retries,
+timeout, tags), so an identical job already in flight is recognised and reused.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from dataclasses import dataclass, field
+
+ACTIVE_STATES = ("SUBMITTED", "PENDING", "RUNNABLE", "STARTING", "RUNNING")
+FINAL_STATES = ("SUCCEEDED", "FAILED")
+STATES = ACTIVE_STATES + FINAL_STATES
+MAX_DEPENDS_ON = 20          # SubmitJob: "A job can depend upon a maximum of 20 jobs"
+DESCRIBE_BATCH = 100         # DescribeJobs takes at most 100 job ids
+MAX_NAME = 128               # job names: up to 128 letters, digits, '-' and '_'
+MAX_REQUEST_BYTES = 30 * 1024
+NAME_PREFIX = "s3rules-"
+IDENTITY_TAG = "s3rules:identity"
+_NAME_CHARS = re.compile(r"[^A-Za-z0-9_-]+")
+
+
+@dataclass(frozen=True)
+class JobSpec:
+    """Everything s3rules sends to Batch for one job."""
+
+    label: str                                  # rule and wildcards, e.g. "trim-S0001"
+    queue: str
+    job_definition: str
+    command: tuple[str, ...]
+    outputs: tuple[str, ...] = ()
+    vcpus: float | None = None
+    memory: int | None = None
+    gpus: int = 0
+    environment: tuple[tuple[str, str], ...] = ()
+    parameters: tuple[tuple[str, str], ...] = ()
+    retries: int = 0                            # extra attempts; retryStrategy.attempts = retries + 1
+    timeout: int | None = None                  # attemptDurationSeconds
+    tags: tuple[tuple[str, str], ...] = ()
+    share: str | None = None                    # shareIdentifier (queues with a scheduling policy)
+    priority: int | None = None                 # schedulingPriorityOverride
+    _identity: list = field(default_factory=list, repr=False, compare=False)
+
+    @property
+    def identity(self) -> str:
+        if not self._identity:
+            defining = {
+                "label": self.label, "command": list(self.command), "outputs": list(self.outputs),
+                "job_definition": self.job_definition, "vcpus": self.vcpus, "memory": self.memory,
+                "gpus": self.gpus, "environment": sorted(self.environment),
+                "parameters": sorted(self.parameters),
+            }
+            text = json.dumps(defining, sort_keys=True, separators=(",", ":"))
+            self._identity.append(hashlib.sha256(text.encode()).hexdigest())
+        return self._identity[0]
+
+    @property
+    def name(self) -> str:
+        return job_name(self.label, self.identity)
+
+
+def job_name(label: str, identity: str) -> str:
+    """A valid Batch job name: ``s3rules-<label>-<16 hex of the identity>``, at most 128 chars."""
+    suffix = "-" + identity[:16]
+    slug = _NAME_CHARS.sub("_", label).strip("_-") or "job"
+    return (NAME_PREFIX + slug)[: MAX_NAME - len(suffix)] + suffix
+
+
+def identity_of_name(name: str) -> str | None:
+    """The 16-hex identity prefix carried in a job name made by ``job_name``."""
+    if not name.startswith(NAME_PREFIX) or len(name) < 17 or name[-17] != "-":
+        return None
+    tail = name[-16:]
+    return tail if re.fullmatch(r"[0-9a-f]{16}", tail) else None
+
+
+def _number(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() else str(value)
+
+
+def submit_request(spec: JobSpec, depends_on: list[str] | tuple[str, ...] = ()) -> dict:
+    """The SubmitJob parameters for ``spec``, checked against Batch's limits."""
+    if len(depends_on) > MAX_DEPENDS_ON:
+        raise ValueError(f"a Batch job can depend on at most {MAX_DEPENDS_ON} jobs, got {len(depends_on)}")
+    resources = []
+    if spec.vcpus is not None:
+        resources.append({"type": "VCPU", "value": _number(spec.vcpus)})
+    if spec.memory is not None:
+        resources.append({"type": "MEMORY", "value": str(int(spec.memory))})
+    if spec.gpus:
+        resources.append({"type": "GPU", "value": str(int(spec.gpus))})
+    overrides: dict = {"command": list(spec.command)}
+    if spec.environment:
+        overrides["environment"] = [{"name": k, "value": v} for k, v in spec.environment]
+    if resources:
+        overrides["resourceRequirements"] = resources
+    request: dict = {
+        "jobName": spec.name,
+        "jobQueue": spec.queue,
+        "jobDefinition": spec.job_definition,
+        "containerOverrides": overrides,
+        "tags": {**dict(spec.tags), IDENTITY_TAG: spec.identity},
+    }
+    if depends_on:
+        request["dependsOn"] = [{"jobId": j} for j in depends_on]
+    if spec.parameters:
+        request["parameters"] = dict(spec.parameters)
+    if spec.retries:
+        request["retryStrategy"] = {"attempts": spec.retries + 1}
+    if spec.timeout:
+        request["timeout"] = {"attemptDurationSeconds": int(spec.timeout)}
+    if spec.share is not None:
+        request["shareIdentifier"] = spec.share
+    if spec.priority is not None:
+        request["schedulingPriorityOverride"] = int(spec.priority)
+    size = len(json.dumps(request).encode())
+    if size > MAX_REQUEST_BYTES:
+        raise ValueError(f"the SubmitJob request for {spec.label} is {size} bytes; Batch accepts at most "
+                         f"{MAX_REQUEST_BYTES} (shorten the command or its environment)")
+    return request
+
+
+def chunks(items: list, size: int):
+    for i in range(0, len(items), size):
+        yield items[i:i + size]

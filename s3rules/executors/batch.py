@@ -1,0 +1,158 @@
+"""Run jobs on AWS Batch: the whole pending graph goes up front, wired with ``dependsOn``.
+
+So the workflow carries on when the laptop closes. Batch allows 20 dependencies per job; a job
+with more upstream jobs still in flight is held here and submitted as soon as no more than 20
+remain unfinished (finished ones need no ``dependsOn``), which keeps the fan-in correct at the
+cost of this process staying attached until then; ``s3rules run`` again re-attaches.
+"""
+from __future__ import annotations
+
+import time
+from collections import Counter
+
+from ..batchjobs import MAX_DEPENDS_ON, JobSpec
+from ..errors import AwsSetupError, PlanError
+from ..model import Job, is_url
+from ..submission import Backoff, Submitter
+from .base import Executor, Outcome
+
+_STRICT_SHELLS = ("bash", "zsh", "ksh")
+
+
+def job_spec(job: Job) -> JobSpec:
+    """The Batch job for one planned job; rules must name a queue and a job definition."""
+    rule, s = job.rule, job.rule.settings
+    missing = [k for k in ("queue", "job_definition") if not getattr(s, k)]
+    if missing:
+        raise PlanError(f"rule '{rule.name}' runs on AWS Batch but has no {' or '.join(missing)}: set it in "
+                        "the rule or in the default: block")
+    local = [p for p in job.outputs if not is_url(p)]
+    if local:
+        raise PlanError(f"rule '{rule.name}' runs on AWS Batch but writes the local path {local[0]}; a Batch "
+                        "job's outputs must be S3 URLs (or run this rule with executor: local)")
+    shell = s.shell_executable
+    preamble = "set -euo pipefail\n" if shell.rsplit("/", 1)[-1] in _STRICT_SHELLS else "set -eu\n"
+    label = "-".join([rule.name, *job.values])
+    return JobSpec(
+        label=label, queue=s.queue, job_definition=s.job_definition,
+        command=(shell, "-c", preamble + job.command()), outputs=job.outputs,
+        vcpus=s.vcpus, memory=s.memory, gpus=s.gpus,
+        environment=tuple(sorted(job.environment().items())), retries=s.retries, timeout=s.timeout,
+        tags=(("s3rules:rule", rule.name),) + tuple(s.tags), share=s.share, priority=s.priority)
+
+
+class _Handle:
+    __slots__ = ("job", "spec", "job_id", "status", "upstream")
+
+    def __init__(self, job: Job, spec: JobSpec, upstream: list["_Handle"]):
+        self.job, self.spec, self.upstream = job, spec, upstream
+        self.job_id: str | None = None
+        self.status = "WAITING"   # held here until its upstream allows dependsOn
+
+
+class BatchExecutor(Executor):
+    submits_graph = True
+    name = "batch"
+
+    def __init__(self, submitter: Submitter, poll_start: float = 2.0, poll_limit: float = 30.0):
+        self.submitter = submitter
+        self.backoff = Backoff(poll_start, poll_limit)
+        self.active: dict[str, _Handle] = {}
+        self.waiting: list[_Handle] = []
+        self.finished: list[tuple[Job, Outcome]] = []
+        self.on_states = None   # callback: per-rule counts per Batch state
+
+    def check(self, jobs) -> None:
+        """Before anything is submitted: every queue and job definition exists and is usable."""
+        specs = {(j.rule.settings.queue, j.rule.settings.job_definition) for j in jobs}
+        for job in jobs:
+            job_spec(job)  # local outputs, missing settings
+        for queue, definition in sorted(specs):
+            self.submitter.service.check_queue(queue)
+            self.submitter.service.check_job_definition(definition)
+        for job in jobs:
+            if job.rule.settings.share is not None:
+                queue = self.submitter.service.check_queue(job.rule.settings.queue)
+                if not queue.get("schedulingPolicyArn"):
+                    raise AwsSetupError(f"rule '{job.rule.name}' sets share: but queue "
+                                        f"{job.rule.settings.queue!r} has no scheduling policy; remove share:")
+
+    def capacity(self) -> int:
+        return 1 << 30
+
+    def submit(self, job: Job, upstream: list[object]) -> object:
+        handle = _Handle(job, job_spec(job), [h for h in upstream if isinstance(h, _Handle)])
+        self._try_submit(handle)
+        return handle
+
+    def _try_submit(self, handle: _Handle) -> bool:
+        if any(u.status == "FAILED" for u in handle.upstream):
+            handle.status = "FAILED"
+            self.finished.append((handle.job, Outcome(False, reason="a job it depends on failed",
+                                                      upstream_failed=True)))
+            return True
+        if any(u.job_id is None for u in handle.upstream):
+            self._wait(handle)
+            return False
+        open_ids = list(dict.fromkeys(u.job_id for u in handle.upstream if u.status != "SUCCEEDED"))
+        if len(open_ids) > MAX_DEPENDS_ON:
+            self._wait(handle)
+            return False
+        job_id, reused = self.submitter.submit(handle.spec, open_ids)
+        handle.job_id, handle.status = job_id, "SUBMITTED"
+        self.active[job_id] = handle
+        return True
+
+    def _wait(self, handle: _Handle) -> None:
+        if handle not in self.waiting:
+            self.waiting.append(handle)
+
+    @property
+    def waiting_count(self) -> int:
+        return len(self.waiting)
+
+    def poll(self, timeout: float) -> list[tuple[Job, Outcome]]:
+        if not self.finished and not self.backoff.due():
+            time.sleep(min(timeout, self.backoff.wait_time()))
+        if self.backoff.due() and self.active:
+            changed = self.submitter.refresh(list(self.active))
+            for job_id, tracked in changed.items():
+                handle = self.active.get(job_id)
+                if handle is None:
+                    continue
+                handle.status = tracked.status
+                if tracked.status in ("SUCCEEDED", "FAILED"):
+                    del self.active[job_id]
+                    self.finished.append((handle.job, self._outcome(handle, tracked.description)))
+            self.backoff.polled(bool(changed))
+            if self.on_states:
+                self.on_states(self.state_counts())
+        if self.waiting:
+            still = []
+            for handle in self.waiting:
+                if not self._try_submit(handle):
+                    still.append(handle)
+            self.waiting = still
+        out, self.finished = self.finished, []
+        return out
+
+    def _outcome(self, handle: _Handle, desc: dict) -> Outcome:
+        container = desc.get("container") or {}
+        if handle.status == "SUCCEEDED":
+            return Outcome(True, container.get("exitCode", 0), external_id=handle.job_id)
+        upstream_failed = any(u.status == "FAILED" for u in handle.upstream)
+        code = container.get("exitCode")
+        reason = desc.get("statusReason") or container.get("reason") or "failed"
+        if code is not None:
+            reason = f"exit code {code} ({reason})" if reason != "failed" else f"exit code {code}"
+        tail = [] if upstream_failed else self.submitter.service.log_lines(desc, last=15)
+        return Outcome(False, code, reason, tail, external_id=handle.job_id, upstream_failed=upstream_failed)
+
+    def state_counts(self) -> dict[str, dict[str, int]]:
+        counts: dict[str, Counter] = {}
+        for handle in list(self.active.values()) + self.waiting:
+            counts.setdefault(handle.job.rule.name, Counter())[handle.status] += 1
+        return {rule: dict(c) for rule, c in counts.items()}
+
+    def cancel(self) -> list[tuple[Job, Outcome]]:
+        return []   # Ctrl-C detaches: submitted jobs keep running on Batch

@@ -1,0 +1,100 @@
+"""The one submission layer behind ``s3rules run`` on Batch and ``AWSBatchHelper``.
+
+Never pay twice: before the first submission to a queue, the jobs in flight there are listed
+once (per active state, 1,000 per page) and indexed by the identity carried in their names;
+a spec whose identity is already in flight gets that job's id back instead of a new job.
+Watching is DescribeJobs in groups of 100 with an interval that backs off while nothing changes.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+from .batchclient import BatchService
+from .batchjobs import ACTIVE_STATES, FINAL_STATES, JobSpec, identity_of_name, submit_request
+
+
+@dataclass
+class Tracked:
+    job_id: str
+    spec: JobSpec | None
+    status: str = "SUBMITTED"
+    reused: bool = False
+    description: dict = field(default_factory=dict)
+
+
+class Submitter:
+    def __init__(self, service: BatchService):
+        self.service = service
+        self._in_flight: dict[str, dict[str, dict]] = {}   # queue -> identity prefix -> summary
+        self.tracked: dict[str, Tracked] = {}
+        self.submitted = 0
+        self.reused = 0
+
+    def in_flight(self, queue: str) -> dict[str, dict]:
+        """Jobs s3rules made that are still in flight on ``queue``, by identity (listed once)."""
+        known = self._in_flight.get(queue)
+        if known is None:
+            known = {}
+            for summary in self.service.list_jobs(queue, ACTIVE_STATES):
+                ident = identity_of_name(summary.get("jobName", ""))
+                if ident and ":" not in summary["jobId"]:   # array children carry their parent's name
+                    known.setdefault(ident, summary)
+            self._in_flight[queue] = known
+        return known
+
+    def find(self, spec: JobSpec) -> str | None:
+        summary = self.in_flight(spec.queue).get(spec.identity[:16])
+        return summary["jobId"] if summary else None
+
+    def submit(self, spec: JobSpec, depends_on=()) -> tuple[str, bool]:
+        """(job id, reused): an identical in-flight job is reused, never submitted twice."""
+        existing = self.find(spec)
+        if existing is not None:
+            self.reused += 1
+            self.tracked.setdefault(existing, Tracked(existing, spec, reused=True))
+            return existing, True
+        job_id = self.service.submit(submit_request(spec, list(depends_on)))
+        self.submitted += 1
+        self.in_flight(spec.queue)[spec.identity[:16]] = {"jobId": job_id, "jobName": spec.name,
+                                                          "status": "SUBMITTED"}
+        self.tracked[job_id] = Tracked(job_id, spec)
+        return job_id, False
+
+    def track(self, job_id: str, spec: JobSpec | None = None) -> Tracked:
+        return self.tracked.setdefault(job_id, Tracked(job_id, spec))
+
+    def refresh(self, job_ids) -> dict[str, Tracked]:
+        """Describe these jobs (100 per call) and return the ones that changed state."""
+        changed = {}
+        descriptions = self.service.describe(job_ids)
+        for job_id, desc in descriptions.items():
+            tracked = self.track(job_id)
+            tracked.description = desc
+            if desc.get("status") != tracked.status:
+                tracked.status = desc.get("status", tracked.status)
+                changed[job_id] = tracked
+        return changed
+
+
+class Backoff:
+    """Poll interval: starts short, doubles while nothing changes, resets on news."""
+
+    def __init__(self, start: float = 2.0, limit: float = 30.0):
+        self.start, self.limit = start, max(start, limit)
+        self.interval = start
+        self.next_at = 0.0
+
+    def due(self) -> bool:
+        return time.monotonic() >= self.next_at
+
+    def wait_time(self) -> float:
+        return max(0.0, self.next_at - time.monotonic())
+
+    def polled(self, news: bool) -> None:
+        self.interval = self.start if news else min(self.limit, self.interval * 2)
+        self.next_at = time.monotonic() + self.interval
+
+
+def is_final(status: str) -> bool:
+    return status in FINAL_STATES
