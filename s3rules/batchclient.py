@@ -65,7 +65,8 @@ class BatchService:
     """Batch and Logs calls s3rules makes; clients may be injected (tests, custom sessions)."""
 
     def __init__(self, batch_client=None, logs_client=None, session=None):
-        session = session or boto3.session.Session()
+        # boto3's default session when the program set one up (its event hooks then see our calls)
+        session = session or boto3.DEFAULT_SESSION or boto3.session.Session()
         with aws_errors("connecting to AWS Batch"):
             self.batch = batch_client or session.client("batch", config=RETRY_CONFIG)
             self.logs = logs_client or session.client("logs", config=RETRY_CONFIG)
