@@ -43,7 +43,8 @@ class JobSpec:
     tags: tuple[tuple[str, str], ...] = ()
     share: str | None = None                    # shareIdentifier (queues with a scheduling policy)
     priority: int | None = None                 # schedulingPriorityOverride
-    _identity: list = field(default_factory=list, repr=False, compare=False)
+    # cache for ``identity``; not an init field, so ``dataclasses.replace`` starts a fresh one
+    _identity: list = field(default_factory=list, init=False, repr=False, compare=False)
 
     @property
     def identity(self) -> str:

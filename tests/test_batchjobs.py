@@ -1,0 +1,169 @@
+"""batchjobs.py without a server: job names, identity, and the SubmitJob request with Batch's limits."""
+import json
+import re
+import subprocess
+import sys
+from dataclasses import replace
+
+import pytest
+
+from s3rules.batchjobs import (IDENTITY_TAG, MAX_DEPENDS_ON, MAX_NAME, MAX_REQUEST_BYTES, JobSpec,
+                               identity_of_name, job_name, submit_request)
+
+BATCH_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,127}$")
+
+
+def spec(**changes) -> JobSpec:
+    base = JobSpec(label="trim-S01", queue="q", job_definition="jd:3",
+                   command=("bash", "-c", "set -eu\ntrim s3://b/in/S01.txt"), outputs=("s3://b/out/S01.txt",),
+                   vcpus=2, memory=4096)
+    return replace(base, **changes)
+
+
+# -- names ------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("label", [
+    "trim-S01", "a", "-", "", "_x_", "rule-sample=A/B", "ünïcödé-ßample", "with space and 'quotes'",
+    "x" * 500, "trim-" + "S" * 10_000, "-" * 300 + "a", "a" * 127, "a" * 128, "rule.with.dots:and:colons",
+])
+def test_names_are_valid_for_batch_whatever_the_label(label):
+    s = spec(label=label)
+    name = s.name
+    assert BATCH_NAME.match(name), name
+    assert len(name) <= MAX_NAME
+    assert identity_of_name(name) == s.identity[:16]
+
+
+def test_name_keeps_a_readable_label_and_ends_with_the_identity():
+    s = spec()
+    assert s.name == f"s3rules-trim-S01-{s.identity[:16]}"
+    assert job_name("trim-S01", "f" * 64) == "s3rules-trim-S01-ffffffffffffffff"
+
+
+def test_huge_wildcards_that_differ_only_at_the_end_still_get_different_names():
+    a = spec(label="trim-" + "S" * 5000 + "1", outputs=("s3://b/" + "S" * 5000 + "1",))
+    b = spec(label="trim-" + "S" * 5000 + "2", outputs=("s3://b/" + "S" * 5000 + "2",))
+    assert len(a.name) == len(b.name) == MAX_NAME
+    assert a.name != b.name
+
+
+@pytest.mark.parametrize("name", ["s3rules-x", "trim-0123456789abcdef", "s3rules-x-0123456789ABCDEF",
+                                  "s3rules-x_0123456789abcdef", "s3rules-x-0123456789abcdeg", ""])
+def test_identity_of_name_ignores_names_s3rules_did_not_make(name):
+    assert identity_of_name(name) is None
+
+
+# -- identity ---------------------------------------------------------------------------------
+
+def test_identity_is_stable_across_instances_and_processes():
+    here = spec(environment=(("B", "2"), ("A", "1")))
+    again = spec(environment=(("A", "1"), ("B", "2")))       # order of the environment does not matter
+    assert here.identity == again.identity
+    assert re.fullmatch(r"[0-9a-f]{64}", here.identity)
+    code = ("from s3rules.batchjobs import JobSpec\n"
+            "print(JobSpec(label='trim-S01', queue='q', job_definition='jd:3', "
+            "command=('bash', '-c', 'set -eu\\ntrim s3://b/in/S01.txt'), outputs=('s3://b/out/S01.txt',), "
+            "vcpus=2, memory=4096, environment=(('A', '1'), ('B', '2'))).identity)")
+    other = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                           env={"PYTHONHASHSEED": "12345", "PATH": ""})
+    assert other.stdout.strip() == here.identity
+
+
+@pytest.mark.parametrize("changes", [
+    {"command": ("bash", "-c", "set -eu\ntrim --fast s3://b/in/S01.txt")},
+    {"outputs": ("s3://b/out/S01.txt", "s3://b/out/S01.log")},
+    {"outputs": ("s3://b/other/S01.txt",)},
+    {"vcpus": 4}, {"memory": 8192}, {"gpus": 1},
+    {"environment": (("MODE", "fast"),)},
+    {"parameters": (("p", "1"),)},
+    {"job_definition": "jd:4"},
+    {"label": "trim-S02"},
+])
+def test_identity_changes_with_what_defines_the_work(changes):
+    base = spec()
+    changed = spec(**changes)
+    assert changed.identity != base.identity
+    assert changed.name != base.name
+
+
+@pytest.mark.parametrize("changes", [
+    {"queue": "other-queue"}, {"priority": 90}, {"retries": 3}, {"timeout": 600},
+    {"tags": (("team", "x"),)}, {"share": "teamA"},
+])
+def test_identity_ignores_how_the_job_is_scheduled(changes):
+    assert spec(**changes).identity == spec().identity
+    assert spec(**changes).name == spec().name
+
+
+def test_replace_does_not_carry_a_cached_identity_over():
+    base = spec()
+    assert base.identity                                   # computed and cached
+    changed = replace(base, command=("bash", "-c", "other"))
+    assert changed.identity != base.identity
+    assert changed.identity == JobSpec(label=base.label, queue="q", job_definition="jd:3",
+                                       command=("bash", "-c", "other"), outputs=base.outputs,
+                                       vcpus=2, memory=4096).identity
+
+
+# -- the SubmitJob request --------------------------------------------------------------------
+
+def test_submit_request_fields():
+    s = spec(vcpus=0.5, memory=2048, gpus=1, environment=(("A", "1"), ("B", "x y")), parameters=(("p", "v"),),
+             retries=2, timeout=3600, tags=(("s3rules:rule", "trim"), ("team", "genomics")), share="teamA",
+             priority=42)
+    req = submit_request(s, ["job-1", "job-2"])
+    assert req["jobName"] == s.name
+    assert req["jobQueue"] == "q" and req["jobDefinition"] == "jd:3"
+    overrides = req["containerOverrides"]
+    assert overrides["command"] == ["bash", "-c", "set -eu\ntrim s3://b/in/S01.txt"]
+    assert overrides["environment"] == [{"name": "A", "value": "1"}, {"name": "B", "value": "x y"}]
+    assert overrides["resourceRequirements"] == [
+        {"type": "VCPU", "value": "0.5"}, {"type": "MEMORY", "value": "2048"}, {"type": "GPU", "value": "1"}]
+    assert all(isinstance(r["value"], str) for r in overrides["resourceRequirements"])
+    assert req["retryStrategy"] == {"attempts": 3}
+    assert req["timeout"] == {"attemptDurationSeconds": 3600}
+    assert req["dependsOn"] == [{"jobId": "job-1"}, {"jobId": "job-2"}]
+    assert req["tags"] == {"s3rules:rule": "trim", "team": "genomics", IDENTITY_TAG: s.identity}
+    assert req["parameters"] == {"p": "v"}
+    assert req["shareIdentifier"] == "teamA"
+    assert req["schedulingPriorityOverride"] == 42
+    json.dumps(req)   # nothing botocore could not serialise
+
+
+def test_submit_request_whole_vcpus_are_written_as_integers():
+    req = submit_request(spec(vcpus=2.0, memory=4096))
+    assert req["containerOverrides"]["resourceRequirements"] == [
+        {"type": "VCPU", "value": "2"}, {"type": "MEMORY", "value": "4096"}]
+
+
+def test_submit_request_minimal_has_no_optional_fields():
+    req = submit_request(JobSpec(label="x", queue="q", job_definition="jd", command=("true",)))
+    assert set(req) == {"jobName", "jobQueue", "jobDefinition", "containerOverrides", "tags"}
+    assert req["containerOverrides"] == {"command": ["true"]}
+    assert list(req["tags"]) == [IDENTITY_TAG]
+
+
+def test_retries_zero_means_one_attempt_and_no_retry_strategy():
+    assert "retryStrategy" not in submit_request(spec(retries=0))
+    assert submit_request(spec(retries=1))["retryStrategy"] == {"attempts": 2}
+
+
+def test_identity_tag_cannot_be_overridden_by_user_tags():
+    s = spec(tags=((IDENTITY_TAG, "forged"),))
+    assert submit_request(s)["tags"][IDENTITY_TAG] == s.identity
+
+
+def test_depends_on_limit():
+    ids = [f"job-{i}" for i in range(MAX_DEPENDS_ON)]
+    assert len(submit_request(spec(), ids)["dependsOn"]) == MAX_DEPENDS_ON
+    with pytest.raises(ValueError, match="at most 20"):
+        submit_request(spec(), ids + ["one-more"])
+
+
+def test_request_size_limit():
+    near = "x" * (MAX_REQUEST_BYTES - 2000)
+    submit_request(spec(command=("bash", "-c", near)))
+    with pytest.raises(ValueError, match="trim-S01.*at most"):
+        submit_request(spec(command=("bash", "-c", "x" * MAX_REQUEST_BYTES)))
+    with pytest.raises(ValueError, match="shorten"):
+        submit_request(spec(environment=tuple((f"V{i}", "y" * 100) for i in range(400))))
