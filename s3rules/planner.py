@@ -110,6 +110,9 @@ class _Recipe:
                                 if rule.uses_row and w in sheet.column_index and w != sheet.key)
         self.filter_pos = tuple(rule.wildcards.index(w) for w in rule.expand_filter)
         self.expand_names = (sheet.columns + rule.wildcards) if sheet else ()
+        columns = set(sheet.columns) if sheet else set()
+        self.free_in_expand = {s.pattern.text: any(n not in columns for n in s.pattern.names)
+                               for s in rule.inputs if s.expand}
         self.inputs = []  # (kind, format or pattern, shortcut)
         for spec in rule.inputs:
             p = spec.pattern
@@ -182,8 +185,12 @@ class Planner:
 
     def _expand(self, recipe: _Recipe, pattern: Pattern, values: tuple[str, ...]):
         """(paths, value tuples aligned with the paths or None when paths repeated) for one expand."""
+        # The paths depend on the filtering wildcards, and on any other wildcard the pattern names.
+        if recipe.free_in_expand.get(pattern.text):
+            key = (pattern.text, recipe.rule.wildcards, values)
+        else:
+            key = (pattern.text, recipe.rule.wildcards, tuple(values[i] for i in recipe.filter_pos))
         filter_values = tuple(values[i] for i in recipe.filter_pos)
-        key = (pattern.text, recipe.rule.wildcards, filter_values)
         cached = self._expanded.get(key)
         if cached is not None:
             return cached
