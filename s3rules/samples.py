@@ -9,8 +9,6 @@ import csv
 import io
 from collections import defaultdict
 
-import fsspec
-
 from .errors import SampleSheetError, StorageError
 
 
@@ -63,10 +61,17 @@ def load_sheet(path: str, display: str | None = None) -> SampleSheet:
     """Read a CSV/TSV sample sheet; every problem is a ``SampleSheetError`` at file:row:column."""
     display = display or path
     try:
-        with fsspec.open(path, "rb", compression="infer") as fh:
-            raw = fh.read()
+        if "://" not in path and not path.endswith((".gz", ".bz2", ".xz", ".zst")):
+            with open(path, "rb") as fh:   # the common case, without importing fsspec
+                raw = fh.read()
+        else:
+            import fsspec
+            with fsspec.open(path, "rb", compression="infer") as fh:
+                raw = fh.read()
     except FileNotFoundError:
         raise SampleSheetError("the sample sheet does not exist", display) from None
+    except IsADirectoryError:
+        raise SampleSheetError("this is a directory, not a sample sheet", display) from None
     except (OSError, ValueError) as exc:
         raise StorageError(f"{display}: cannot read the sample sheet: {exc}") from None
     try:

@@ -43,7 +43,6 @@ in ``storage_options`` still works and wins.
 """
 from __future__ import annotations
 
-import asyncio
 import os
 import stat as statmod
 import threading
@@ -493,6 +492,7 @@ class Storage:
         return sync(fs.loop, wrapped)
 
     async def _s3_gather(self, key, fs, to_list, to_head, groups) -> None:
+        import asyncio  # only S3 needs it: local planning skips the import
         await fs.set_session()
         sem = asyncio.Semaphore(self.max_concurrency)
         bucket_checks: dict[str, asyncio.Task] = {}
@@ -557,6 +557,7 @@ class Storage:
             raise self._s3_error(fs, e, path, bucket, "delete") from None
 
     def _s3_error(self, fs, exc: BaseException, where: str, bucket: str, action: str) -> StorageError:
+        import asyncio
         code = _client_error_code(exc)
         endpoint = _endpoint_of(fs)
         via = f" (endpoint {endpoint})" if endpoint else ""
