@@ -113,6 +113,7 @@ class _Recipe:
         columns = set(sheet.columns) if sheet else set()
         self.free_in_expand = {s.pattern.text: any(n not in columns for n in s.pattern.names)
                                for s in rule.inputs if s.expand}
+        self.has_expand = any(spec.expand for spec in rule.inputs)
         self.inputs = []  # (kind, format or pattern, shortcut)
         for spec in rule.inputs:
             p = spec.pattern
@@ -244,6 +245,11 @@ class Planner:
     def dependencies(self, job: Job) -> list[tuple[str, Job | None]]:
         """(input path, producing job or None) for each input, using rule-pair shortcuts."""
         recipe = self._recipes[job.rule.index]
+        if not recipe.has_expand and len(job.inputs) == len(recipe.inputs):   # the common per-sample case
+            ns_job = job.values + job.row if job.row else job.values
+            via = self._via
+            return [(path, via(shortcut, path, ns_job))
+                    for path, (_, _, shortcut) in zip(job.inputs, recipe.inputs)]
         parts = []
         for kind, fmt, shortcut in recipe.inputs:
             if kind == "expand":
