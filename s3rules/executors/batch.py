@@ -116,11 +116,15 @@ class BatchExecutor(Executor):
             time.sleep(min(timeout, self.backoff.wait_time()))
         if self.backoff.due() and self.active:
             changed = self.submitter.refresh(list(self.active))
+            # every status first: DescribeJobs may list a job before the upstream job whose
+            # failure failed it, and _outcome must see that upstream as FAILED
+            for job_id, tracked in changed.items():
+                if job_id in self.active:
+                    self.active[job_id].status = tracked.status
             for job_id, tracked in changed.items():
                 handle = self.active.get(job_id)
                 if handle is None:
                     continue
-                handle.status = tracked.status
                 if tracked.status in ("SUCCEEDED", "FAILED"):
                     del self.active[job_id]
                     self.finished.append((handle.job, self._outcome(handle, tracked.description)))

@@ -1,0 +1,536 @@
+"""s3rules on AWS Batch end to end: ``main([...])`` in this process, over real HTTP to the moto
+server of tests/aws_server.py, whose Batch jobs really run (as local subprocesses).
+
+Batch calls are observed through hooks on boto3's default session (s3rules' BatchService uses
+it when one is set up); the harness's own clients (``flow.batch``, ``flow.s3``) are separate and
+never seen by the hooks. Jobs use ``s3tool`` (tests/s3tool.py) to read and write S3.
+"""
+from __future__ import annotations
+
+import io
+import re
+import sys
+import time
+from collections import Counter
+
+import boto3
+import pytest
+
+from s3rules.api import AWSBatchHelper
+from s3rules.batchjobs import NAME_PREFIX, identity_of_name
+from s3rules.cli import main
+
+POLL = ["--poll-interval", "0.2"]
+
+# The default pipeline: one "up" job per sample, one "summary" over all of them.
+# BUCKET is replaced by the test's bucket; PRE by a command prefix (e.g. "sleep 2;").
+PIPELINE = '''
+rule all:
+    input: "{root}/summary.txt"
+rule up:
+    input: "s3://BUCKET/data/{sample}.txt"
+    output: "{root}/up/{sample}.txt"
+    shell: "PRE s3tool cat {input} | tr a-z A-Z | s3tool put {output}"
+rule summary:
+    input: expand("{root}/up/{sample}.txt")
+    output: "{root}/summary.txt"
+    shell: "for f in {input}; do s3tool cat $f; done | s3tool put {output}"
+'''
+
+
+class BatchCalls:
+    """The Batch calls s3rules makes in this test, seen through boto3's default session."""
+
+    def __init__(self):
+        boto3.setup_default_session()   # the aws_env fixture puts DEFAULT_SESSION back afterwards
+        self.events = boto3.DEFAULT_SESSION.events
+        self.submits: list[dict] = []   # SubmitJob params, with "jobId" added once answered
+        self.terminated: list[str] = []
+        self.events.register("provide-client-params.batch.SubmitJob", self._params)
+        self.events.register("after-call.batch.SubmitJob", self._answered)
+        self.events.register("provide-client-params.batch.TerminateJob",
+                             lambda params, **_: self.terminated.append(params["jobId"]))
+
+    def _params(self, params, **_):
+        self.submits.append(dict(params))
+
+    def _answered(self, parsed, **_):
+        if "jobId" in parsed:
+            self.submits[-1]["jobId"] = parsed["jobId"]
+
+    def reset(self):
+        self.submits.clear()
+        self.terminated.clear()
+
+    @property
+    def labels(self) -> list[str]:
+        return [label_of(p["jobName"]) for p in self.submits]
+
+    def by_label(self) -> dict[str, dict]:
+        return {label_of(p["jobName"]): p for p in self.submits}
+
+
+def label_of(job_name: str) -> str:
+    """``s3rules-up-A-0123456789abcdef`` -> ``up-A``."""
+    assert job_name.startswith(NAME_PREFIX) and identity_of_name(job_name), job_name
+    return job_name[len(NAME_PREFIX):-17]
+
+
+class Flow:
+    """One test's workflow directory, bucket, queue and job definition."""
+
+    def __init__(self, env, tmp_path):
+        self.env, self.dir = env, tmp_path
+        self.bucket, self.queue, self.jd = env.bucket, env.queue, env.job_definition
+        self.s3 = env.server.client("s3")
+        self.batch = env.server.client("batch")
+        self.path = tmp_path / "Batchfile"
+        self.bf = str(self.path)
+
+    def write(self, rules: str = PIPELINE, samples="AB", *, pre: str = "", data: bool = True,
+              queue: str | None = None, job_definition: str | None = None) -> "Flow":
+        (self.dir / "samples.csv").write_text("sample\n" + "".join(f"{s}\n" for s in samples))
+        head = (f'samples: "samples.csv"\nroot = "s3://{self.bucket}/out"\n'
+                f'default:\n    executor: batch\n    queue: "{queue or self.queue}"\n'
+                f'    job_definition: "{job_definition or self.jd}"\n')
+        self.path.write_text(head + rules.replace("BUCKET", self.bucket).replace("PRE ", pre))
+        if data:
+            for s in samples:
+                self.put(f"data/{s}.txt", f"hello {s}\n")
+        return self
+
+    def url(self, key: str) -> str:
+        return f"s3://{self.bucket}/{key}"
+
+    def put(self, key: str, body: str) -> None:
+        self.s3.put_object(Bucket=self.bucket, Key=key, Body=body.encode())
+
+    def get(self, key: str) -> str | None:
+        try:
+            return self.s3.get_object(Bucket=self.bucket, Key=key)["Body"].read().decode()
+        except self.s3.exceptions.NoSuchKey:
+            return None
+
+    def jobs(self) -> list[dict]:
+        """Every job on the queue, in any state (moto's ListJobs without jobStatus lists all)."""
+        return self.batch.list_jobs(jobQueue=self.queue)["jobSummaryList"]
+
+    def describe(self, job_ids) -> dict[str, dict]:
+        return self.env.server.describe_jobs(job_ids)
+
+    def wait(self, job_ids, timeout: float = 60) -> dict[str, dict]:
+        return self.env.server.wait_for_jobs(job_ids, timeout=timeout)
+
+    def wait_status(self, job_ids, statuses, timeout: float = 30) -> dict[str, dict]:
+        deadline = time.monotonic() + timeout
+        while True:
+            jobs = self.describe(job_ids)
+            if all(j["status"] in statuses for j in jobs.values()) and len(jobs) == len(set(job_ids)):
+                return jobs
+            assert time.monotonic() < deadline, {k: v["status"] for k, v in jobs.items()}
+            time.sleep(0.05)
+
+
+@pytest.fixture
+def flow(aws_env, tmp_path):
+    return Flow(aws_env, tmp_path)
+
+
+@pytest.fixture
+def calls(aws_env):
+    return BatchCalls()
+
+
+def run(*args) -> int:
+    return main(["run", *args, *POLL])
+
+
+def table(text: str) -> dict[str, dict[str, int]]:
+    """``s3rules status`` output as {rule: {column: n}} ("to do" is one column)."""
+    lines = text.strip().splitlines()
+    columns = lines[0].replace("to do", "to_do").split()[1:]
+    out = {}
+    for line in lines[1:]:
+        name, *numbers = line.split()
+        out[name] = dict(zip(columns, map(int, numbers)))
+    return out
+
+
+def assert_clean_error(err: str, *needles: str) -> None:
+    """One paragraph from the CLI, no traceback, naming what to do."""
+    assert "Traceback" not in err
+    message = err.strip()
+    assert message.startswith("s3rules: error: "), err
+    assert "\n\n" not in message and len(message.splitlines()) == 1, err
+    for needle in needles:
+        assert needle in message, (needle, err)
+
+
+# -- 1. what is submitted --------------------------------------------------------------------------
+
+def test_only_missing_targets_are_submitted(flow, calls, capsys):
+    flow.write(samples="ABC")
+    flow.put("out/up/A.txt", "ALREADY THERE\n")
+    assert run(flow.bf) == 0
+    assert sorted(calls.labels) == ["summary", "up-B", "up-C"]
+    assert flow.get("out/summary.txt") == "ALREADY THERE\nHELLO B\nHELLO C\n"
+    assert flow.get("out/up/A.txt") == "ALREADY THERE\n"
+
+    calls.reset()
+    assert run(flow.bf) == 0
+    assert calls.submits == []
+    assert "nothing to do" in capsys.readouterr().err
+
+
+# -- 2. dependsOn ----------------------------------------------------------------------------------
+
+def test_downstream_jobs_depend_on_their_upstream_job_ids_and_run_after_them(flow, calls):
+    flow.write(samples="ABC", pre="sleep 0.3;")
+    assert run(flow.bf) == 0
+    jobs = calls.by_label()
+    assert set(jobs) == {"up-A", "up-B", "up-C", "summary"}
+    ups = {jobs[f"up-{s}"]["jobId"] for s in "ABC"}
+    for s in "ABC":
+        assert "dependsOn" not in jobs[f"up-{s}"]
+    assert {d["jobId"] for d in jobs["summary"]["dependsOn"]} == ups
+    assert flow.get("out/summary.txt") == "HELLO A\nHELLO B\nHELLO C\n"
+    described = flow.describe(ups | {jobs["summary"]["jobId"]})
+    summary = described.pop(jobs["summary"]["jobId"])
+    assert all(j["status"] == "SUCCEEDED" for j in described.values())
+    assert summary["startedAt"] >= max(j["stoppedAt"] for j in described.values())
+    # what each job runs, and the identity it carries
+    up_a = jobs["up-A"]
+    assert up_a["jobQueue"] == flow.queue and up_a["jobDefinition"] == flow.jd
+    assert up_a["containerOverrides"]["command"][:2] == ["bash", "-c"]
+    assert "set -euo pipefail" in up_a["containerOverrides"]["command"][2]
+    assert up_a["tags"]["s3rules:identity"].startswith(identity_of_name(up_a["jobName"]))
+    assert up_a["tags"]["s3rules:rule"] == "up"
+
+
+# -- 3. re-attaching submits nothing twice ---------------------------------------------------------
+
+def test_a_second_run_while_jobs_are_in_flight_submits_nothing(flow, calls, capsys):
+    flow.write(pre="sleep 2;")
+    assert run(flow.bf, "--detach") == 0
+    assert sorted(calls.labels) == ["summary", "up-A", "up-B"]
+    err = capsys.readouterr().err
+    assert "detached: 3 jobs submitted" in err and "re-attach" in err
+    first_ids = {p["jobId"] for p in calls.submits}
+    in_flight = {j["jobId"] for j in flow.jobs() if j["status"] not in ("SUCCEEDED", "FAILED")}
+    assert in_flight == first_ids          # the second run really starts while they run
+
+    calls.reset()
+    assert run(flow.bf) == 0
+    assert calls.submits == []
+    assert flow.get("out/summary.txt") == "HELLO A\nHELLO B\n"
+    assert {j["jobId"] for j in flow.jobs()} == first_ids
+    assert "3 jobs done" in capsys.readouterr().err
+
+
+# -- 4. interrupted mid-submission -----------------------------------------------------------------
+
+def test_a_run_interrupted_mid_submission_then_restarted_makes_no_duplicate(flow, calls, capsys):
+    flow.write(samples="ABC", pre="sleep 2;")
+    answered = []
+
+    def interrupt_after_second(**_):
+        answered.append(1)
+        if len(answered) == 2:   # Batch made the job, but this process never learns its id
+            raise KeyboardInterrupt
+
+    calls.events.register("after-call.batch.SubmitJob", interrupt_after_second)
+    assert run(flow.bf) == 130
+    assert len(calls.submits) == 2
+    assert "detached" in capsys.readouterr().err
+    calls.events.unregister("after-call.batch.SubmitJob", interrupt_after_second)
+
+    calls.reset()
+    assert run(flow.bf) == 0
+    assert sorted(calls.labels) == ["summary", "up-C"]   # the two made before the interrupt are reused
+    assert flow.get("out/summary.txt") == "HELLO A\nHELLO B\nHELLO C\n"
+    jobs = flow.jobs()
+    per_identity = Counter(identity_of_name(j["jobName"]) for j in jobs)
+    assert len(per_identity) == 4 and set(per_identity.values()) == {1}, per_identity
+    assert {j["status"] for j in jobs} == {"SUCCEEDED"}
+
+
+# -- 5. a failing job ------------------------------------------------------------------------------
+
+FAILING = PIPELINE.replace(
+    "PRE ", "if [ {sample} = B ]; then echo 'bad input for B: cannot parse line 7' >&2; exit 3; fi; ")
+
+
+def test_a_failing_job_fails_its_dependents_and_is_reported(flow, calls, capsys):
+    """Whatever order DescribeJobs lists them in (AWS promises none), a job that Batch failed
+    because its upstream failed is reported as not run, not as a failure of its own."""
+    flow.write(FAILING, samples="ABC")
+
+    def both_settled_first(**_):   # the poll that sees up-B FAILED also sees the summary FAILED
+        ids = {label: p.get("jobId") for label, p in calls.by_label().items()}
+        if "summary" in ids and flow.describe([ids["up-B"]])[ids["up-B"]]["status"] == "FAILED":
+            flow.wait([ids["summary"]], timeout=10)
+
+    def dependents_first(parsed, **_):
+        parsed["jobs"].reverse()
+
+    calls.events.register("before-call.batch.DescribeJobs", both_settled_first)
+    calls.events.register("after-call.batch.DescribeJobs", dependents_first)
+    assert run(flow.bf) == 1
+    calls.events.unregister("before-call.batch.DescribeJobs", both_settled_first)
+    calls.events.unregister("after-call.batch.DescribeJobs", dependents_first)
+    err = capsys.readouterr().err
+    jobs = calls.by_label()
+    failed_id = jobs["up-B"]["jobId"]
+    assert "Traceback" not in err
+    assert "1 job failed" in err
+    line = next(l for l in err.splitlines() if l.startswith("job failed:"))
+    assert "rule up (sample=B)" in line and "exit code 3" in line and failed_id in line
+    assert "| bad input for B: cannot parse line 7" in err
+    assert "1 job was not run because a job they need failed" in err
+    assert "summary" not in line
+    assert flow.get("out/up/A.txt") == "HELLO A\n" and flow.get("out/up/C.txt") == "HELLO C\n"
+    assert flow.get("out/summary.txt") is None
+    summary = flow.wait([jobs["summary"]["jobId"]])[jobs["summary"]["jobId"]]
+    assert summary["status"] == "FAILED" and not summary.get("startedAt")   # Batch never ran it
+
+    calls.reset()
+    flow.write(PIPELINE, samples="ABC", data=False)   # fixed: only B and the summary run again
+    assert run(flow.bf) == 0
+    assert sorted(calls.labels) == ["summary", "up-B"]
+
+
+# -- 6. fan-in over more than 20 upstream jobs -----------------------------------------------------
+
+FAN_IN = '''
+rule all:
+    input: "{root}/agg.txt"
+rule one:
+    output: "{root}/one/{sample}.txt"
+    shell: "echo {sample} | s3tool put {output}"
+rule agg:
+    input: expand("{root}/one/{sample}.txt")
+    output: "{root}/agg.txt"
+    shell: "s3tool ls s3://BUCKET/out/one/ | sort | s3tool put {output}"
+'''
+
+
+def test_fan_in_over_more_than_20_upstream_jobs(flow, calls):
+    samples = [f"S{i:02d}" for i in range(25)]
+    flow.write(FAN_IN, samples=samples, data=False)
+    assert run(flow.bf) == 0
+    assert len(calls.submits) == 26
+    assert all(len(p.get("dependsOn", [])) <= 20 for p in calls.submits)
+    agg = calls.by_label()["agg"]
+    assert calls.submits[-1] is agg or calls.labels[-1] == "agg"   # held back until upstream finished
+    ones = {p["jobId"] for p in calls.submits if p["jobName"].startswith(NAME_PREFIX + "one-")}
+    assert {d["jobId"] for d in agg.get("dependsOn", [])} <= ones
+    assert flow.get("out/agg.txt").split() == [f"out/one/{s}.txt" for s in samples]
+
+
+# -- 7. --force ------------------------------------------------------------------------------------
+
+def test_force_resubmits_the_target_and_downstream(flow, calls, capsys):
+    flow.write()
+    assert run(flow.bf) == 0
+    flow.put("data/A.txt", "changed A\n")
+    calls.reset()
+    assert run(flow.bf) == 0                       # outputs exist: nothing runs
+    assert calls.submits == []
+    assert run(flow.bf, "--force", flow.url("out/up/A.txt")) == 0
+    assert sorted(calls.labels) == ["summary", "up-A"]
+    assert flow.get("out/summary.txt") == "CHANGED A\nHELLO B\n"
+
+
+# -- 8. cancel -------------------------------------------------------------------------------------
+
+def test_cancel_terminates_the_workflows_jobs_in_flight(flow, calls, capsys, monkeypatch):
+    flow.write(pre="sleep 30;")
+    assert run(flow.bf, "--detach") == 0
+    ids = [p["jobId"] for p in calls.submits]
+    flow.wait_status(ids[:2], {"RUNNING"})
+    capsys.readouterr()
+
+    monkeypatch.setattr(sys, "stdin", io.StringIO(""))   # no terminal to ask on
+    assert main(["cancel", flow.bf]) == 2
+    err = capsys.readouterr().err
+    assert "-y" in err and "Traceback" not in err
+    assert calls.terminated == []
+    assert all(j["status"] not in ("SUCCEEDED", "FAILED") for j in flow.describe(ids).values())
+
+    assert main(["cancel", flow.bf, "-y"]) == 0
+    assert "terminated 3 jobs" in capsys.readouterr().err
+    assert sorted(calls.terminated) == sorted(ids)
+    final = flow.wait(ids, timeout=20)
+    assert {j["status"] for j in final.values()} == {"FAILED"}
+    assert flow.get("out/up/A.txt") is None
+
+    assert main(["cancel", flow.bf, "-y"]) == 0
+    assert "no job of this workflow is in flight" in capsys.readouterr().err
+
+
+# -- 9. status -------------------------------------------------------------------------------------
+
+def test_status_counts_done_in_flight_and_to_do(flow, calls, capsys):
+    flow.write(samples="ABC", pre="sleep 2;")
+    flow.put("out/up/A.txt", "HELLO A\n")
+    assert main(["status", flow.bf]) == 0
+    before = table(capsys.readouterr().out)
+    assert before["up"] == {"done": 1, "SUBMITTED": 0, "PENDING": 0, "RUNNABLE": 0, "STARTING": 0,
+                            "RUNNING": 0, "to_do": 2, "total": 3}
+    assert before["summary"]["to_do"] == 1 and before["total"]["to_do"] == 3
+    assert calls.submits == []                        # status submits nothing
+
+    assert run(flow.bf, "--detach") == 0
+    ids = {label: p["jobId"] for label, p in calls.by_label().items()}
+    flow.wait_status([ids["up-B"], ids["up-C"]], {"RUNNING"})
+    capsys.readouterr()
+    assert main(["status", flow.bf]) == 0
+    during = table(capsys.readouterr().out)
+    assert during["up"]["done"] == 1 and during["up"]["RUNNING"] == 2 and during["up"]["to_do"] == 0
+    assert during["summary"]["PENDING"] == 1           # waiting on its dependencies
+    assert during["total"]["total"] == 4
+
+    assert run(flow.bf) == 0
+    capsys.readouterr()
+    assert main(["status", flow.bf]) == 0
+    after = table(capsys.readouterr().out)
+    assert after["up"]["done"] == 3 and after["summary"]["done"] == 1
+    assert after["total"]["done"] == 4 and after["total"]["to_do"] == 0
+    assert sum(after["total"][s] for s in ("SUBMITTED", "PENDING", "RUNNABLE", "STARTING", "RUNNING")) == 0
+
+
+# -- 10. logs --------------------------------------------------------------------------------------
+
+def test_logs_prints_the_jobs_cloudwatch_lines(flow, calls, capsys):
+    flow.write(pre="echo 'working on {sample}' >&2; echo second line;")
+    assert main(["logs", flow.bf, flow.url("out/up/A.txt")]) == 2   # never submitted
+    assert "no Batch job" in capsys.readouterr().err
+    assert run(flow.bf) == 0
+    capsys.readouterr()
+    assert main(["logs", flow.bf, flow.url("out/up/A.txt")]) == 0
+    out, err = capsys.readouterr()
+    assert out.splitlines() == ["working on A", "second line"]
+    assert calls.by_label()["up-A"]["jobId"] in err and "SUCCEEDED" in err
+
+
+# -- 11. AWSBatchHelper ----------------------------------------------------------------------------
+
+def test_aws_batch_helper(flow, calls, capsys):
+    a, b, lazy, bad = (flow.url(f"api/{k}.txt") for k in ("a", "b", "lazy", "bad"))
+    flow.put("api/there.txt", "x")
+    helper = AWSBatchHelper(flow.queue, poll_interval=0.2)
+    assert helper.add_job("exists", flow.jd, outputs=[flow.url("api/there.txt")], command=["true"]) is None
+
+    make_a = dict(outputs=[a], command=["bash", "-c", f"sleep 1; echo made a | s3tool put {a}"])
+    id_a = helper.add_job("make-a", flow.jd, **make_a)
+    assert id_a and helper.add_job("make-a", flow.jd, **make_a) == id_a          # same helper
+    assert AWSBatchHelper(flow.queue).add_job("make-a", flow.jd, **make_a) == id_a   # another process
+    id_b = helper.add_job("make-b", flow.jd, outputs=[b], depends_on=[id_a, None],
+                          command=["bash", "-c", f"s3tool cat {a} | tr a-z A-Z | s3tool put {b}"])
+    id_lazy = helper.add_job("lazy", flow.jd, outputs=[lazy], command=["true"])
+    id_bad = helper.add_job("bad", flow.jd, outputs=[bad], command=["bash", "-c", "exit 4"])
+    assert len({id_a, id_b, id_lazy, id_bad}) == 4
+    assert len(calls.submits) == 4
+    assert calls.by_label()["make-b"]["dependsOn"] == [{"jobId": id_a}]
+
+    result = helper.monitor(quiet=True)
+    assert result == {id_a: "SUCCEEDED", id_b: "SUCCEEDED", id_lazy: "FAILED", id_bad: "FAILED"}
+    assert flow.get("api/b.txt") == "MADE A\n"
+    assert "did not write all of its outputs" in capsys.readouterr().err
+    assert AWSBatchHelper(flow.queue).add_job("make-a", flow.jd, **make_a) is None   # done now
+
+    calls.reset()
+    dry = AWSBatchHelper(flow.queue, dry_run=True)
+    assert dry.add_job("exists", flow.jd, outputs=[flow.url("api/there.txt")], command=["true"]) is None
+    job = dry.add_job("make-c", flow.jd, outputs=[flow.url("api/c.txt")], command=["true"])
+    assert job is not None
+    assert dry.monitor(quiet=True) == {job: "DRY_RUN"}
+    assert calls.submits == []
+    assert "would submit" in capsys.readouterr().err
+
+
+# -- 12. set-up errors -----------------------------------------------------------------------------
+
+def test_missing_queue_is_a_clear_error(flow, calls, capsys):
+    flow.write(queue="no-such-queue")
+    assert run(flow.bf) == 2
+    assert_clean_error(capsys.readouterr().err, "no-such-queue", "does not exist", "queue:")
+    assert calls.submits == []
+
+
+def test_missing_job_definition_is_a_clear_error(flow, calls, capsys):
+    flow.write(job_definition="no-such-definition")
+    assert run(flow.bf) == 2
+    assert_clean_error(capsys.readouterr().err, "no-such-definition", "does not exist", "job_definition:")
+    assert calls.submits == []
+
+
+FAKE_SECRET = "fakeSECRET/do-not-print-0123456789abcdefXYZ"
+
+
+@pytest.mark.parametrize("secret", [None, FAKE_SECRET], ids=["none", "secret-without-key-id"])
+def test_no_credentials_is_a_clear_error(flow, capsys, monkeypatch, tmp_path, secret):
+    flow.write()
+    empty = tmp_path / "empty-aws-config"
+    empty.write_text("")
+    for var in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE"):
+        monkeypatch.delenv(var, raising=False)
+    if secret:
+        monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", secret)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(empty))
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(empty))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    for command in (["run", flow.bf, *POLL], ["status", flow.bf], ["cancel", flow.bf, "-y"]):
+        assert main(command) == 2, command
+        out, err = capsys.readouterr()
+        assert_clean_error(err, "credentials")
+        assert "AWS_ACCESS_KEY_ID" in err or "AWS_PROFILE" in err, err   # says what to set
+        assert FAKE_SECRET not in out + err
+    assert flow.jobs() == []
+
+
+# -- 13. SUCCEEDED without its outputs -------------------------------------------------------------
+
+LAZY = '''
+rule all:
+    input: expand("{root}/made/{sample}.txt")
+rule make:
+    output: "{root}/made/{sample}.txt"
+    shell: "if [ {sample} = A ] || s3tool cat s3://BUCKET/flag >/dev/null 2>&1; then echo ok | s3tool put {output}; fi"
+'''
+
+
+def test_a_job_that_succeeds_without_writing_its_outputs_is_a_failure_and_runs_again(flow, calls, capsys):
+    flow.write(LAZY, data=False)
+    assert run(flow.bf) == 1
+    err = capsys.readouterr().err
+    lazy_id = calls.by_label()["make-B"]["jobId"]
+    assert flow.describe([lazy_id])[lazy_id]["status"] == "SUCCEEDED"     # Batch's word
+    line = next(l for l in err.splitlines() if l.startswith("job failed:"))
+    assert "rule make (sample=B)" in line and "finished without writing" in line
+    assert flow.url("out/made/B.txt") in line and lazy_id in line
+    assert flow.get("out/made/A.txt") == "ok\n"
+
+    calls.reset()
+    flow.put("flag", "")
+    assert run(flow.bf) == 0
+    assert calls.labels == ["make-B"]
+    assert flow.get("out/made/B.txt") == "ok\n"
+
+
+# -- 14. Ctrl-C while watching detaches ------------------------------------------------------------
+
+def test_ctrl_c_while_watching_detaches_and_jobs_carry_on(flow, calls, capsys):
+    flow.write(pre="sleep 1;")
+
+    def ctrl_c(**_):
+        raise KeyboardInterrupt
+
+    calls.events.register("before-call.batch.DescribeJobs", ctrl_c)
+    assert run(flow.bf) == 130
+    err = capsys.readouterr().err
+    assert "detached: 3 jobs submitted" in err and "s3rules run" in err
+    assert calls.terminated == []
+    final = flow.wait([p["jobId"] for p in calls.submits])
+    assert {j["status"] for j in final.values()} == {"SUCCEEDED"}
+    assert flow.get("out/summary.txt") == "HELLO A\nHELLO B\n"
