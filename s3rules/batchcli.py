@@ -32,8 +32,10 @@ def report_detached(workflow, executor: BatchExecutor, result, args) -> int:
     lines = [f"s3rules: detached: {sub.submitted} job{'s' if sub.submitted != 1 else ''} submitted, "
              f"{sub.reused} already in flight reused; they run on AWS Batch without s3rules."]
     if executor.waiting_count:
-        lines.append(f"  {executor.waiting_count} jobs wait for more than 20 unfinished upstream jobs and are "
-                     "not submitted yet: s3rules submits them when it runs again.")
+        n = executor.waiting_count
+        lines.append(f"  {n} job{' waits' if n == 1 else 's wait'} for more than 20 unfinished upstream jobs "
+                     "and {} not submitted yet: s3rules submits {} when it runs again."
+                     .format(*(("is", "it") if n == 1 else ("are", "them"))))
     lines.append(f"  watch:     s3rules status {bf} --watch")
     lines.append(f"  re-attach: s3rules run {bf}   (submits nothing twice)")
     lines.append(f"  cancel:    s3rules cancel {bf}")

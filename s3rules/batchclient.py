@@ -38,7 +38,8 @@ def aws_errors(action: str):
                             "or task role provides them.") from None
     except PartialCredentialsError as exc:
         raise AwsSetupError(f"{action}: incomplete AWS credentials ({exc.kwargs.get('cred_var', 'a value')} "
-                            "is missing).") from None
+                            "is missing). Set it too, or unset AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY "
+                            "and use AWS_PROFILE (see `aws configure`) or an instance or task role.") from None
     except NoRegionError:
         raise AwsSetupError(f"{action}: no AWS region set. Set AWS_DEFAULT_REGION (e.g. us-east-1) or "
                             "`region` in your AWS profile.") from None

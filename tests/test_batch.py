@@ -19,6 +19,7 @@ import pytest
 from s3rules.api import AWSBatchHelper
 from s3rules.batchjobs import NAME_PREFIX, identity_of_name
 from s3rules.cli import main
+from s3rules.errors import S3RulesError
 
 POLL = ["--poll-interval", "0.2"]
 
@@ -185,7 +186,7 @@ def test_only_missing_targets_are_submitted(flow, calls, capsys):
 # -- 2. dependsOn ----------------------------------------------------------------------------------
 
 def test_downstream_jobs_depend_on_their_upstream_job_ids_and_run_after_them(flow, calls):
-    flow.write(samples="ABC", pre="sleep 0.3;")
+    flow.write(samples="ABC")
     assert run(flow.bf) == 0
     jobs = calls.by_label()
     assert set(jobs) == {"up-A", "up-B", "up-C", "summary"}
@@ -317,23 +318,46 @@ rule agg:
 def test_fan_in_over_more_than_20_upstream_jobs(flow, calls):
     samples = [f"S{i:02d}" for i in range(25)]
     flow.write(FAN_IN, samples=samples, data=False)
+    finished_at_submit = []
+
+    def count_finished(params, **_):
+        if params["jobName"].startswith(NAME_PREFIX + "agg-"):
+            ones = [p["jobId"] for p in calls.submits if p["jobName"].startswith(NAME_PREFIX + "one-")]
+            finished_at_submit.append(sum(j["status"] == "SUCCEEDED" for j in flow.describe(ones).values()))
+
+    calls.events.register("provide-client-params.batch.SubmitJob", count_finished)
     assert run(flow.bf) == 0
-    assert len(calls.submits) == 26
+    assert sorted(calls.labels) == sorted([f"one-{s}" for s in samples] + ["agg"])
     assert all(len(p.get("dependsOn", [])) <= 20 for p in calls.submits)
+    assert finished_at_submit and finished_at_submit[0] >= 5     # held back until <= 20 were unfinished
     agg = calls.by_label()["agg"]
-    assert calls.submits[-1] is agg or calls.labels[-1] == "agg"   # held back until upstream finished
     ones = {p["jobId"] for p in calls.submits if p["jobName"].startswith(NAME_PREFIX + "one-")}
     assert {d["jobId"] for d in agg.get("dependsOn", [])} <= ones
     assert flow.get("out/agg.txt").split() == [f"out/one/{s}.txt" for s in samples]
+
+
+def test_fan_in_held_back_when_detached_is_submitted_by_the_next_run(flow, calls, capsys):
+    samples = [f"S{i:02d}" for i in range(21)]
+    flow.write(FAN_IN, samples=samples, data=False)
+    assert run(flow.bf, "--detach") == 0
+    assert len(calls.submits) == 21 and "agg" not in calls.labels
+    err = capsys.readouterr().err
+    assert "detached: 21 jobs submitted" in err
+    assert "1 job waits for more than 20 unfinished upstream jobs" in err
+    calls.reset()
+    assert run(flow.bf) == 0
+    assert calls.labels == ["agg"]
+    assert flow.get("out/agg.txt").split() == [f"out/one/{s}.txt" for s in samples]
+    assert len(flow.jobs()) == 22
 
 
 # -- 7. --force ------------------------------------------------------------------------------------
 
 def test_force_resubmits_the_target_and_downstream(flow, calls, capsys):
     flow.write()
-    assert run(flow.bf) == 0
-    flow.put("data/A.txt", "changed A\n")
-    calls.reset()
+    for key, text in (("up/A", "HELLO A\n"), ("up/B", "HELLO B\n"), ("summary", "HELLO A\nHELLO B\n")):
+        flow.put(f"out/{key}.txt", text)
+    flow.put("data/A.txt", "changed A\n")         # newer than its output: make would rerun, s3rules not
     assert run(flow.bf) == 0                       # outputs exist: nothing runs
     assert calls.submits == []
     assert run(flow.bf, "--force", flow.url("out/up/A.txt")) == 0
@@ -405,7 +429,7 @@ def test_logs_prints_the_jobs_cloudwatch_lines(flow, calls, capsys):
     flow.write(pre="echo 'working on {sample}' >&2; echo second line;")
     assert main(["logs", flow.bf, flow.url("out/up/A.txt")]) == 2   # never submitted
     assert "no Batch job" in capsys.readouterr().err
-    assert run(flow.bf) == 0
+    assert run(flow.bf, flow.url("out/up/A.txt")) == 0
     capsys.readouterr()
     assert main(["logs", flow.bf, flow.url("out/up/A.txt")]) == 0
     out, err = capsys.readouterr()
@@ -468,24 +492,57 @@ def test_missing_job_definition_is_a_clear_error(flow, calls, capsys):
 FAKE_SECRET = "fakeSECRET/do-not-print-0123456789abcdefXYZ"
 
 
-@pytest.mark.parametrize("secret", [None, FAKE_SECRET], ids=["none", "secret-without-key-id"])
-def test_no_credentials_is_a_clear_error(flow, capsys, monkeypatch, tmp_path, secret):
+PARTIAL = {"AWS_ACCESS_KEY_ID": "AKIAFAKEKEYID", "AWS_SESSION_TOKEN": FAKE_SECRET}
+NO_CREDENTIALS = [
+    pytest.param({}, id="none"),
+    pytest.param({"AWS_SECRET_ACCESS_KEY": FAKE_SECRET}, id="secret-without-key-id"),
+    pytest.param(PARTIAL, id="key-id-without-secret"),
+]
+
+
+@pytest.fixture(params=NO_CREDENTIALS)
+def no_credentials(request, flow, monkeypatch, tmp_path):
+    """The environment with no usable credentials (plus, in some cases, part of a set)."""
     flow.write()
     empty = tmp_path / "empty-aws-config"
     empty.write_text("")
     for var in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE"):
         monkeypatch.delenv(var, raising=False)
-    if secret:
-        monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", secret)
+    for var, value in request.param.items():
+        monkeypatch.setenv(var, value)
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(empty))
     monkeypatch.setenv("AWS_CONFIG_FILE", str(empty))
     monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
-    for command in (["run", flow.bf, *POLL], ["status", flow.bf], ["cancel", flow.bf, "-y"]):
-        assert main(command) == 2, command
-        out, err = capsys.readouterr()
-        assert_clean_error(err, "credentials")
-        assert "AWS_ACCESS_KEY_ID" in err or "AWS_PROFILE" in err, err   # says what to set
-        assert FAKE_SECRET not in out + err
+    boto3.setup_default_session()   # a session made now sees no credentials
+    return request.param
+
+
+def assert_credentials_error(code: int, capsys) -> None:
+    out, err = capsys.readouterr()
+    assert code == 2, err
+    assert_clean_error(err, "credentials")
+    assert "AWS_ACCESS_KEY_ID" in err or "AWS_PROFILE" in err, err   # says what to set
+    assert FAKE_SECRET not in out + err
+
+
+@pytest.mark.parametrize("command", ["run", "status", "cancel"])
+def test_no_credentials_is_a_clear_error(flow, no_credentials, capsys, request, command):
+    if no_credentials is PARTIAL:
+        request.applymarker(pytest.mark.xfail(
+            strict=True, raises=Exception,
+            reason="storage.py: PartialCredentialsError from `await fs.set_session()` in _s3_gather escapes "
+                   "as a traceback (set_session is outside the try blocks that call _s3_error)"))
+    argv = {"run": ["run", flow.bf, *POLL], "status": ["status", flow.bf], "cancel": ["cancel", flow.bf, "-y"]}
+    assert_credentials_error(main(argv[command]), capsys)
+    assert flow.jobs() == []
+
+
+def test_no_credentials_is_a_clear_error_from_batch_calls(flow, no_credentials, capsys):
+    """``logs`` asks Batch (not S3) first; the Python API raises the same error."""
+    assert_credentials_error(main(["logs", flow.bf, flow.url("out/summary.txt")]), capsys)
+    with pytest.raises(S3RulesError, match="credentials") as caught:
+        AWSBatchHelper(flow.queue).add_job("x", flow.jd, command=["true"])
+    assert caught.value.exit_code == 2 and FAKE_SECRET not in str(caught.value)
     assert flow.jobs() == []
 
 
@@ -518,10 +575,27 @@ def test_a_job_that_succeeds_without_writing_its_outputs_is_a_failure_and_runs_a
     assert flow.get("out/made/B.txt") == "ok\n"
 
 
+LAZY_UP = PIPELINE.replace("PRE s3tool cat {input} | tr a-z A-Z | s3tool put {output}",
+                           "if [ {sample} = A ]; then s3tool cat {input} | s3tool put {output}; fi")
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "needs runner.py: when the runner turns a Batch success into a failure (outputs missing), the "
+    "dependents already submitted with dependsOn on it run anyway (Batch saw SUCCEEDED) and are reported "
+    "as failures of their own; Runner.settle should treat a job in self.blocked like upstream_failed"))
+def test_dependents_of_a_job_that_did_not_write_its_outputs_are_reported_as_not_run(flow, calls, capsys):
+    flow.write(LAZY_UP)
+    assert run(flow.bf) == 1
+    err = capsys.readouterr().err
+    assert "finished without writing its output " + flow.url("out/up/B.txt") in err
+    assert "1 job failed" in err
+    assert "1 job was not run because a job they need failed" in err
+
+
 # -- 14. Ctrl-C while watching detaches ------------------------------------------------------------
 
 def test_ctrl_c_while_watching_detaches_and_jobs_carry_on(flow, calls, capsys):
-    flow.write(pre="sleep 1;")
+    flow.write()
 
     def ctrl_c(**_):
         raise KeyboardInterrupt
