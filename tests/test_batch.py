@@ -142,6 +142,13 @@ def calls(aws_env):
     return BatchCalls()
 
 
+class Terminal(io.StringIO):
+    """stdin as if a person sat at a terminal and typed ``text``."""
+
+    def isatty(self) -> bool:
+        return True
+
+
 def run(*args) -> int:
     return main(["run", *args, *POLL])
 
@@ -379,6 +386,13 @@ def test_cancel_terminates_the_workflows_jobs_in_flight(flow, calls, capsys, mon
     err = capsys.readouterr().err
     assert "-y" in err and "Traceback" not in err
     assert calls.terminated == []
+
+    monkeypatch.setattr(sys, "stdin", Terminal("n\n"))   # asked on a terminal, answered no
+    assert main(["cancel", flow.bf]) == 1
+    out, err = capsys.readouterr()
+    assert "Terminate these 3 jobs? [y/N]" in out and "nothing cancelled" in err
+    assert all(i in err for i in ids)                      # it lists what it would terminate
+    assert calls.terminated == []
     assert all(j["status"] not in ("SUCCEEDED", "FAILED") for j in flow.describe(ids).values())
 
     assert main(["cancel", flow.bf, "-y"]) == 0
@@ -414,10 +428,11 @@ def test_status_counts_done_in_flight_and_to_do(flow, calls, capsys):
     assert during["summary"]["PENDING"] == 1           # waiting on its dependencies
     assert during["total"]["total"] == 4
 
-    assert run(flow.bf) == 0
-    capsys.readouterr()
-    assert main(["status", flow.bf]) == 0
-    after = table(capsys.readouterr().out)
+    # --watch refreshes until nothing is in flight: the jobs finish on Batch without s3rules
+    assert main(["status", flow.bf, "--watch", "--interval", "0.2"]) == 0
+    tables = capsys.readouterr().out.strip().split("\n\n")
+    assert len(tables) >= 2
+    after = table(tables[-1])
     assert after["up"]["done"] == 3 and after["summary"]["done"] == 1
     assert after["total"]["done"] == 4 and after["total"]["to_do"] == 0
     assert sum(after["total"][s] for s in ("SUBMITTED", "PENDING", "RUNNABLE", "STARTING", "RUNNING")) == 0
@@ -456,6 +471,10 @@ def test_aws_batch_helper(flow, calls, capsys):
     assert len({id_a, id_b, id_lazy, id_bad}) == 4
     assert len(calls.submits) == 4
     assert calls.by_label()["make-b"]["dependsOn"] == [{"jobId": id_a}]
+    with pytest.raises(S3RulesError, match="at most 20"):
+        helper.add_job("many", flow.jd, outputs=[flow.url("api/many.txt")], command=["true"],
+                       depends_on=[id_a] * 21)
+    assert len(calls.submits) == 4
 
     result = helper.monitor(quiet=True)
     assert result == {id_a: "SUCCEEDED", id_b: "SUCCEEDED", id_lazy: "FAILED", id_bad: "FAILED"}
@@ -486,6 +505,16 @@ def test_missing_job_definition_is_a_clear_error(flow, calls, capsys):
     flow.write(job_definition="no-such-definition")
     assert run(flow.bf) == 2
     assert_clean_error(capsys.readouterr().err, "no-such-definition", "does not exist", "job_definition:")
+    assert calls.submits == []
+
+
+HUGE = PIPELINE.replace("for f in {input}; do s3tool cat $f; done", "echo " + "x" * 31_000)
+
+
+def test_a_job_too_big_for_submit_job_is_a_clear_error_before_anything_is_submitted(flow, calls, capsys):
+    flow.write(HUGE)
+    assert run(flow.bf) == 2
+    assert_clean_error(capsys.readouterr().err, "rule 'summary'", "SubmitJob request", "shorten")
     assert calls.submits == []
 
 

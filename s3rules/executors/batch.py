@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 from collections import Counter
 
-from ..batchjobs import MAX_DEPENDS_ON, JobSpec
+from ..batchjobs import MAX_DEPENDS_ON, JobSpec, submit_request
 from ..errors import AwsSetupError, PlanError
 from ..model import Job, is_url
 from ..submission import Backoff, Submitter
@@ -66,7 +66,11 @@ class BatchExecutor(Executor):
         """Before anything is submitted: every queue and job definition exists and is usable."""
         specs = {(j.rule.settings.queue, j.rule.settings.job_definition) for j in jobs}
         for job in jobs:
-            job_spec(job)  # local outputs, missing settings
+            spec = job_spec(job)  # local outputs, missing settings
+            try:   # too big for SubmitJob: say so now, not after half the graph went up
+                submit_request(spec, ["0" * 36] * min(len(job.deps), MAX_DEPENDS_ON))
+            except ValueError as exc:
+                raise PlanError(f"rule '{job.rule.name}': {exc}") from None
         for queue, definition in sorted(specs):
             self.submitter.service.check_queue(queue)
             self.submitter.service.check_job_definition(definition)
