@@ -203,6 +203,12 @@ class Planner:
             rows = sheet.rows
         nss = [row + values for row in rows] if values else rows
         paths = [fmt.format(*ns) for ns in nss]
+        if pattern.whole:   # each value is a whole path or URL, read like `input: "{reads}"`
+            if not all(paths):
+                raise PlanError(f"rule '{recipe.rule.name}': a value of expand({pattern.text}) "
+                                "is empty in the sample sheet")
+            base = self.wf.base_dir
+            paths = [resolve_path(p, base) for p in paths]
         unique = tuple(dict.fromkeys(paths))
         result = self._expanded[key] = (unique, nss if len(unique) == len(paths) else None)
         return result

@@ -30,11 +30,7 @@ from s3rules.storage import Storage
 
 # Generator shapes left out while a known planner bug is being fixed (see the regression tests at
 # the end); remove the entry once fixed so the property test covers the shape again.
-KNOWN_BUGS: set[str] = {
-    # expand("{reads}"): a sheet value used as a whole path inside expand() is not resolved against
-    # the Batchfile's directory (nor normalised), unlike input: "{reads}"
-    "expand-whole",
-}
+KNOWN_BUGS: set[str] = set()
 
 SAMPLES = ["S1", "S2", "a.b", "x-y", "s_1", "é", "Ω.2", "q_b", "S1_a", "n.2", "t.txt", "3", "s 1"]
 GROUPS = ["g1", "g.2", "ctl"]
@@ -217,7 +213,7 @@ def cases(draw) -> Case:
             row["reads"] = "data/shared.fq"
         elif choice == "dot":
             row["reads"] = f"./data/../data/{row['sample']}.fq"
-        elif choice == "empty" and not any(i == ("expand", "{reads}") for r in rules for i in r.inputs):
+        elif choice == "empty":
             row["reads"] = ""
         else:
             row["reads"] = f"data/{row['sample']}.fq"
@@ -317,7 +313,13 @@ class Reference:
             if kind == "expand":
                 for row in self.case.rows:
                     if all(row[c] == wc[c] for c in row if c in wc):
-                        inputs.append(self.abs(render(text, {**row, **wc})))
+                        value = render(text, {**row, **wc})
+                        if PLACEHOLDER.fullmatch(text):   # expand("{reads}"): whole paths, resolved
+                            if not value:
+                                raise RefError("empty")
+                            inputs.append(os.path.normpath(os.path.join(self.base, value)))
+                        else:
+                            inputs.append(self.abs(value))
             elif PLACEHOLDER.fullmatch(text):   # "{reads}": a whole path from the sheet
                 value = render(text, ns)
                 if not value:
@@ -649,10 +651,8 @@ def test_expand_with_a_non_column_wildcard():
     assert check(Case(["sample", "group", "reads"], rows, rules), _fixed_files({})) == "ok: pending missing"
 
 
-@pytest.mark.xfail(strict=True, reason="planner bug (KNOWN_BUGS 'expand-whole'): expand(\"{reads}\") "
-                   "keeps the sheet's relative paths as written instead of resolving them against the "
-                   "Batchfile's directory like input: \"{reads}\" does")
 def test_expand_of_a_whole_path_column_is_resolved():
+    """expand("{reads}") resolves each sheet path against the Batchfile's directory, like "{reads}"."""
     rows = [{"sample": "A", "group": "g", "reads": "data/A.fq"},
             {"sample": "B", "group": "g", "reads": "./data/../out/a/A.txt"}]
     rules = [RuleSpec("all", [("path", "out/m.txt")], []),
