@@ -421,6 +421,7 @@ def test_status_counts_done_in_flight_and_to_do(flow, calls, capsys):
     assert run(flow.bf, "--detach") == 0
     ids = {label: p["jobId"] for label, p in calls.by_label().items()}
     flow.wait_status([ids["up-B"], ids["up-C"]], {"RUNNING"})
+    flow.wait_status([ids["summary"]], {"PENDING"})
     capsys.readouterr()
     assert main(["status", flow.bf]) == 0
     during = table(capsys.readouterr().out)
