@@ -19,9 +19,10 @@ def _service():
     return BatchService()
 
 
-def batch_executor(the_plan, poll_interval: float) -> BatchExecutor:
+def batch_executor(the_plan, poll_interval: float, storage=None, say=None) -> BatchExecutor:
     from .submission import Submitter
-    executor = BatchExecutor(Submitter(_service()), poll_start=poll_interval, poll_limit=max(30.0, poll_interval))
+    executor = BatchExecutor(Submitter(_service()), poll_start=poll_interval, poll_limit=max(30.0, poll_interval),
+                             storage=storage, say=say, planned_mtimes=the_plan.mtimes)
     executor.check(list(the_plan.pending))
     return executor
 

@@ -17,6 +17,19 @@ from .batchjobs import ACTIVE_STATES, DESCRIBE_BATCH, chunks
 from .errors import AwsSetupError
 
 RETRY_CONFIG = Config(retries={"mode": "adaptive", "max_attempts": 10}, user_agent_extra="s3rules")
+# SubmitJob is not idempotent: botocore must not resend it after a lost answer (see Submitter).
+# Adaptive mode still paces requests on the client after throttling.
+SUBMIT_CONFIG = Config(retries={"mode": "adaptive", "max_attempts": 1}, user_agent_extra="s3rules")
+THROTTLING_CODES = ("TooManyRequestsException", "ThrottlingException", "Throttling", "RequestLimitExceeded",
+                    "SlowDown")
+
+
+class SubmitRefused(Exception):
+    """SubmitJob was throttled: Batch created nothing, so trying again is safe."""
+
+
+class SubmitUnknown(Exception):
+    """SubmitJob's answer was lost (connection dropped, 5xx): the job may or may not exist."""
 DEFAULT_LOG_GROUP = "/aws/batch/job"
 
 _PERMISSION_HINT = {
@@ -71,6 +84,7 @@ class BatchService:
         with aws_errors("connecting to AWS Batch"):
             self.batch = batch_client or session.client("batch", config=RETRY_CONFIG)
             self.logs = logs_client or session.client("logs", config=RETRY_CONFIG)
+            self.submitter_client = batch_client or session.client("batch", config=SUBMIT_CONFIG)
         self._checked: dict[tuple[str, str], dict] = {}
 
     # -- set-up checks --------------------------------------------------------------------
@@ -109,9 +123,30 @@ class BatchService:
         return self._checked[key]
 
     # -- jobs -----------------------------------------------------------------------------
-    def submit(self, request: dict) -> str:
-        with aws_errors(f"submitting {request.get('jobName')}"):
-            return self.batch.submit_job(**request)["jobId"]
+    def submit(self, request: dict, retry: bool = True) -> str:
+        """SubmitJob. With ``retry=False`` nothing is resent: ``SubmitRefused`` / ``SubmitUnknown``
+        tell the caller whether a job may have been created."""
+        if retry:
+            with aws_errors(f"submitting {request.get('jobName')}"):
+                return self.batch.submit_job(**request)["jobId"]
+        try:
+            return self.submitter_client.submit_job(**request)["jobId"]
+        except ClientError as exc:
+            code = exc.response.get("Error", {}).get("Code", "")
+            status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
+            if code in THROTTLING_CODES or status == 429:
+                raise SubmitRefused(code) from None
+            if status >= 500:
+                raise SubmitUnknown(code) from None
+            with aws_errors(f"submitting {request.get('jobName')}"):
+                raise
+        except EndpointConnectionError:
+            raise SubmitRefused("no connection") from None   # never reached Batch: nothing created
+        except (NoCredentialsError, PartialCredentialsError, NoRegionError):
+            with aws_errors(f"submitting {request.get('jobName')}"):
+                raise
+        except (BotoCoreError, OSError) as exc:   # dropped connection, read timeout: answer lost
+            raise SubmitUnknown(type(exc).__name__) from None
 
     def describe(self, job_ids) -> dict[str, dict]:
         """Descriptions by job id, in DescribeJobs calls of at most 100 ids."""

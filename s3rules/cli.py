@@ -184,7 +184,7 @@ def execute(workflow, the_plan, storage, args) -> int:
     reporter = make_reporter(args.quiet)
     if kinds == {"batch"}:
         from .batchcli import batch_executor, report_detached
-        executor = batch_executor(the_plan, args.poll_interval)
+        executor = batch_executor(the_plan, args.poll_interval, storage, reporter.message)
         runner = Runner(the_plan, executor, storage, reporter, keep_going=True, detach=args.detach)
         result = runner.run()
         if result.detached:

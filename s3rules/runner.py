@@ -68,6 +68,7 @@ class Runner:
                     handles[job] = self.executor.submit(job, [handles[d] for d in job.deps if d in handles])
                     self.active.add(job)
                     self.reporter.submitted(job)
+                self.executor.flush()
                 if graph_mode and self.detach:
                     self.result.detached = True
                     break
@@ -110,6 +111,11 @@ class Runner:
             present = self.storage.stat_many(claimed)
         for job, outcome in finished:
             self.active.discard(job)
+            if job in self.blocked:
+                # something it needs failed (maybe after Batch had started it): it never counts as
+                # done nor as a failure of its own; whatever it wrote is not trusted
+                self.result.removed += self.discard_partial_outputs(job)
+                continue
             if outcome.ok:
                 missing = [o for o in job.outputs if o not in present]
                 if missing:
@@ -133,13 +139,18 @@ class Runner:
         self.block(job)
 
     def block(self, job: Job) -> None:
-        """Nothing below a failed job runs (Batch fails those itself; locally they are skipped)."""
+        """Nothing below a failed job runs: the executor drops or stops what it already has."""
         stack = list(self.dependents.get(job, ()))
+        newly = []
         while stack:
             child = stack.pop()
             if child not in self.blocked:
                 self.blocked.add(child)
+                newly.append(child)
                 stack.extend(self.dependents.get(child, ()))
+        submitted = [j for j in newly if j in self.active]
+        if submitted:
+            self.executor.abandon(submitted)
 
     def discard_partial_outputs(self, job: Job) -> list[str]:
         """A failed job must never look done: if it wrote every output, remove what it wrote.

@@ -491,9 +491,17 @@ class Storage:
 
         return sync(fs.loop, wrapped)
 
+    async def _connect(self, fs, bucket: str, where: str) -> None:
+        """Open s3fs's session; credential problems surface here, and get the same message."""
+        try:
+            await fs.set_session()
+        except Exception as e:
+            raise self._s3_error(fs, e, where, bucket, "session") from None
+
     async def _s3_gather(self, key, fs, to_list, to_head, groups) -> None:
         import asyncio  # only S3 needs it: local planning skips the import
-        await fs.set_session()
+        first_bucket, first_key = (list(to_list) or list(to_head))[0]
+        await self._connect(fs, first_bucket, f"s3://{first_bucket}/{first_key}")
         sem = asyncio.Semaphore(self.max_concurrency)
         bucket_checks: dict[str, asyncio.Task] = {}
         ok = self._buckets_ok.setdefault(key, set())
@@ -550,7 +558,7 @@ class Storage:
                 raise o
 
     async def _s3_delete(self, fs, bucket: str, k: str, path: str) -> None:
-        await fs.set_session()
+        await self._connect(fs, bucket, path)
         try:
             await fs._call_s3("delete_object", Bucket=bucket, Key=k)
         except Exception as e:

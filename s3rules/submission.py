@@ -3,6 +3,13 @@
 Never pay twice: before the first submission to a queue, the jobs in flight there are listed
 once (per active state, 1,000 per page) and indexed by the identity carried in their names;
 a spec whose identity is already in flight gets that job's id back instead of a new job.
+The caller holds the queue's lease (``s3rules.lease``) meanwhile, so no other run lists and
+submits at the same time, and the jobs the previous holder submitted moments ago count too.
+
+SubmitJob has no idempotency token, so it is never retried blindly: a throttled call was
+refused and is retried after a pause; after an answer that was lost (a dropped connection, a
+5xx), s3rules first asks Batch for a job of that name made in the meantime, and only submits
+again when there is none.
 Watching is DescribeJobs in groups of 100 with an interval that backs off while nothing changes.
 """
 from __future__ import annotations
@@ -10,8 +17,9 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
-from .batchclient import BatchService
+from .batchclient import BatchService, SubmitRefused, SubmitUnknown
 from .batchjobs import ACTIVE_STATES, FINAL_STATES, JobSpec, identity_of_name, submit_request
+from .errors import AwsSetupError
 
 
 @dataclass
@@ -24,12 +32,20 @@ class Tracked:
 
 
 class Submitter:
+    #: pauses between SubmitJob attempts (seconds); a throttled or lost call waits, then tries again
+    retry_delays = (0.5, 1, 2, 4, 8, 16, 30, 30)
+
     def __init__(self, service: BatchService):
         self.service = service
         self._in_flight: dict[str, dict[str, dict]] = {}   # queue -> identity prefix -> summary
         self.tracked: dict[str, Tracked] = {}
+        self.leases: dict[str, object] = {}                # queue -> Lease held while submitting
         self.submitted = 0
         self.reused = 0
+
+    def forget(self, queue: str) -> None:
+        """List ``queue`` afresh on next use (the lease was just taken)."""
+        self._in_flight.pop(queue, None)
 
     def in_flight(self, queue: str) -> dict[str, dict]:
         """Jobs s3rules made that are still in flight on ``queue``, by identity (listed once)."""
@@ -40,6 +56,14 @@ class Submitter:
                 ident = identity_of_name(summary.get("jobName", ""))
                 if ident and ":" not in summary["jobId"]:   # array children carry their parent's name
                     known.setdefault(ident, summary)
+            lease = self.leases.get(queue)
+            recent = [r for r in getattr(lease, "recent", ()) if identity_of_name(r.get("name", ""))
+                      and identity_of_name(r["name"]) not in known]
+            if recent:   # just submitted by the previous holder: ListJobs may not show them yet
+                for job_id, desc in self.service.describe([r["jobId"] for r in recent]).items():
+                    if desc.get("status") in ACTIVE_STATES:
+                        known.setdefault(identity_of_name(desc.get("jobName", "")) or "", {
+                            "jobId": job_id, "jobName": desc.get("jobName"), "status": desc["status"]})
             self._in_flight[queue] = known
         return known
 
@@ -54,12 +78,37 @@ class Submitter:
             self.reused += 1
             self.tracked.setdefault(existing, Tracked(existing, spec, reused=True))
             return existing, True
-        job_id = self.service.submit(submit_request(spec, list(depends_on)))
+        lease = self.leases.get(spec.queue)
+        if lease is not None:
+            lease.renew_if_due()
+        job_id = self._submit_once(spec, submit_request(spec, list(depends_on)))
+        if lease is not None:
+            lease.remember(spec.name, job_id)
         self.submitted += 1
         self.in_flight(spec.queue)[spec.identity[:16]] = {"jobId": job_id, "jobName": spec.name,
                                                           "status": "SUBMITTED"}
         self.tracked[job_id] = Tracked(job_id, spec)
         return job_id, False
+
+    def _submit_once(self, spec: JobSpec, request: dict) -> str:
+        """Submit, and make sure a lost answer never turns into a second job."""
+        started = time.time()
+        for delay in self.retry_delays + (None,):
+            try:
+                return self.service.submit(request, retry=False)
+            except SubmitRefused:
+                pass                                  # throttled: nothing was created
+            except SubmitUnknown:
+                made = [j for j in self.service.jobs_named(spec.queue, spec.name)
+                        if j.get("createdAt", 0) >= (started - 300) * 1000 or j.get("status") in ACTIVE_STATES]
+                if made:                              # it did land: that is our job
+                    return made[0]["jobId"]
+            if delay is None:
+                break
+            time.sleep(delay)
+        raise AwsSetupError(f"submitting {spec.name} to {spec.queue!r} kept failing (throttled or no answer) "
+                            f"for {int(time.time() - started)} s; what was submitted stays, and running "
+                            "s3rules again submits the rest, nothing twice")
 
     def track(self, job_id: str, spec: JobSpec | None = None) -> Tracked:
         return self.tracked.setdefault(job_id, Tracked(job_id, spec))

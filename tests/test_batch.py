@@ -556,12 +556,7 @@ def assert_credentials_error(code: int, capsys) -> None:
 
 
 @pytest.mark.parametrize("command", ["run", "status", "cancel"])
-def test_no_credentials_is_a_clear_error(flow, no_credentials, capsys, request, command):
-    if no_credentials is PARTIAL:
-        request.applymarker(pytest.mark.xfail(
-            strict=True, raises=Exception,
-            reason="storage.py: PartialCredentialsError from `await fs.set_session()` in _s3_gather escapes "
-                   "as a traceback (set_session is outside the try blocks that call _s3_error)"))
+def test_no_credentials_is_a_clear_error(flow, no_credentials, capsys, command):
     argv = {"run": ["run", flow.bf, *POLL], "status": ["status", flow.bf], "cancel": ["cancel", flow.bf, "-y"]}
     assert_credentials_error(main(argv[command]), capsys)
     assert flow.jobs() == []
@@ -609,10 +604,6 @@ LAZY_UP = PIPELINE.replace("PRE s3tool cat {input} | tr a-z A-Z | s3tool put {ou
                            "if [ {sample} = A ]; then s3tool cat {input} | s3tool put {output}; fi")
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "needs runner.py: when the runner turns a Batch success into a failure (outputs missing), the "
-    "dependents already submitted with dependsOn on it run anyway (Batch saw SUCCEEDED) and are reported "
-    "as failures of their own; Runner.settle should treat a job in self.blocked like upstream_failed"))
 def test_dependents_of_a_job_that_did_not_write_its_outputs_are_reported_as_not_run(flow, calls, capsys):
     flow.write(LAZY_UP)
     assert run(flow.bf) == 1

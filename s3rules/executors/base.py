@@ -47,5 +47,14 @@ class Executor(ABC):
     def cancel(self) -> list[tuple[Job, Outcome]]:
         """Stop every job still running; return them with how they ended."""
 
+    def flush(self) -> None:
+        """Send what ``submit`` collected (executors that submit in bulk do it here)."""
+
+    def abandon(self, jobs: list[Job]) -> None:
+        """These submitted jobs must not run (something they need failed): drop or stop them.
+
+        Each must still come back from ``poll``; the default lets them finish on their own.
+        """
+
     def close(self) -> None:
         pass

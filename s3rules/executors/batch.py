@@ -7,6 +7,8 @@ cost of this process staying attached until then; ``s3rules run`` again re-attac
 """
 from __future__ import annotations
 
+import contextlib
+import re
 import time
 from collections import Counter
 
@@ -54,9 +56,15 @@ class BatchExecutor(Executor):
     submits_graph = True
     name = "batch"
 
-    def __init__(self, submitter: Submitter, poll_start: float = 2.0, poll_limit: float = 30.0):
+    def __init__(self, submitter: Submitter, poll_start: float = 2.0, poll_limit: float = 30.0,
+                 storage=None, lease_ttl: float = 60.0, say=None, planned_mtimes: dict | None = None):
         self.submitter = submitter
+        self.storage = storage
+        self.planned_mtimes = planned_mtimes or {}   # what planning saw, to tell "written since"
+        self.lease_ttl = lease_ttl
+        self.say = say or (lambda text: None)
         self.backoff = Backoff(poll_start, poll_limit)
+        self.buffer: list[_Handle] = []
         self.active: dict[str, _Handle] = {}
         self.waiting: list[_Handle] = []
         self.finished: list[tuple[Job, Outcome]] = []
@@ -85,9 +93,79 @@ class BatchExecutor(Executor):
         return 1 << 30
 
     def submit(self, job: Job, upstream: list[object]) -> object:
+        """Collect; ``flush`` submits everything collected under one lease per queue."""
         handle = _Handle(job, job_spec(job), [h for h in upstream if isinstance(h, _Handle)])
-        self._try_submit(handle)
+        self.buffer.append(handle)
         return handle
+
+    def flush(self) -> None:
+        if not self.buffer:
+            return
+        handles, self.buffer = self.buffer, []
+        with self._lease(handles):
+            self._skip_done_meanwhile(handles)
+            for handle in handles:
+                if handle.status == "WAITING":
+                    self._try_submit(handle)
+
+    @contextlib.contextmanager
+    def _lease(self, handles: list[_Handle]):
+        """Hold each queue's lease while listing what is in flight and submitting."""
+        from ..lease import Lease
+        buckets: dict[str, set[str]] = {}
+        for h in handles:
+            buckets.setdefault(h.spec.queue, set()).update(
+                o.split("/", 3)[2] for o in h.spec.outputs if o.startswith("s3://"))
+        leases = []
+        try:
+            for queue in sorted(buckets):
+                if buckets[queue]:
+                    key = re.sub(r"[^A-Za-z0-9._-]+", "_", queue)
+                    lease = Lease(f"s3://{min(buckets[queue])}/.s3rules/leases/{key}.json", ttl=self.lease_ttl,
+                                  on_wait=self.say)
+                    lease.acquire()
+                    leases.append(lease)
+                    self.submitter.leases[queue] = lease
+                self.submitter.forget(queue)   # list afresh, now that no other run submits here
+            yield
+        finally:
+            for lease in leases:
+                lease.release()
+            self.submitter.leases.clear()
+
+    def _skip_done_meanwhile(self, handles: list[_Handle]) -> None:
+        """A job that finished between planning and this listing is done: never submit it again.
+
+        Done means every output exists now and some output appeared or changed since planning
+        (a forced job's untouched outputs do not count).
+        """
+        if self.storage is None:
+            return
+        unknown = [h for h in handles if self.submitter.find(h.spec) is None]
+        outputs = [o for h in unknown for o in h.spec.outputs]
+        if not outputs:
+            return
+        self.storage.invalidate(outputs)
+        present = self.storage.stat_many(outputs)
+        before = self.planned_mtimes
+        for h in unknown:
+            if all(o in present for o in h.spec.outputs) and \
+                    any(present[o] != before.get(o) for o in h.spec.outputs):
+                h.status = "SUCCEEDED"
+                self.finished.append((h.job, Outcome(True, reason="finished meanwhile")))
+
+    def abandon(self, jobs: list[Job]) -> None:
+        """Drop held-back jobs; stop submitted ones (Batch fails most of them by itself)."""
+        doomed = set(jobs)
+        for h in [h for h in self.waiting + self.buffer if h.job in doomed]:
+            h.status = "FAILED"
+            self.finished.append((h.job, Outcome(False, reason="a job it depends on failed",
+                                                 upstream_failed=True)))
+        self.waiting = [h for h in self.waiting if h.job not in doomed]
+        self.buffer = [h for h in self.buffer if h.job not in doomed]
+        for job_id, h in list(self.active.items()):
+            if h.job in doomed:
+                self.submitter.service.terminate(job_id, "s3rules: a job it depends on failed")
 
     def _try_submit(self, handle: _Handle) -> bool:
         if any(u.status == "FAILED" for u in handle.upstream):
@@ -95,7 +173,7 @@ class BatchExecutor(Executor):
             self.finished.append((handle.job, Outcome(False, reason="a job it depends on failed",
                                                       upstream_failed=True)))
             return True
-        if any(u.job_id is None for u in handle.upstream):
+        if any(u.job_id is None and u.status != "SUCCEEDED" for u in handle.upstream):
             self._wait(handle)
             return False
         open_ids = list(dict.fromkeys(u.job_id for u in handle.upstream if u.status != "SUCCEEDED"))
@@ -106,6 +184,15 @@ class BatchExecutor(Executor):
         handle.job_id, handle.status = job_id, "SUBMITTED"
         self.active[job_id] = handle
         return True
+
+    @staticmethod
+    def _may_submit(handle: _Handle) -> bool:
+        """Submittable now: an upstream failed (to report), or dependsOn fits in 20."""
+        if any(u.status == "FAILED" for u in handle.upstream):
+            return True
+        if any(u.job_id is None and u.status != "SUCCEEDED" for u in handle.upstream):
+            return False
+        return len({u.job_id for u in handle.upstream if u.status != "SUCCEEDED"}) <= MAX_DEPENDS_ON
 
     def _wait(self, handle: _Handle) -> None:
         if handle not in self.waiting:
@@ -135,12 +222,14 @@ class BatchExecutor(Executor):
             self.backoff.polled(bool(changed))
             if self.on_states:
                 self.on_states(self.state_counts())
-        if self.waiting:
-            still = []
-            for handle in self.waiting:
-                if not self._try_submit(handle):
-                    still.append(handle)
-            self.waiting = still
+        self.flush()
+        if self.waiting and any(self._may_submit(h) for h in self.waiting):
+            held, self.waiting = self.waiting, []
+            with self._lease(held):
+                self._skip_done_meanwhile([h for h in held if self._may_submit(h)])
+                for handle in held:
+                    if handle.status == "WAITING":
+                        self._try_submit(handle)
         out, self.finished = self.finished, []
         return out
 
