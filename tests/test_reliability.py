@@ -1,0 +1,696 @@
+"""Reliability of s3rules on AWS Batch: faults, crashes, concurrent runs, outputs.
+
+The promise under test: whatever happens, no job is paid for twice (the queue holds exactly one
+job per identity), no finished target is lost and none is wrongly called done.
+
+s3rules talks to the moto server of tests/aws_server.py through tests/faultproxy.py, which
+throttles, fails and drops requests, or forwards them and loses the answer. The jobs themselves
+(``s3tool`` in their shell commands) talk to moto directly. Figures for docs/reliability.md are
+printed with ``-s`` (lines starting with ``FIGURES``).
+"""
+from __future__ import annotations
+
+import json
+import re
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter
+from pathlib import Path
+
+import boto3
+import pytest
+
+from faultproxy import FaultProxy
+from s3rules.batchjobs import NAME_PREFIX, identity_of_name
+from s3rules.cli import main
+
+POLL = ["--poll-interval", "0.2"]
+S3RULES = os.path.join(os.path.dirname(sys.executable), "s3rules")
+
+# The demo pipeline (rulefiles/demo) on S3 and Batch: trim per sample, count (two outputs) per
+# sample, group per group, one summary. BUCKET, QUEUE, JD are replaced per test; PRE by a prefix.
+DEMO = r'''
+samples: "samples.csv"
+root = "s3://BUCKET/out"
+default:
+    executor: batch
+    queue: "QUEUE"
+    job_definition: "JD"
+
+rule all:
+    input: expand("{root}/counts/{sample}.txt"), expand("{root}/groups/{group}.tsv"), "{root}/summary.tsv"
+
+rule trim:
+    input: "s3://BUCKET/data/{sample}.txt"
+    output: "{root}/trim/{sample}.txt"
+    shell: "PRE s3tool cat {input} | tr a-z A-Z | s3tool put {output}"
+
+rule count:
+    input: "{root}/trim/{sample}.txt"
+    output: "{root}/counts/{sample}.txt", "{root}/counts/{sample}.log"
+    shell: """
+        s3tool cat {input} | wc -l | tr -d ' ' | s3tool put {output[0]}
+        echo "counted {sample} in group {group}" | s3tool put {output[1]}
+    """
+
+rule group:
+    input: expand("{root}/counts/{sample}.txt")
+    output: "{root}/groups/{group}.tsv"
+    shell: "for f in {input}; do printf '%s\t%s\n' \"$(basename \"$f\" .txt)\" \"$(s3tool cat \"$f\")\"; done | s3tool put {output}"
+
+rule summary:
+    input: expand("{root}/groups/{group}.tsv")
+    output: "{root}/summary.tsv"
+    shell: "for f in {input}; do s3tool cat $f; done | sort | s3tool put {output}"
+'''
+SAMPLES = {"S1": ("g1", "a\nb\n"), "S2": ("g1", "c\n"), "S3": ("g2", "d\ne\nf\n")}
+DEMO_LABELS = sorted([f"trim-{s}" for s in SAMPLES] + [f"count-{s}" for s in SAMPLES]
+                     + ["group-g1", "group-g2", "summary"])
+DEMO_OUTPUTS = {
+    "out/trim/S1.txt": "A\nB\n", "out/trim/S2.txt": "C\n", "out/trim/S3.txt": "D\nE\nF\n",
+    "out/counts/S1.txt": "2\n", "out/counts/S2.txt": "1\n", "out/counts/S3.txt": "3\n",
+    "out/counts/S1.log": "counted S1 in group g1\n", "out/counts/S2.log": "counted S2 in group g1\n",
+    "out/counts/S3.log": "counted S3 in group g2\n",
+    "out/groups/g1.tsv": "S1\t2\nS2\t1\n", "out/groups/g2.tsv": "S3\t3\n",
+    "out/summary.tsv": "S1\t2\nS2\t1\nS3\t3\n",
+}
+TRIM_LABELS = sorted(f"trim-{s}" for s in SAMPLES)
+TRIM_OUTPUTS = {k: v for k, v in DEMO_OUTPUTS.items() if k.startswith("out/trim/")}
+
+#: figures gathered while the tests run, printed at the end of the module (pytest -s)
+FIGURES: dict[str, object] = {}
+
+
+def label_of(job_name: str) -> str:
+    assert job_name.startswith(NAME_PREFIX) and identity_of_name(job_name), job_name
+    return job_name[len(NAME_PREFIX):-17]
+
+
+class Flow:
+    """One test's workflow directory, bucket, queue and job definition (moto clients, no proxy)."""
+
+    def __init__(self, env, tmp_path: Path):
+        self.env, self.dir = env, tmp_path
+        self.bucket, self.queue, self.jd = env.bucket, env.queue, env.job_definition
+        self.s3 = env.server.client("s3")
+        self.batch = env.server.client("batch")
+        self.path = tmp_path / "Batchfile"
+        self.bf = str(self.path)
+
+    def write(self, rules: str = DEMO, samples: dict | None = None, pre: str = "", data: bool = True) -> "Flow":
+        samples = SAMPLES if samples is None else samples
+        (self.dir / "samples.csv").write_text(
+            "sample,group\n" + "".join(f"{s},{g}\n" for s, (g, _) in samples.items()))
+        text = (rules.replace("BUCKET", self.bucket).replace("QUEUE", self.queue).replace("JD", self.jd)
+                .replace("PRE ", pre))
+        self.path.write_text(text)
+        if data:
+            for s, (_, body) in samples.items():
+                self.put(f"data/{s}.txt", body)
+        return self
+
+    def url(self, key: str) -> str:
+        return f"s3://{self.bucket}/{key}"
+
+    def put(self, key: str, body: str) -> None:
+        self.s3.put_object(Bucket=self.bucket, Key=key, Body=body.encode())
+
+    def get(self, key: str) -> str | None:
+        try:
+            return self.s3.get_object(Bucket=self.bucket, Key=key)["Body"].read().decode()
+        except self.s3.exceptions.NoSuchKey:
+            return None
+
+    def outputs(self) -> dict[str, str]:
+        keys = [o["Key"] for o in self.s3.list_objects_v2(Bucket=self.bucket, Prefix="out/").get("Contents", [])]
+        return {k: self.get(k) for k in keys}
+
+    def jobs(self) -> list[dict]:
+        """Every job on the queue, in any state (moto's ListJobs without jobStatus lists all)."""
+        return self.batch.list_jobs(jobQueue=self.queue)["jobSummaryList"]
+
+    def per_name(self) -> Counter:
+        return Counter(j["jobName"] for j in self.jobs())
+
+    def assert_one_job_per_identity(self, labels=DEMO_LABELS) -> Counter:
+        names = self.per_name()
+        duplicates = {n: c for n, c in names.items() if c > 1}
+        assert not duplicates, f"paid twice: {duplicates}"
+        per_identity = Counter(identity_of_name(n) for n in names.elements())
+        assert set(per_identity.values()) <= {1}, per_identity
+        if labels is not None:
+            assert sorted(label_of(n) for n in names) == sorted(labels)
+        return names
+
+    def wait_all_final(self, timeout: float = 60) -> list[dict]:
+        deadline = time.monotonic() + timeout
+        while True:
+            jobs = self.jobs()
+            if all(j["status"] in ("SUCCEEDED", "FAILED") for j in jobs):
+                return jobs
+            assert time.monotonic() < deadline, {j["jobName"]: j["status"] for j in jobs}
+            time.sleep(0.1)
+
+
+@pytest.fixture
+def flow(aws_env, tmp_path):
+    return Flow(aws_env, tmp_path)
+
+
+@pytest.fixture
+def proxy(aws_env, monkeypatch):
+    """A fault proxy in front of moto; this process's clients go through it (no faults yet)."""
+    p = FaultProxy(aws_env.server.endpoint_url).start()
+    for key, value in p.env().items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.setattr(boto3, "DEFAULT_SESSION", None)
+    try:
+        yield p
+    finally:
+        p.stop()
+
+
+def run(*args) -> int:
+    return main(["run", *args, *POLL])
+
+
+def record(name: str, **figures) -> None:
+    FIGURES[name] = figures
+    print(f"FIGURES {name}: {json.dumps(figures, sort_keys=True)}")
+
+
+class Processes:
+    """``s3rules`` console-script runs; every one still alive is killed on exit (SIGKILL)."""
+
+    def __init__(self):
+        self.procs: list[subprocess.Popen] = []
+
+    def start(self, flow: Flow, endpoint_env: dict[str, str], *args: str) -> subprocess.Popen:
+        env = dict(os.environ)          # the aws_env fixture's variables (credentials, region, config files)
+        env.update(endpoint_env)        # s3rules' own calls go through the fault proxy
+        proc = subprocess.Popen([S3RULES, "run", flow.bf, *POLL, *args], cwd=flow.dir, env=env,
+                                stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        self.procs.append(proc)
+        return proc
+
+    def __enter__(self) -> "Processes":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for proc in self.procs:
+            if proc.poll() is None:
+                proc.kill()
+            try:
+                proc.communicate(timeout=10)
+            except (subprocess.TimeoutExpired, ValueError, OSError):
+                pass
+
+
+def finish(proc: subprocess.Popen, timeout: float = 120) -> tuple[int, str]:
+    _, err = proc.communicate(timeout=timeout)
+    return proc.returncode, err
+
+
+# The one-line diagnoses shared by the expected failures below.
+LOST_SUBMIT_RESENT = (
+    "s3rules/batchclient.py: SUBMIT_CONFIG = Config(retries={'mode': 'adaptive', 'max_attempts': 1}); botocore "
+    "reads retries['max_attempts'] as the number of RETRIES (total_max_attempts = 2), so botocore itself resends "
+    "a SubmitJob whose answer was lost (ConnectionClosedError, 5xx, 429) before Submitter._submit_once can look "
+    "the job up by name: the first request already created the job, the resend creates a second one. Fix: "
+    "retries={'mode': 'adaptive', 'total_max_attempts': 1} (or max_attempts=0)")
+LEASE_CREATE_LOST = (
+    "s3rules/lease.py Lease.acquire: when the answer to its If-None-Match create is lost, botocore resends it, "
+    "gets 412, and acquire() reads the lease without recognising its own owner id (holder['owner'] == "
+    "self.owner): it waits for 'another s3rules run' that is itself (same host, own pid alive) until its own "
+    "lease expires (ttl, 60 s for a run). Fix: a holder whose owner is self.owner is ours: adopt its ETag")
+LEASE_RENEW_LOST = (
+    "s3rules/lease.py Lease.renew_if_due: when the answer to the If-Match renewal is lost, botocore resends it; "
+    "the first write already changed the ETag, so the resend gets 412 and the run stops with 'lost the "
+    "submission lease ... another run took over' though nobody else holds it. Fix: on 412 read the lease and "
+    "keep it when holder['owner'] == self.owner")
+LOOKUP_UNDER_LAG = (
+    "s3rules/submission.py Submitter._submit_once: after a lost SubmitJob answer it asks ListJobs (JOB_NAME) "
+    "once, immediately, and resubmits when the job is not listed; while ListJobs lags behind SubmitJob (the lag "
+    "s3rules/lease.py's `recent` exists for) the job that was made is not listed yet, and a second one is "
+    "submitted. Fix: DescribeJobs cannot find it without an id, so keep asking ListJobs for longer than the lag "
+    "before resubmitting (or stop and tell the user)")
+CRASH_UNDER_LAG = (
+    "s3rules/lease.py: Lease.remember() keeps submissions in memory; they reach S3 (`recent`) only when the lease "
+    "is renewed (every ttl/3 = 20 s) or released. A run SIGKILLed mid-submission leaves none of its submissions "
+    "in `recent`, so while ListJobs lags the next run neither lists nor remembers them and submits them again. "
+    "Fix: write `recent` with the lease (If-Match) after each submission, or before each SubmitJob")
+
+
+# -- 1. faults on every operation ---------------------------------------------------------------------
+
+BEFORE_THE_SERVER = ("429", "500", "503", "drop")   # faults after which nothing happened on the server
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_demo_completes_with_20_percent_of_requests_failing(flow, proxy, seed, capsys):
+    """Every request s3rules makes (S3 lease, listings and lookups; Batch checks, listings, submissions,
+    descriptions; Logs) is throttled, fails with 500/503, has its connection dropped, or is carried out with
+    its answer lost, 20 % of the time. SubmitJob meets only the faults after which nothing was created: a
+    lost SubmitJob answer is its own test below (it currently makes duplicates)."""
+    flow.write()
+    proxy.seed, proxy.rate = seed, 0.2
+    proxy.op_kinds["SubmitJob"] = BEFORE_THE_SERVER
+    started = time.monotonic()
+    code = run(flow.bf)
+    elapsed = time.monotonic() - started
+    err = capsys.readouterr().err
+    assert code == 0, err
+    assert flow.outputs() == DEMO_OUTPUTS
+    names = flow.assert_one_job_per_identity()
+    assert {j["status"] for j in flow.jobs()} == {"SUCCEEDED"}
+    assert proxy.forwarded["SubmitJob"] == len(DEMO_LABELS)     # every SubmitJob that arrived made a job
+    summary = proxy.summary()
+    assert summary["faulted"] >= 5, summary
+    record(f"faults-20pct-seed{seed}", seconds=round(elapsed, 1), jobs=len(names), duplicates=0, **summary)
+
+
+@pytest.mark.xfail(strict=True, reason=LOST_SUBMIT_RESENT)
+def test_a_submit_job_whose_answer_is_lost_is_sent_once(aws_env, proxy):
+    """The layer under the Submitter: ``submit(retry=False)`` must never resend (it has no idempotency token)."""
+    from s3rules.batchclient import BatchService, SubmitUnknown
+    service = BatchService()
+    request = {"jobName": "s3rules-lost-0123456789abcdef", "jobQueue": aws_env.queue,
+               "jobDefinition": aws_env.job_definition, "containerOverrides": {"command": ["true"]}}
+    proxy.script("SubmitJob", ["lost"])
+    try:
+        service.submit(request, retry=False)
+    except SubmitUnknown:
+        pass
+    made = aws_env.server.client("batch").list_jobs(jobQueue=aws_env.queue)["jobSummaryList"]
+    assert (proxy.requests["SubmitJob"], len(made)) == (1, 1)
+
+
+@pytest.mark.xfail(strict=True, reason=LOST_SUBMIT_RESENT)
+def test_lost_submit_answers_make_no_duplicate(flow, proxy, capsys):
+    """The first 3 SubmitJobs reach Batch (the job is made) but their answers are lost."""
+    flow.write()
+    proxy.script("SubmitJob", ["lost"] * 3)
+    code = run(flow.bf, "trim")
+    assert code == 0, capsys.readouterr().err
+    assert flow.outputs() == TRIM_OUTPUTS
+    flow.assert_one_job_per_identity(TRIM_LABELS)
+
+
+def fixed_submit_config(monkeypatch) -> None:
+    """What LOST_SUBMIT_RESENT proposes, so that the tests below look at the next layer on their own."""
+    from botocore.config import Config
+    from s3rules import batchclient
+    monkeypatch.setattr(batchclient, "SUBMIT_CONFIG",
+                        Config(retries={"mode": "adaptive", "total_max_attempts": 1}, user_agent_extra="s3rules"))
+
+
+def test_lost_submit_answers_are_found_by_name_once_botocore_does_not_resend(flow, proxy, capsys, monkeypatch):
+    """With SubmitJob sent once (the proposed fix, applied here by the test), the Submitter's own recovery
+    works: every lost answer is followed by a ListJobs JOB_NAME lookup that finds the job it made."""
+    fixed_submit_config(monkeypatch)
+    flow.write()
+    proxy.script("SubmitJob", ["lost"] * 3)
+    code = run(flow.bf, "trim")
+    assert code == 0, capsys.readouterr().err
+    assert flow.outputs() == TRIM_OUTPUTS
+    flow.assert_one_job_per_identity(TRIM_LABELS)
+    assert proxy.forwarded["SubmitJob"] == len(TRIM_LABELS)     # each sent once, then found by name
+    assert proxy.forwarded["ListJobs"] >= 3
+    record("lost-submit-answers-fixed-config", lost=3, submit_requests=proxy.requests["SubmitJob"],
+           jobs=len(TRIM_LABELS), duplicates=0)
+
+
+@pytest.mark.xfail(strict=True, reason=LOOKUP_UNDER_LAG)
+def test_a_lost_submit_answer_makes_no_duplicate_while_list_jobs_lags(flow, proxy, capsys, monkeypatch):
+    fixed_submit_config(monkeypatch)          # the resend above is a separate bug
+    flow.write()
+    proxy.list_lag = 3.0                      # ListJobs shows a new job 3 s after SubmitJob made it
+    proxy.script("SubmitJob", ["lost"])
+    code = run(flow.bf, "trim")
+    assert code == 0, capsys.readouterr().err
+    flow.assert_one_job_per_identity(TRIM_LABELS)
+
+
+# -- 2. the lease under faults --------------------------------------------------------------------------
+
+def lease_url(aws_env) -> str:
+    return f"s3://{aws_env.bucket}/.s3rules/leases/{aws_env.queue}.json"
+
+
+@pytest.mark.xfail(strict=True, reason=LEASE_CREATE_LOST)
+def test_a_lost_answer_to_the_lease_create_does_not_make_a_run_wait_for_itself(aws_env, proxy):
+    from s3rules.lease import Lease
+    said: list[str] = []
+    lease = Lease(lease_url(aws_env), ttl=6, wait=30, on_wait=said.append)
+    proxy.script("PutObject", ["lost"])
+    started = time.monotonic()
+    lease.acquire()
+    waited = time.monotonic() - started
+    lease.release()
+    assert said == [] and waited < 3, (said, waited)
+
+
+@pytest.mark.xfail(strict=True, reason=LEASE_RENEW_LOST)
+def test_a_lost_answer_to_a_lease_renewal_keeps_the_lease(aws_env, proxy):
+    from s3rules.lease import Lease
+    lease = Lease(lease_url(aws_env), ttl=60, wait=5)
+    lease.acquire()
+    try:
+        proxy.script("PutObject", ["lost"])
+        lease.renewed_at = 0                  # a renewal is due
+        lease.renew_if_due()
+        assert lease.held
+    finally:
+        lease.release()
+
+
+# -- 3. crashes: SIGKILL and Ctrl-C during submission ---------------------------------------------------
+
+@pytest.mark.parametrize("k", [1, 2, 5, 9])
+def test_killed_after_k_submissions_then_run_again_no_duplicate(flow, proxy, k):
+    """SIGKILL right after Batch made the k-th job (its answer never reaches the run), then run again."""
+    flow.write(pre="sleep 1;")
+    victim: dict[str, subprocess.Popen] = {}
+
+    def kill():
+        os.kill(victim["proc"].pid, signal.SIGKILL)
+        return "drop"
+
+    proxy.at("SubmitJob", k, kill)
+    with Processes() as procs:
+        victim["proc"] = procs.start(flow, proxy.env())
+        code, err = finish(victim["proc"])
+        assert code == -signal.SIGKILL, err
+        assert len(flow.jobs()) == k                  # killed exactly there
+        started = time.monotonic()
+        code, err = finish(procs.start(flow, proxy.env()))
+        elapsed = time.monotonic() - started
+    assert code == 0, err
+    assert "waiting for another s3rules run" not in err   # the dead holder's lease is taken over at once
+    assert flow.outputs() == DEMO_OUTPUTS
+    names = flow.assert_one_job_per_identity()
+    assert proxy.forwarded["SubmitJob"] == len(DEMO_LABELS)
+    assert not (flow.dir / ".s3rules").exists()          # on Batch s3rules keeps no local state
+    record(f"sigkill-after-{k}", submitted_before_kill=k, jobs=len(names), duplicates=0,
+           rerun_seconds=round(elapsed, 1))
+
+
+@pytest.mark.xfail(strict=True, reason=CRASH_UNDER_LAG)
+def test_killed_mid_submission_then_run_again_no_duplicate_while_list_jobs_lags(flow, proxy):
+    flow.write(pre="sleep 4;")                # still in flight when the second run plans
+    proxy.list_lag = 30.0
+    victim: dict[str, subprocess.Popen] = {}
+    proxy.at("SubmitJob", 2, lambda: (os.kill(victim["proc"].pid, signal.SIGKILL), "drop")[1])
+    with Processes() as procs:
+        victim["proc"] = procs.start(flow, proxy.env(), "trim")
+        assert finish(victim["proc"])[0] == -signal.SIGKILL
+        code, err = finish(procs.start(flow, proxy.env(), "trim"))
+    assert code == 0, err
+    flow.assert_one_job_per_identity(TRIM_LABELS)
+
+
+CTRL_C_AT = 4
+
+
+def interrupt_at(proxy: FaultProxy, k: int, victim: dict) -> None:
+    """SIGINT the run while it waits for the k-th SubmitJob's answer (Batch has made the job)."""
+    def ctrl_c():
+        os.kill(victim["proc"].pid, signal.SIGINT)
+        time.sleep(0.5)                       # the signal lands while the run is blocked on the answer
+    proxy.at("SubmitJob", k, ctrl_c)
+
+
+def test_ctrl_c_during_submission_detaches_consistently(flow, proxy):
+    flow.write(pre="sleep 1;")
+    victim: dict[str, subprocess.Popen] = {}
+    interrupt_at(proxy, CTRL_C_AT, victim)
+    with Processes() as procs:
+        victim["proc"] = procs.start(flow, proxy.env())
+        code, err = finish(victim["proc"])
+        assert code == 130, err
+        assert "Traceback" not in err
+        said = re.search(r"detached: (\d+) jobs? submitted, (\d+) already in flight reused", err)
+        assert said, err
+        assert "re-attach: s3rules run" in err
+        on_queue = len(flow.jobs())
+        assert on_queue == CTRL_C_AT
+        assert int(said.group(1)) in (CTRL_C_AT - 1, CTRL_C_AT)
+        # the lease was released: the next run starts at once
+        code2, err2 = finish(procs.start(flow, proxy.env()))
+    assert code2 == 0, err2
+    assert "waiting for another s3rules run" not in err2
+    assert flow.outputs() == DEMO_OUTPUTS
+    flow.assert_one_job_per_identity()
+    record("ctrl-c-during-submission", interrupted_at=CTRL_C_AT, jobs_on_queue=on_queue,
+           reported_submitted=int(said.group(1)), duplicates=0)
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "s3rules/batchcli.py report_detached counts Submitter.submitted, which is incremented only after SubmitJob "
+    "answered; the SubmitJob that Ctrl-C interrupted had already made its job, so 'detached: N jobs submitted' "
+    "is one short and does not mention the submission whose outcome is unknown (it is reused by the next run)"))
+def test_ctrl_c_during_submission_reports_every_job_it_made(flow, proxy):
+    flow.write(pre="sleep 1;")
+    victim: dict[str, subprocess.Popen] = {}
+    interrupt_at(proxy, 2, victim)
+    with Processes() as procs:
+        victim["proc"] = procs.start(flow, proxy.env())
+        code, err = finish(victim["proc"])
+    assert code == 130 and len(flow.jobs()) == 2
+    said = re.search(r"detached: (\d+) jobs? submitted", err)
+    assert said and int(said.group(1)) == 2, err
+
+
+# -- 4. concurrent runs of one workflow on one queue ----------------------------------------------------
+
+@pytest.mark.parametrize("runs,lag", [(2, 0.0), (2, 5.0), (3, 0.0)], ids=["2-runs", "2-runs-list-lag", "3-runs"])
+def test_concurrent_runs_never_submit_the_same_job_twice(flow, proxy, runs, lag):
+    """``runs`` runs start together; the proxy holds their lease creates until all of them have sent one,
+    then lets them race. With ``lag``, ListJobs hides jobs for 5 s: the later runs then know the first run's
+    jobs only from the lease's ``recent``."""
+    flow.write(pre="sleep 1;")
+    proxy.list_lag = lag
+    barrier = threading.Barrier(runs)
+    creates: list[str] = []
+
+    def race(n, info):
+        if "/.s3rules/leases/" in info["path"] and info["headers"].get("If-None-Match"):
+            creates.append(info["path"])
+            if len(creates) <= runs:
+                try:
+                    barrier.wait(timeout=30)
+                except threading.BrokenBarrierError:
+                    pass
+
+    proxy.before_forward("PutObject", race)
+    with Processes() as procs:
+        started = [procs.start(flow, proxy.env()) for _ in range(runs)]
+        results = [finish(p) for p in started]
+    for code, err in results:
+        assert code == 0, err
+    assert not barrier.broken and len(creates) >= runs
+    assert flow.outputs() == DEMO_OUTPUTS
+    names = flow.assert_one_job_per_identity()
+    assert proxy.forwarded["SubmitJob"] == len(DEMO_LABELS)        # the losers submitted nothing at all
+    waited = sum("waiting for another s3rules run" in err for _, err in results)
+    assert waited >= 1, [err for _, err in results]
+    record(f"concurrent-{runs}-runs-lag{lag:g}", runs=runs, jobs=len(names), duplicates=0, runs_that_waited=waited,
+           list_jobs_hidden=proxy.hidden["ListJobs"])
+
+
+# -- 5. outputs ------------------------------------------------------------------------------------------
+# Covered elsewhere, not repeated here: a Batch job that SUCCEEDED without its (single) output is reported
+# and rerun (tests/test_batch.py::test_a_job_that_succeeds_without_writing_its_outputs_is_a_failure_and_runs_
+# again); a failed upstream fails its dependents, independent jobs finish (test_batch.py::test_a_failing_job_
+# fails_its_dependents_and_is_reported); locally: exit 0 without an output (test_cli.py::test_exit_zero_
+# without_an_output_is_a_failure), a failed job's complete-looking outputs removed (test_cli.py::test_a_failed_
+# job_never_leaves_a_complete_looking_target), a failed forced job keeps the old output (test_cli.py::test_
+# forced_rerun_keeps_the_old_output_until_replaced), -k (test_cli.py::test_keep_going_finishes_independent_
+# branches).
+
+PAIR = '''
+samples: "samples.csv"
+root = "s3://BUCKET/out"
+default:
+    executor: batch
+    queue: "QUEUE"
+    job_definition: "JD"
+rule all:
+    input: expand("{root}/pair/{sample}.a")
+rule pair:
+    output: "{root}/pair/{sample}.a", "{root}/pair/{sample}.b"
+    shell: """
+        echo first {sample} | s3tool put {output[0]}
+        if s3tool cat s3://BUCKET/fixed >/dev/null 2>&1; then echo second {sample} | s3tool put {output[1]}; exit 0; fi
+        if [ {sample} = S1 ]; then echo "wrote one of two outputs, then broke" >&2; exit 3; fi
+    """
+'''
+
+
+def plan_reasons(flow: Flow) -> dict[str, str]:
+    from io import StringIO
+    from contextlib import redirect_stdout
+    out = StringIO()
+    with redirect_stdout(out):
+        assert main(["run", "-n", "--json", flow.bf]) == 0
+    return {"-".join([j["rule"], *j["wildcards"].values()]): j["reason"] for j in json.loads(out.getvalue())["jobs"]}
+
+
+def test_batch_jobs_that_write_one_of_two_outputs_leave_the_target_pending_as_incomplete(flow, capsys):
+    """S1 writes one output then fails; S2 writes one output and SUCCEEDS on Batch. Both are reported,
+    nothing claims to be done, both stay pending as incomplete, and the next run makes both again."""
+    flow.write(PAIR, samples={"S1": ("g1", ""), "S2": ("g1", "")}, data=False)
+    assert run(flow.bf) == 1
+    err = capsys.readouterr().err
+    assert "2 jobs failed" in err, err
+    s1 = next(l for l in err.splitlines() if l.startswith("job failed: rule pair (sample=S1)"))
+    s2 = next(l for l in err.splitlines() if l.startswith("job failed: rule pair (sample=S2)"))
+    assert "exit code 3" in s1 and "| wrote one of two outputs, then broke" in err
+    assert "finished without writing its output " + flow.url("out/pair/S2.b") in s2
+    assert {j["jobName"].split("-")[2]: j["status"] for j in flow.jobs()} == {"S1": "FAILED", "S2": "SUCCEEDED"}
+    assert flow.get("out/pair/S1.a") == "first S1\n" and flow.get("out/pair/S1.b") is None
+    assert plan_reasons(flow) == {"pair-S1": "incomplete", "pair-S2": "incomplete"}
+
+    flow.put("fixed", "")
+    assert run(flow.bf) == 0
+    assert flow.outputs() == {f"out/pair/{s}.{x}": f"{w} {s}\n" for s in ("S1", "S2")
+                              for x, w in (("a", "first"), ("b", "second"))}
+    assert plan_reasons(flow) == {}
+
+
+FORCED = '''
+root = "s3://BUCKET/out"
+default:
+    executor: batch
+    queue: "QUEUE"
+    job_definition: "JD"
+rule make:
+    output: "{root}/x.txt"
+    shell: "s3tool cat {output} | s3tool put s3://BUCKET/seen-$AWS_BATCH_JOB_ID; sleep 1; if s3tool cat s3://BUCKET/broken >/dev/null 2>&1; then exit 1; fi; echo new | s3tool put {output}"
+'''
+
+
+def test_a_forced_batch_rerun_keeps_the_old_output_until_the_new_one_is_complete(flow, capsys):
+    flow.write(FORCED, samples={}, data=False)
+    flow.put("out/x.txt", "old\n")
+    flow.put("broken", "")
+    assert run(flow.bf, "--force", flow.url("out/x.txt")) == 1      # the forced job fails
+    err = capsys.readouterr().err
+    assert "removed outputs" not in err
+    assert flow.get("out/x.txt") == "old\n"                          # never deleted
+    seen = [o["Key"] for o in flow.s3.list_objects_v2(Bucket=flow.bucket, Prefix="seen-")["Contents"]]
+    assert [flow.get(k) for k in seen] == ["old\n"]                  # it was there while the job ran
+
+    flow.s3.delete_object(Bucket=flow.bucket, Key="broken")
+    assert run(flow.bf, "--force", flow.url("out/x.txt")) == 0
+    assert flow.get("out/x.txt") == "new\n"
+    seen = [o["Key"] for o in flow.s3.list_objects_v2(Bucket=flow.bucket, Prefix="seen-")["Contents"]]
+    assert sorted(flow.get(k) for k in seen) == ["old\n", "old\n"]   # old until the new one replaced it
+
+
+def test_keep_going_on_batch_finishes_every_independent_branch(flow, capsys):
+    """trim S2 fails: count S2, group g1 and the summary never run; every other branch finishes."""
+    flow.write(pre="if [ {sample} = S2 ]; then echo 'S2 is unreadable' >&2; exit 3; fi;")
+    assert run(flow.bf, "--keep-going") == 1
+    err = capsys.readouterr().err
+    assert "1 job failed" in err and "3 jobs were not run because a job they need failed" in err, err
+    assert "job failed: rule trim (sample=S2): exit code 3" in err and "| S2 is unreadable" in err
+    expected = {k: v for k, v in DEMO_OUTPUTS.items()
+                if "S2" not in k and k not in ("out/groups/g1.tsv", "out/summary.tsv")}
+    assert flow.outputs() == expected
+    assert sorted(plan_reasons(flow)) == ["count-S2", "group-g1", "summary", "trim-S2"]
+
+
+def test_a_local_job_that_writes_one_of_two_outputs_then_fails_is_pending_as_incomplete(tmp_path, capsys):
+    (tmp_path / "Batchfile").write_text(
+        'rule make:\n    output: "out/x.txt", "out/y.txt"\n'
+        '    shell: "echo x > {output[0]}; test -e fixed || exit 3; echo y > {output[1]}"\n')
+    bf = str(tmp_path / "Batchfile")
+    assert main(["run", bf, "-q"]) == 1
+    assert "exit code 3" in capsys.readouterr().err
+    assert (tmp_path / "out/x.txt").exists()                         # kept: the target is visibly incomplete
+    assert main(["run", "-n", "--json", bf]) == 0
+    assert [j["reason"] for j in json.loads(capsys.readouterr().out)["jobs"]] == ["incomplete"]
+    (tmp_path / "fixed").write_text("")
+    assert main(["run", bf, "-q"]) == 0
+    assert (tmp_path / "out/y.txt").read_text() == "y\n"
+
+
+# -- 6. local state is a cache ---------------------------------------------------------------------------
+
+LOCAL = '''
+samples: "samples.csv"
+rule all:
+    input: expand("out/{sample}.txt")
+rule make:
+    input: "data/{sample}.txt"
+    output: "out/{sample}.txt"
+    shell: "SLOW tr a-z A-Z < {input} > {output}; if [ {sample} = C ]; then echo 'C always fails' >&2; exit 4; fi"
+'''
+
+
+def local_flow(tmp_path: Path, slow: str = "") -> Path:
+    (tmp_path / "data").mkdir(parents=True, exist_ok=True)
+    for s in "ABC":
+        (tmp_path / "data" / f"{s}.txt").write_text(f"{s.lower()}\n")
+    (tmp_path / "samples.csv").write_text("sample\nA\nB\nC\n")
+    (tmp_path / "Batchfile").write_text(LOCAL.replace("SLOW ", slow))
+    return tmp_path / "Batchfile"
+
+
+def cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    return subprocess.run([S3RULES, *args], cwd=cwd, capture_output=True, text=True, timeout=60,
+                          stdin=subprocess.DEVNULL)
+
+
+def test_deleting_or_filling_local_state_with_garbage_changes_nothing(tmp_path):
+    bf = local_flow(tmp_path)
+    first = cli("run", str(bf), "-k", cwd=tmp_path)
+    assert first.returncode == 1 and "| C always fails" in first.stderr
+    state = tmp_path / ".s3rules"
+    assert (state / "logs/make/sample=C.log").exists()
+
+    import shutil
+    shutil.rmtree(state)                                            # deleted
+    again = cli("run", str(bf), "-k", cwd=tmp_path)
+    assert again.returncode == 1 and "| C always fails" in again.stderr
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["A.txt", "B.txt"]
+
+    rng = __import__("random").Random(7)                            # garbage in every file, and junk beside
+    for log in state.rglob("*.log"):
+        log.write_bytes(bytes(rng.randrange(256) for _ in range(20000)))
+    (state / "logs/make/junk").mkdir()
+    (state / "logs/stray.log").write_bytes(b"\x00\xff" * 100)
+    (state / "lock").write_text("not a lock\n")
+    forced = cli("run", str(bf), "-k", "-f", "out/A.txt", cwd=tmp_path)
+    assert forced.returncode == 1 and "Traceback" not in forced.stderr
+    tail = [l for l in forced.stderr.splitlines() if l.startswith("  | ")]
+    assert tail == ["  | C always fails"]                            # the log is the job's own, not the garbage
+    assert (tmp_path / "out/A.txt").read_text() == "A\n"
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "s3rules/executors/local.py LocalExecutor.submit: os.makedirs(<.s3rules/logs/RULE>) and open(<log>, 'wb') "
+    "raise NotADirectoryError / IsADirectoryError when .s3rules holds a file where a directory is expected (or "
+    "the reverse); nothing catches it (Runner.run, cli.main), so the run dies with a traceback (exit 1), and "
+    "jobs it had already started are left running unwatched. Fix: on OSError, replace or bypass the broken "
+    "log path (e.g. remove it, or log to a fresh file) instead of failing the run"))
+@pytest.mark.parametrize("shape", ["state-is-a-file", "logs-is-a-file", "a-later-log-is-a-directory"])
+def test_local_state_of_the_wrong_shape_changes_nothing(tmp_path, shape):
+    bf = local_flow(tmp_path, slow="sleep 0.5;")
+    state = tmp_path / ".s3rules"
+    if shape == "state-is-a-file":
+        state.write_text("garbage")
+    elif shape == "logs-is-a-file":
+        state.mkdir()
+        (state / "logs").write_text("garbage")
+    else:
+        (state / "logs/make/sample=C.log").mkdir(parents=True)
+    r = cli("run", str(bf), "-k", "-j", "2", cwd=tmp_path)
+    assert "Traceback" not in r.stderr, r.stderr
+    assert r.returncode == 1 and "| C always fails" in r.stderr
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["A.txt", "B.txt"]
