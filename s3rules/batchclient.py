@@ -7,6 +7,7 @@ turned into an ``AwsSetupError`` that says what to do. Credentials never appear 
 from __future__ import annotations
 
 import contextlib
+import os
 
 import boto3
 from botocore.config import Config
@@ -16,7 +17,9 @@ from botocore.exceptions import (BotoCoreError, ClientError, EndpointConnectionE
 from .batchjobs import ACTIVE_STATES, DESCRIBE_BATCH, chunks
 from .errors import AwsSetupError
 
-RETRY_CONFIG = Config(retries={"mode": "adaptive", "max_attempts": 10}, user_agent_extra="s3rules")
+# Ten attempts ride out throttling; AWS_MAX_ATTEMPTS still wins, as botocore users expect.
+RETRY_CONFIG = Config(retries={"mode": "adaptive", "max_attempts": int(os.environ.get("AWS_MAX_ATTEMPTS", 10))},
+                      user_agent_extra="s3rules")
 # SubmitJob is not idempotent: botocore must not resend it after a lost answer (see Submitter).
 # Adaptive mode still paces requests on the client after throttling.
 SUBMIT_CONFIG = Config(retries={"mode": "adaptive", "max_attempts": 1}, user_agent_extra="s3rules")

@@ -30,7 +30,7 @@ _VARIABLE = re.compile(r"\{\{|\}\}|\{([A-Za-z_][A-Za-z0-9_]*)\}")
 def load_workflow(path: str, config: Mapping[str, str] | None = None) -> Workflow:
     """Read, parse and check the Batchfile at ``path``."""
     try:
-        with open(path, encoding="utf-8") as fh:
+        with open(path, encoding="utf-8-sig") as fh:   # a byte-order mark is not part of the text
             text = fh.read()
     except FileNotFoundError:
         raise BatchfileError("no such Batchfile (give its path: s3rules run path/to/Batchfile)", path) from None

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ast
 import re
+import warnings
 from dataclasses import dataclass, field
 from functools import lru_cache
 
@@ -25,8 +26,16 @@ class Source:
     path: str
     text: str = field(repr=False)
 
+    @property
+    def lines(self) -> list[str]:
+        """The file's lines as Lark counts them: split at "\n" only."""
+        lines = self.text.split("\n")
+        if lines and lines[-1] == "" and len(lines) > 1:
+            lines.pop()
+        return [line.rstrip("\r") for line in lines]
+
     def line_text(self, line: int) -> str:
-        lines = self.text.splitlines()
+        lines = self.lines
         return lines[line - 1] if 0 < line <= len(lines) else ""
 
     def error(self, message: str, line: int | None, column: int | None) -> BatchfileError:
@@ -89,6 +98,14 @@ class Document:
 
 
 class _BatchfileIndenter(Indenter):
+    """Python-style blocks; remembers the newline it is handling, to locate a bad dedent."""
+
+    last_newline: Token | None = None
+
+    def handle_NL(self, token: Token):
+        self.last_newline = token
+        yield from super().handle_NL(token)
+
     NL_type = "_NL"
     OPEN_PAREN_types = ["LPAR"]
     CLOSE_PAREN_types = ["RPAR"]
@@ -110,11 +127,23 @@ class _ToNodes(Transformer):
     """Builds the dataclasses; never validates (errors raised here would come back wrapped)."""
 
     def string(self, tok: Token) -> Value:
-        return Value("string", ast.literal_eval(tok.value), tok.line, tok.column, tok.value)
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")   # "\d" keeps its backslash, as in Python
+                text = ast.literal_eval(tok.value)
+        except (ValueError, SyntaxError, MemoryError) as exc:
+            why = getattr(exc, "msg", None) or str(exc)
+            raise _BadToken(tok, f"this string is not valid: {why}") from None
+        return Value("string", text, tok.line, tok.column, tok.value)
 
     def number(self, tok: Token) -> Value:
         text = tok.value
-        number = float(text) if any(c in text for c in ".eE") else int(text)
+        try:
+            number = float(text) if any(c in text for c in ".eE") else int(text)
+        except ValueError:
+            raise _BadToken(tok, "this number is too long") from None
+        if number != number or number in (float("inf"), float("-inf")):
+            raise _BadToken(tok, "this number is too large") from None
         return Value("number", number, tok.line, tok.column, text)
 
     def word(self, tok: Token) -> Value:
@@ -155,6 +184,14 @@ class _ToNodes(Transformer):
 class _BareValue(Exception):
     def __init__(self, value: Value):
         self.value = value
+
+
+class _BadToken(Exception):
+    def __init__(self, token: Token, message: str):
+        self.token, self.message = token, message
+
+
+MAX_DEPTH = 100   # brackets or blocks nested deeper than this are refused, not a RecursionError
 
 
 _EXPECTED_NAMES = {
@@ -202,13 +239,21 @@ def parse(text: str, path: str = "<Batchfile>") -> Document:
     except UnexpectedEOF:
         raise _eof_error(source, text) from None
     except DedentError:
-        line = _inconsistent_dedent_line(source)
-        raise source.error("this line's indentation matches no enclosing block", line,
-                           1 if line is None else _indent_of(source.line_text(line)) + 1) from None
+        nl = _lark().options.postlex.last_newline
+        line, column = (nl.end_line, nl.end_column) if nl is not None else (None, None)
+        raise source.error("this line's indentation matches no enclosing block", line, column) from None
+    except RecursionError:
+        line, column = _deepest(text)
+        raise source.error(f"nested more than {MAX_DEPTH} levels deep", line, column) from None
     except UnexpectedInput as exc:  # any other Lark complaint, still located
         raise source.error(str(exc).splitlines()[0], exc.line, exc.column) from None
     except Exception as exc:
         bare = getattr(exc, "orig_exc", None)
+        if isinstance(bare, RecursionError):
+            line, column = _deepest(text)
+            raise source.error(f"nested more than {MAX_DEPTH} levels deep", line, column) from None
+        if isinstance(bare, _BadToken):
+            raise source.error(bare.message, bare.token.line, bare.token.column) from None
         if isinstance(bare, _BareValue):
             v = bare.value
             raise source.error("a value without a key; write `key: value` (input:, output:, shell: ...)",
@@ -219,12 +264,15 @@ def parse(text: str, path: str = "<Batchfile>") -> Document:
 
 def _position_after_token(source: Source, tok: Token) -> tuple[int, int]:
     """Newline and indent tokens start at the end of the previous line: point there, or at the next line."""
+    last = max(len(source.lines), 1)
     if tok.type == "_INDENT" or tok.type == "_DEDENT":
         line = (tok.end_line or tok.line or 1)
+        if line > last:   # the end of the file: point just after its last character
+            return last, len(source.line_text(last)) + 1
         text = source.line_text(line)
         return line, len(text) - len(text.lstrip()) + 1
-    line = tok.line or 1
-    return line, max(tok.column or 1, 1)
+    line = min(tok.line or 1, last)
+    return line, min(max(tok.column or 1, 1), len(source.line_text(line)) + 1)
 
 
 _SKIP = re.compile(r'''""".*?"""|\'\'\'.*?\'\'\'|"(?:[^"\\\n]|\\.)*"|'(?:[^'\\\n]|\\.)*'|#[^\n]*''', re.S)
@@ -254,28 +302,38 @@ def _eof_error(source: Source, text: str) -> BatchfileError:
     opened = _unclosed_paren(text)
     if opened is not None:
         return source.error("this '(' is never closed", *opened)
-    lines = source.text.splitlines() or [""]
+    lines = source.lines or [""]
     return source.error("unexpected end of file (an unclosed bracket or string?)",
                         len(lines), len(lines[-1]) + 1)
 
 
-def _indent_of(line: str) -> int:
-    return len(line.expandtabs(_BatchfileIndenter.tab_len)) - len(line.expandtabs(8).lstrip())
-
-
-def _inconsistent_dedent_line(source: Source) -> int | None:
-    """The first line that dedents to a level no enclosing block has (Lark's error has no position)."""
-    stack = [0]
-    for number, line in enumerate(source.text.splitlines(), 1):
-        stripped = line.strip()
-        if not stripped or stripped.startswith("#"):
+def _deepest(text: str) -> tuple[int, int]:
+    """Where brackets or indentation first nest deeper than MAX_DEPTH (strings skipped)."""
+    depth, pos = 0, 0
+    while pos < len(text):
+        m = _SKIP.match(text, pos)
+        if m:
+            pos = m.end()
             continue
-        indent = _indent_of(line)
-        if indent > stack[-1]:
-            stack.append(indent)
-            continue
-        while indent < stack[-1]:
-            stack.pop()
-        if indent != stack[-1]:
-            return number
-    return None
+        if text[pos] == "(":
+            depth += 1
+            if depth > MAX_DEPTH:
+                break
+        elif text[pos] == ")":
+            depth -= 1
+        pos += 1
+    else:
+        levels = [0]
+        for number, line in enumerate(text.split("\n"), 1):
+            if not line.strip() or line.lstrip().startswith("#"):
+                continue
+            indent = len(line) - len(line.lstrip())
+            while indent < levels[-1]:
+                levels.pop()
+            if indent > levels[-1]:
+                levels.append(indent)
+            if len(levels) > MAX_DEPTH:
+                return number, indent + 1
+        return 1, 1
+    line = text.count("\n", 0, pos) + 1
+    return line, pos - (text.rfind("\n", 0, pos) + 1) + 1

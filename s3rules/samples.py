@@ -12,6 +12,9 @@ from collections import defaultdict
 from .errors import SampleSheetError, StorageError
 
 
+RESERVED = ("input", "output", "vcpus", "memory", "gpus")   # names a shell command already gives
+
+
 class SampleSheet:
     def __init__(self, path: str, columns: tuple[str, ...], rows: list[tuple[str, ...]],
                  lines: list[int]):
@@ -101,6 +104,9 @@ def parse_sheet(text: str, path: str, delimiter: str = ",") -> SampleSheet:
                 raise SampleSheetError(
                     f"column name {name!r} is not a valid wildcard name (letters, digits, _)",
                     path, header_line, name)
+            if name in RESERVED:
+                raise SampleSheetError(f"column name {name!r} is reserved: in a shell command {{{name}}} means "
+                                       "the job's own value; rename the column", path, header_line, name)
             if name in seen:
                 raise SampleSheetError(f"column {name!r} appears twice in the header", path, header_line, name)
             seen[name] = i
@@ -115,6 +121,10 @@ def parse_sheet(text: str, path: str, delimiter: str = ",") -> SampleSheet:
             if len(record) != width:
                 raise SampleSheetError(f"this row has {len(record)} fields but the header has {width}",
                                        path, line)
+            for i, value in enumerate(record):
+                if "\0" in value:   # no process can receive it: refuse it here, for every column
+                    raise SampleSheetError("this value contains a NUL byte, which no command can receive",
+                                           path, line, columns[i])
             key = record[0]
             if key == "":
                 raise SampleSheetError("the key (first column) is empty", path, line, columns[0])

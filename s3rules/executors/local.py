@@ -5,6 +5,7 @@ process group so cancelling stops everything it started.
 """
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import signal
@@ -19,8 +20,11 @@ _STRICT_SHELLS = ("bash", "zsh", "ksh")
 
 
 def log_path_for(log_dir: str, job: Job) -> str:
-    label = "_".join(f"{k}={v}" for k, v in job.wildcards.items()) or "job"
-    label = re.sub(r"[^A-Za-z0-9._=+-]", "_", label)[:180]
+    """One log per job: readable from its wildcards, and distinct even when they are not."""
+    raw = "_".join(f"{k}={v}" for k, v in job.wildcards.items()) or "job"
+    label = re.sub(r"[^A-Za-z0-9._=+-]", "_", raw)[:180]
+    if label != raw:   # characters were replaced or cut: two jobs could meet here
+        label += "-" + hashlib.sha256(raw.encode()).hexdigest()[:10]
     return os.path.join(log_dir, job.rule.name, label + ".log")
 
 
@@ -64,7 +68,7 @@ class LocalExecutor(Executor):
             try:
                 proc = subprocess.Popen(self.argv(job), cwd=self.base_dir, stdout=log, stderr=subprocess.STDOUT,
                                         stdin=subprocess.DEVNULL, env=env, start_new_session=True)
-            except OSError as exc:
+            except (OSError, ValueError) as exc:
                 self.finished.append((job, Outcome(False, None, f"could not start: {exc}", log_path=log_path,
                                                    started_at=started)))
                 return None
