@@ -32,6 +32,9 @@ def report_detached(workflow, executor: BatchExecutor, result, args) -> int:
     bf = workflow.path
     lines = [f"s3rules: detached: {sub.submitted} job{'s' if sub.submitted != 1 else ''} submitted, "
              f"{sub.reused} already in flight reused; they run on AWS Batch without s3rules."]
+    if result.interrupted:
+        lines.append("  (the last submission was cut short by Ctrl-C: if it did not land, running s3rules "
+                     "again submits it; if it did, it is reused)")
     if executor.waiting_count:
         n = executor.waiting_count
         lines.append(f"  {n} job{' waits' if n == 1 else 's wait'} for more than 20 unfinished upstream jobs "

@@ -18,11 +18,13 @@ from .batchjobs import ACTIVE_STATES, DESCRIBE_BATCH, chunks
 from .errors import AwsSetupError
 
 # Ten attempts ride out throttling; AWS_MAX_ATTEMPTS still wins, as botocore users expect.
-RETRY_CONFIG = Config(retries={"mode": "adaptive", "max_attempts": int(os.environ.get("AWS_MAX_ATTEMPTS", 10))},
+# (botocore reads "max_attempts" as retries after the first call; "total_max_attempts" counts all)
+RETRY_CONFIG = Config(retries={"mode": "adaptive",
+                               "total_max_attempts": int(os.environ.get("AWS_MAX_ATTEMPTS", 10))},
                       user_agent_extra="s3rules")
-# SubmitJob is not idempotent: botocore must not resend it after a lost answer (see Submitter).
-# Adaptive mode still paces requests on the client after throttling.
-SUBMIT_CONFIG = Config(retries={"mode": "adaptive", "max_attempts": 1}, user_agent_extra="s3rules")
+# SubmitJob is not idempotent: botocore must send it exactly once (the Submitter decides what
+# a failure means). Adaptive mode still paces requests on the client after throttling.
+SUBMIT_CONFIG = Config(retries={"mode": "adaptive", "total_max_attempts": 1}, user_agent_extra="s3rules")
 THROTTLING_CODES = ("TooManyRequestsException", "ThrottlingException", "Throttling", "RequestLimitExceeded",
                     "SlowDown")
 

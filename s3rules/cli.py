@@ -192,6 +192,8 @@ def execute(workflow, the_plan, storage, args) -> int:
     else:
         state_dir = os.path.join(workflow.base_dir, ".s3rules")
         executor = LocalExecutor(workflow.base_dir, os.path.join(state_dir, "logs"), args.jobs)
+        for note in executor.notes:
+            reporter.message(f"s3rules: note: {note}")
         result = Runner(the_plan, executor, storage, reporter, keep_going=args.keep_going).run()
     if result.ok:
         if not args.quiet:

@@ -133,6 +133,9 @@ class Lease:
             if current is None:
                 continue   # released in between: try to create it again
             holder, etag = current
+            if holder.get("owner") == self.owner:   # our create landed; its answer was lost
+                self._adopt(etag)
+                return
             self.recent = holder.get("recent", [])
             if self._stale(holder) and self._put(IfMatch=etag):
                 return
@@ -151,13 +154,38 @@ class Lease:
         """Keep the lease while working; losing it (expired and taken) stops the run cleanly."""
         if self.etag is None or time.monotonic() - self.renewed_at < self.ttl / 3:
             return
+        self.write()
+
+    def write(self) -> None:
+        """Renew now (and save ``recent``); an error if another run has taken the lease."""
+        if self.etag is None:
+            return
         if not self._put(IfMatch=self.etag):
+            current = self._read()
+            if current is not None and current[0].get("owner") == self.owner:
+                self._adopt(current[1])   # our write landed; its answer was lost
+                return
             self.etag = None
             raise AwsSetupError(f"lost the submission lease {self.url} (this run was paused for longer than "
                                 f"{int(self.ttl)} s and another run took over); run s3rules again: it "
                                 "submits nothing twice")
 
+    def _adopt(self, etag: str) -> None:
+        self.etag = etag
+        self.renewed_at = time.monotonic()
+
+    def intend(self, names: list[str]) -> None:
+        """Record names about to be submitted, before submitting them: if this run dies between
+        SubmitJob and its answer, the next holder still knows to look for these jobs."""
+        now = time.time()
+        self.recent.extend({"name": n, "at": now} for n in names)
+        self.write()
+
     def remember(self, name: str, job_id: str) -> None:
+        for entry in self.recent:
+            if entry.get("name") == name and "jobId" not in entry:
+                entry["jobId"], entry["at"] = job_id, time.time()
+                return
         self.recent.append({"name": name, "jobId": job_id, "at": time.time()})
 
     def release(self) -> None:

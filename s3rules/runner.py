@@ -85,7 +85,11 @@ class Runner:
                                 ready.append(child)
                     elif not self.keep_going and not graph_mode and not outcome.upstream_failed:
                         stopping = True   # on Batch the rest is already submitted: watch it finish
-        except KeyboardInterrupt:
+        except BaseException as exc:
+            if not isinstance(exc, KeyboardInterrupt):
+                if not graph_mode:   # never leave local jobs running unwatched
+                    self.executor.cancel()
+                raise
             self.result.interrupted = True
             if graph_mode:
                 self.result.detached = True

@@ -34,12 +34,18 @@ class Tracked:
 class Submitter:
     #: pauses between SubmitJob attempts (seconds); a throttled or lost call waits, then tries again
     retry_delays = (0.5, 1, 2, 4, 8, 16, 30, 30)
+    #: how long ListJobs may take to show a job just submitted; lookups by name wait this long
+    listing_lag = 15.0
+    #: names written to the lease as "about to be submitted" in one go
+    intent_chunk = 100
 
     def __init__(self, service: BatchService):
         self.service = service
         self._in_flight: dict[str, dict[str, dict]] = {}   # queue -> identity prefix -> summary
         self.tracked: dict[str, Tracked] = {}
         self.leases: dict[str, object] = {}                # queue -> Lease held while submitting
+        self.upcoming: list[JobSpec] = []                  # what the caller is about to submit
+        self._intended: set[str] = set()
         self.submitted = 0
         self.reused = 0
 
@@ -56,16 +62,44 @@ class Submitter:
                 ident = identity_of_name(summary.get("jobName", ""))
                 if ident and ":" not in summary["jobId"]:   # array children carry their parent's name
                     known.setdefault(ident, summary)
-            lease = self.leases.get(queue)
-            recent = [r for r in getattr(lease, "recent", ()) if identity_of_name(r.get("name", ""))
-                      and identity_of_name(r["name"]) not in known]
-            if recent:   # just submitted by the previous holder: ListJobs may not show them yet
-                for job_id, desc in self.service.describe([r["jobId"] for r in recent]).items():
-                    if desc.get("status") in ACTIVE_STATES:
-                        known.setdefault(identity_of_name(desc.get("jobName", "")) or "", {
-                            "jobId": job_id, "jobName": desc.get("jobName"), "status": desc["status"]})
+            self._merge_recent(queue, known)
             self._in_flight[queue] = known
         return known
+
+    def _merge_recent(self, queue: str, known: dict[str, dict]) -> None:
+        """Add what previous lease holders submitted moments ago (ListJobs may not show it yet)."""
+        lease = self.leases.get(queue)
+        recent = [r for r in getattr(lease, "recent", ())
+                  if identity_of_name(r.get("name", "")) and identity_of_name(r["name"]) not in known]
+        with_ids = [r["jobId"] for r in recent if r.get("jobId")]
+        for job_id, desc in self.service.describe(with_ids).items():
+            if desc.get("status") in ACTIVE_STATES:
+                known.setdefault(identity_of_name(desc.get("jobName", "")) or "", {
+                    "jobId": job_id, "jobName": desc.get("jobName"), "status": desc["status"]})
+        # names a run was about to submit when it died: the job may exist without anyone knowing
+        unconfirmed = [r for r in recent if not r.get("jobId")]
+        if unconfirmed:
+            time.sleep(max(0.0, max(r["at"] for r in unconfirmed) + self.listing_lag - time.time()))
+            for r in unconfirmed:
+                for summary in self.service.jobs_named(queue, r["name"]):
+                    if summary.get("status") in ACTIVE_STATES:
+                        known.setdefault(identity_of_name(r["name"]), summary)
+                        break
+
+    def expect(self, specs: list[JobSpec]) -> None:
+        """The specs about to be submitted, in order (their names go to the lease in chunks)."""
+        self.upcoming = list(specs)
+        self._intended.clear()
+
+    def _announce(self, spec: JobSpec, lease) -> None:
+        if spec.name in self._intended:
+            return
+        names = [spec.name]
+        if spec in self.upcoming:
+            start = self.upcoming.index(spec)
+            names = [s.name for s in self.upcoming[start:start + self.intent_chunk] if s.queue == spec.queue]
+        self._intended.update(names)
+        lease.intend(names)
 
     def find(self, spec: JobSpec) -> str | None:
         summary = self.in_flight(spec.queue).get(spec.identity[:16])
@@ -80,11 +114,17 @@ class Submitter:
             return existing, True
         lease = self.leases.get(spec.queue)
         if lease is not None:
+            self._announce(spec, lease)
             lease.renew_if_due()
-        job_id = self._submit_once(spec, submit_request(spec, list(depends_on)))
+        request = submit_request(spec, list(depends_on))
+        self.submitted += 1   # counted when sent: a Ctrl-C during the call may still have made it
+        try:
+            job_id = self._submit_once(spec, request)
+        except Exception:
+            self.submitted -= 1
+            raise
         if lease is not None:
             lease.remember(spec.name, job_id)
-        self.submitted += 1
         self.in_flight(spec.queue)[spec.identity[:16]] = {"jobId": job_id, "jobName": spec.name,
                                                           "status": "SUBMITTED"}
         self.tracked[job_id] = Tracked(job_id, spec)
@@ -99,16 +139,29 @@ class Submitter:
             except SubmitRefused:
                 pass                                  # throttled: nothing was created
             except SubmitUnknown:
-                made = [j for j in self.service.jobs_named(spec.queue, spec.name)
-                        if j.get("createdAt", 0) >= (started - 300) * 1000 or j.get("status") in ACTIVE_STATES]
+                made = self._look_for(spec, started)
                 if made:                              # it did land: that is our job
-                    return made[0]["jobId"]
+                    return made
             if delay is None:
                 break
             time.sleep(delay)
         raise AwsSetupError(f"submitting {spec.name} to {spec.queue!r} kept failing (throttled or no answer) "
                             f"for {int(time.time() - started)} s; what was submitted stays, and running "
                             "s3rules again submits the rest, nothing twice")
+
+    def _look_for(self, spec: JobSpec, since: float) -> str | None:
+        """The job a lost SubmitJob may have made, asked for until ListJobs must show it."""
+        deadline = time.monotonic() + self.listing_lag
+        pause = 0.5
+        while True:
+            for j in self.service.jobs_named(spec.queue, spec.name):
+                # made since our first attempt (30 s of clock skew allowed), or in flight anyway
+                if j.get("createdAt", 0) >= (since - 30) * 1000 or j.get("status") in ACTIVE_STATES:
+                    return j["jobId"]
+            if time.monotonic() >= deadline:
+                return None
+            time.sleep(min(pause, max(0.0, deadline - time.monotonic())))
+            pause *= 2
 
     def track(self, job_id: str, spec: JobSpec | None = None) -> Tracked:
         return self.tracked.setdefault(job_id, Tracked(job_id, spec))

@@ -220,37 +220,6 @@ def finish(proc: subprocess.Popen, timeout: float = 120) -> tuple[int, str]:
     return proc.returncode, err
 
 
-# The one-line diagnoses shared by the expected failures below.
-LOST_SUBMIT_RESENT = (
-    "s3rules/batchclient.py: SUBMIT_CONFIG = Config(retries={'mode': 'adaptive', 'max_attempts': 1}); botocore "
-    "reads retries['max_attempts'] as the number of RETRIES (total_max_attempts = 2), so botocore itself resends "
-    "a SubmitJob whose answer was lost (ConnectionClosedError, 5xx, 429) before Submitter._submit_once can look "
-    "the job up by name: the first request already created the job, the resend creates a second one. Fix: "
-    "retries={'mode': 'adaptive', 'total_max_attempts': 1} (or max_attempts=0)")
-LEASE_CREATE_LOST = (
-    "s3rules/lease.py Lease.acquire: when the answer to its If-None-Match create is lost, botocore resends it, "
-    "gets 412, and acquire() reads the lease without recognising its own owner id (holder['owner'] == "
-    "self.owner): it waits for 'another s3rules run' that is itself (same host, own pid alive) until its own "
-    "lease expires (ttl, 60 s for a run). Fix: a holder whose owner is self.owner is ours: adopt its ETag")
-LEASE_RENEW_LOST = (
-    "s3rules/lease.py Lease.renew_if_due: when the answer to the If-Match renewal is lost, botocore resends it; "
-    "the first write already changed the ETag, so the resend gets 412 and the run stops with 'lost the "
-    "submission lease ... another run took over' though nobody else holds it. Fix: on 412 read the lease and "
-    "keep it when holder['owner'] == self.owner")
-LOOKUP_UNDER_LAG = (
-    "s3rules/submission.py Submitter._submit_once: after a lost SubmitJob answer it asks ListJobs (JOB_NAME) "
-    "once, immediately, and resubmits when the job is not listed; while ListJobs lags behind SubmitJob (the lag "
-    "s3rules/lease.py's `recent` exists for) the job that was made is not listed yet, and a second one is "
-    "submitted. Fix: DescribeJobs cannot find it without an id, so keep asking ListJobs for longer than the lag "
-    "before resubmitting (or stop and tell the user)")
-CRASH_UNDER_LAG = (
-    "s3rules/lease.py: Lease.remember() keeps submissions in memory; they reach S3 (`recent`) only when the lease "
-    "is renewed (every ttl/3 = 20 s) or released. A run SIGKILLed mid-submission leaves none of its submissions "
-    "in `recent`, so while ListJobs lags the next run neither lists nor remembers them and submits them again. "
-    "Fix: put each job name into the lease (If-Match) BEFORE its SubmitJob (the one in flight at the kill has no "
-    "id yet); a run that takes over names younger than the ListJobs lag waits out the lag, then asks by name")
-
-
 # -- 1. faults on every operation ---------------------------------------------------------------------
 
 BEFORE_THE_SERVER = ("429", "500", "503", "drop")   # faults after which nothing happened on the server
@@ -279,7 +248,6 @@ def test_demo_completes_with_20_percent_of_requests_failing(flow, proxy, seed, c
     record(f"faults-20pct-seed{seed}", seconds=round(elapsed, 1), jobs=len(names), duplicates=0, **summary)
 
 
-@pytest.mark.xfail(strict=True, reason=LOST_SUBMIT_RESENT)
 def test_a_submit_job_whose_answer_is_lost_is_sent_once(aws_env, proxy):
     """The layer under the Submitter: ``submit(retry=False)`` must never resend (it has no idempotency token)."""
     from s3rules.batchclient import BatchService, SubmitUnknown
@@ -295,7 +263,6 @@ def test_a_submit_job_whose_answer_is_lost_is_sent_once(aws_env, proxy):
     assert (proxy.requests["SubmitJob"], len(made)) == (1, 1)
 
 
-@pytest.mark.xfail(strict=True, reason=LOST_SUBMIT_RESENT)
 def test_lost_submit_answers_make_no_duplicate(flow, proxy, capsys):
     """The first 3 SubmitJobs reach Batch (the job is made) but their answers are lost."""
     flow.write()
@@ -304,35 +271,13 @@ def test_lost_submit_answers_make_no_duplicate(flow, proxy, capsys):
     assert code == 0, capsys.readouterr().err
     assert flow.outputs() == TRIM_OUTPUTS
     flow.assert_one_job_per_identity(TRIM_LABELS)
-
-
-def fixed_submit_config(monkeypatch) -> None:
-    """What LOST_SUBMIT_RESENT proposes, so that the tests below look at the next layer on their own."""
-    from botocore.config import Config
-    from s3rules import batchclient
-    monkeypatch.setattr(batchclient, "SUBMIT_CONFIG",
-                        Config(retries={"mode": "adaptive", "total_max_attempts": 1}, user_agent_extra="s3rules"))
-
-
-def test_lost_submit_answers_are_found_by_name_once_botocore_does_not_resend(flow, proxy, capsys, monkeypatch):
-    """With SubmitJob sent once (the proposed fix, applied here by the test), the Submitter's own recovery
-    works: every lost answer is followed by a ListJobs JOB_NAME lookup that finds the job it made."""
-    fixed_submit_config(monkeypatch)
-    flow.write()
-    proxy.script("SubmitJob", ["lost"] * 3)
-    code = run(flow.bf, "trim")
-    assert code == 0, capsys.readouterr().err
-    assert flow.outputs() == TRIM_OUTPUTS
-    flow.assert_one_job_per_identity(TRIM_LABELS)
     assert proxy.forwarded["SubmitJob"] == len(TRIM_LABELS)     # each sent once, then found by name
     assert proxy.forwarded["ListJobs"] >= 3
-    record("lost-submit-answers-fixed-config", lost=3, submit_requests=proxy.requests["SubmitJob"],
+    record("lost-submit-answers", lost=3, submit_requests=proxy.requests["SubmitJob"],
            jobs=len(TRIM_LABELS), duplicates=0)
 
 
-@pytest.mark.xfail(strict=True, reason=LOOKUP_UNDER_LAG)
 def test_a_lost_submit_answer_makes_no_duplicate_while_list_jobs_lags(flow, proxy, capsys, monkeypatch):
-    fixed_submit_config(monkeypatch)          # the resend above is a separate bug
     flow.write()
     proxy.list_lag = 3.0                      # ListJobs shows a new job 3 s after SubmitJob made it
     proxy.script("SubmitJob", ["lost"])
@@ -347,7 +292,6 @@ def lease_url(aws_env) -> str:
     return f"s3://{aws_env.bucket}/.s3rules/leases/{aws_env.queue}.json"
 
 
-@pytest.mark.xfail(strict=True, reason=LEASE_CREATE_LOST)
 def test_a_lost_answer_to_the_lease_create_does_not_make_a_run_wait_for_itself(aws_env, proxy):
     from s3rules.lease import Lease
     said: list[str] = []
@@ -360,7 +304,6 @@ def test_a_lost_answer_to_the_lease_create_does_not_make_a_run_wait_for_itself(a
     assert said == [] and waited < 3, (said, waited)
 
 
-@pytest.mark.xfail(strict=True, reason=LEASE_RENEW_LOST)
 def test_a_lost_answer_to_a_lease_renewal_keeps_the_lease(aws_env, proxy):
     from s3rules.lease import Lease
     lease = Lease(lease_url(aws_env), ttl=60, wait=5)
@@ -405,7 +348,6 @@ def test_killed_after_k_submissions_then_run_again_no_duplicate(flow, proxy, k):
            rerun_seconds=round(elapsed, 1))
 
 
-@pytest.mark.xfail(strict=True, reason=CRASH_UNDER_LAG)
 def test_killed_mid_submission_then_run_again_no_duplicate_while_list_jobs_lags(flow, proxy):
     flow.write(pre="sleep 4;")                # still in flight when the second run plans
     proxy.list_lag = 30.0
@@ -455,10 +397,6 @@ def test_ctrl_c_during_submission_detaches_consistently(flow, proxy):
            reported_submitted=int(said.group(1)), duplicates=0)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "s3rules/batchcli.py report_detached counts Submitter.submitted, which is incremented only after SubmitJob "
-    "answered; the SubmitJob that Ctrl-C interrupted had already made its job, so 'detached: N jobs submitted' "
-    "is one short and does not mention the submission whose outcome is unknown (it is reused by the next run)"))
 def test_ctrl_c_during_submission_reports_every_job_it_made(flow, proxy):
     flow.write(pre="sleep 1;")
     victim: dict[str, subprocess.Popen] = {}
@@ -681,12 +619,6 @@ def test_deleting_or_filling_local_state_with_garbage_changes_nothing(tmp_path):
     assert (tmp_path / "out/A.txt").read_text() == "A\n"
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "s3rules/executors/local.py LocalExecutor.submit: os.makedirs(<.s3rules/logs/RULE>) and open(<log>, 'wb') "
-    "raise NotADirectoryError / IsADirectoryError when .s3rules holds a file where a directory is expected (or "
-    "the reverse); nothing catches it (Runner.run, cli.main), so the run dies with a traceback (exit 1), and "
-    "jobs it had already started are left running unwatched. Fix: on OSError, replace or bypass the broken "
-    "log path (e.g. remove it, or log to a fresh file) instead of failing the run"))
 @pytest.mark.parametrize("shape", ["state-is-a-file", "logs-is-a-file", "a-later-log-is-a-directory"])
 def test_local_state_of_the_wrong_shape_changes_nothing(tmp_path, shape):
     bf = local_flow(tmp_path, slow="sleep 0.5;")

@@ -104,6 +104,7 @@ class BatchExecutor(Executor):
         handles, self.buffer = self.buffer, []
         with self._lease(handles):
             self._skip_done_meanwhile(handles)
+            self.submitter.expect([h.spec for h in handles if h.status == "WAITING"])
             for handle in handles:
                 if handle.status == "WAITING":
                     self._try_submit(handle)
@@ -227,6 +228,7 @@ class BatchExecutor(Executor):
             held, self.waiting = self.waiting, []
             with self._lease(held):
                 self._skip_done_meanwhile([h for h in held if self._may_submit(h)])
+                self.submitter.expect([h.spec for h in held if h.status == "WAITING" and self._may_submit(h)])
                 for handle in held:
                     if handle.status == "WAITING":
                         self._try_submit(handle)

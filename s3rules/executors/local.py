@@ -10,6 +10,7 @@ import os
 import re
 import signal
 import subprocess
+import tempfile
 import time
 from collections import deque
 
@@ -46,6 +47,13 @@ class LocalExecutor(Executor):
     def __init__(self, base_dir: str, log_dir: str, jobs: int | None = None):
         self.base_dir = base_dir
         self.log_dir = log_dir
+        self.notes: list[str] = []
+        try:   # .s3rules/ is only a cache: when something is in the way, logs go elsewhere
+            os.makedirs(log_dir, exist_ok=True)
+        except OSError as exc:
+            self.log_dir = tempfile.mkdtemp(prefix="s3rules-logs-")
+            self.notes.append(f"cannot use {log_dir} for job logs ({exc.strerror}); this run's logs go to "
+                              f"{self.log_dir}")
         self.jobs = max(1, jobs or os.cpu_count() or 1)
         self.running: dict[int, tuple[Job, subprocess.Popen, str, float]] = {}
         self.finished: deque[tuple[Job, Outcome]] = deque()
@@ -60,11 +68,16 @@ class LocalExecutor(Executor):
 
     def submit(self, job: Job, upstream: list[object]) -> object:
         log_path = log_path_for(self.log_dir, job)
-        os.makedirs(os.path.dirname(log_path), exist_ok=True)
         env = dict(os.environ)
         env.update(job.environment())
         started = time.time()
-        with open(log_path, "wb") as log:
+        try:
+            os.makedirs(os.path.dirname(log_path), exist_ok=True)
+            log = open(log_path, "wb")
+        except OSError:   # something in the way of this one log: write it elsewhere
+            fd, log_path = tempfile.mkstemp(prefix=f"s3rules-{job.rule.name}-", suffix=".log")
+            log = os.fdopen(fd, "wb")
+        with log:
             try:
                 proc = subprocess.Popen(self.argv(job), cwd=self.base_dir, stdout=log, stderr=subprocess.STDOUT,
                                         stdin=subprocess.DEVNULL, env=env, start_new_session=True)
