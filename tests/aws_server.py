@@ -578,6 +578,37 @@ class BatchEnv:
     service_role_arn: str
 
 
+class FlowBase:
+    """One test's workflow directory, bucket, queue and job definition, with moto clients.
+
+    Test files extend it with how they write their Batchfile and what they check.
+    """
+
+    def __init__(self, env: "AwsTestEnv", tmp_path):
+        self.env, self.dir = env, tmp_path
+        self.bucket, self.queue, self.jd = env.bucket, env.queue, env.job_definition
+        self.s3 = env.server.client("s3")
+        self.batch = env.server.client("batch")
+        self.path = tmp_path / "Batchfile"
+        self.bf = str(self.path)
+
+    def url(self, key: str) -> str:
+        return f"s3://{self.bucket}/{key}"
+
+    def put(self, key: str, body: str) -> None:
+        self.s3.put_object(Bucket=self.bucket, Key=key, Body=body.encode())
+
+    def get(self, key: str) -> str | None:
+        try:
+            return self.s3.get_object(Bucket=self.bucket, Key=key)["Body"].read().decode()
+        except self.s3.exceptions.NoSuchKey:
+            return None
+
+    def jobs(self) -> list[dict]:
+        """Every job on the queue, in any state (moto's ListJobs without jobStatus lists all)."""
+        return self.batch.list_jobs(jobQueue=self.queue)["jobSummaryList"]
+
+
 @dataclass
 class AwsTestEnv:
     """Per-test resources handed out by the ``aws_env`` fixture."""

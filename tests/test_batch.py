@@ -16,6 +16,7 @@ from collections import Counter
 import boto3
 import pytest
 
+from aws_server import FlowBase
 from s3rules.api import AWSBatchHelper
 from s3rules.batchjobs import NAME_PREFIX, identity_of_name
 from s3rules.cli import main
@@ -77,16 +78,8 @@ def label_of(job_name: str) -> str:
     return job_name[len(NAME_PREFIX):-17]
 
 
-class Flow:
+class Flow(FlowBase):
     """One test's workflow directory, bucket, queue and job definition."""
-
-    def __init__(self, env, tmp_path):
-        self.env, self.dir = env, tmp_path
-        self.bucket, self.queue, self.jd = env.bucket, env.queue, env.job_definition
-        self.s3 = env.server.client("s3")
-        self.batch = env.server.client("batch")
-        self.path = tmp_path / "Batchfile"
-        self.bf = str(self.path)
 
     def write(self, rules: str = PIPELINE, samples="AB", *, pre: str = "", data: bool = True,
               queue: str | None = None, job_definition: str | None = None) -> "Flow":
@@ -99,22 +92,6 @@ class Flow:
             for s in samples:
                 self.put(f"data/{s}.txt", f"hello {s}\n")
         return self
-
-    def url(self, key: str) -> str:
-        return f"s3://{self.bucket}/{key}"
-
-    def put(self, key: str, body: str) -> None:
-        self.s3.put_object(Bucket=self.bucket, Key=key, Body=body.encode())
-
-    def get(self, key: str) -> str | None:
-        try:
-            return self.s3.get_object(Bucket=self.bucket, Key=key)["Body"].read().decode()
-        except self.s3.exceptions.NoSuchKey:
-            return None
-
-    def jobs(self) -> list[dict]:
-        """Every job on the queue, in any state (moto's ListJobs without jobStatus lists all)."""
-        return self.batch.list_jobs(jobQueue=self.queue)["jobSummaryList"]
 
     def describe(self, job_ids) -> dict[str, dict]:
         return self.env.server.describe_jobs(job_ids)

@@ -24,6 +24,7 @@ from pathlib import Path
 import boto3
 import pytest
 
+from aws_server import FlowBase
 from faultproxy import FaultProxy
 from s3rules.batchjobs import NAME_PREFIX, identity_of_name
 from s3rules.cli import main
@@ -97,16 +98,8 @@ def label_of(job_name: str) -> str:
     return job_name[len(NAME_PREFIX):-17]
 
 
-class Flow:
+class Flow(FlowBase):
     """One test's workflow directory, bucket, queue and job definition (moto clients, no proxy)."""
-
-    def __init__(self, env, tmp_path: Path):
-        self.env, self.dir = env, tmp_path
-        self.bucket, self.queue, self.jd = env.bucket, env.queue, env.job_definition
-        self.s3 = env.server.client("s3")
-        self.batch = env.server.client("batch")
-        self.path = tmp_path / "Batchfile"
-        self.bf = str(self.path)
 
     def write(self, rules: str = DEMO, samples: dict | None = None, pre: str = "", data: bool = True) -> "Flow":
         samples = SAMPLES if samples is None else samples
@@ -120,25 +113,9 @@ class Flow:
                 self.put(f"data/{s}.txt", body)
         return self
 
-    def url(self, key: str) -> str:
-        return f"s3://{self.bucket}/{key}"
-
-    def put(self, key: str, body: str) -> None:
-        self.s3.put_object(Bucket=self.bucket, Key=key, Body=body.encode())
-
-    def get(self, key: str) -> str | None:
-        try:
-            return self.s3.get_object(Bucket=self.bucket, Key=key)["Body"].read().decode()
-        except self.s3.exceptions.NoSuchKey:
-            return None
-
     def outputs(self) -> dict[str, str]:
         keys = [o["Key"] for o in self.s3.list_objects_v2(Bucket=self.bucket, Prefix="out/").get("Contents", [])]
         return {k: self.get(k) for k in keys}
-
-    def jobs(self) -> list[dict]:
-        """Every job on the queue, in any state (moto's ListJobs without jobStatus lists all)."""
-        return self.batch.list_jobs(jobQueue=self.queue)["jobSummaryList"]
 
     def per_name(self) -> Counter:
         return Counter(j["jobName"] for j in self.jobs())
