@@ -278,24 +278,32 @@ def _position_after_token(source: Source, tok: Token) -> tuple[int, int]:
 _SKIP = re.compile(r'''""".*?"""|\'\'\'.*?\'\'\'|"(?:[^"\\\n]|\\.)*"|'(?:[^'\\\n]|\\.)*'|#[^\n]*''', re.S)
 
 
-def _unclosed_paren(text: str) -> tuple[int, int] | None:
-    """Line and column of the last '(' left open, skipping strings and comments."""
-    stack, pos = [], 0
+def _brackets(text: str):
+    """Positions and characters of the brackets outside strings and comments."""
+    pos = 0
     while pos < len(text):
         m = _SKIP.match(text, pos)
         if m:
             pos = m.end()
             continue
-        if text[pos] == "(":
-            stack.append(pos)
-        elif text[pos] == ")" and stack:
-            stack.pop()
+        if text[pos] in "()":
+            yield pos, text[pos]
         pos += 1
-    if not stack:
-        return None
-    at = stack[-1]
-    line = text.count("\n", 0, at) + 1
-    return line, at - (text.rfind("\n", 0, at) + 1) + 1
+
+
+def _line_col(text: str, pos: int) -> tuple[int, int]:
+    return text.count("\n", 0, pos) + 1, pos - (text.rfind("\n", 0, pos) + 1) + 1
+
+
+def _unclosed_paren(text: str) -> tuple[int, int] | None:
+    """Line and column of the last '(' left open."""
+    stack = []
+    for pos, char in _brackets(text):
+        if char == "(":
+            stack.append(pos)
+        elif stack:
+            stack.pop()
+    return _line_col(text, stack[-1]) if stack else None
 
 
 def _eof_error(source: Source, text: str) -> BatchfileError:
@@ -309,31 +317,20 @@ def _eof_error(source: Source, text: str) -> BatchfileError:
 
 def _deepest(text: str) -> tuple[int, int]:
     """Where brackets or indentation first nest deeper than MAX_DEPTH (strings skipped)."""
-    depth, pos = 0, 0
-    while pos < len(text):
-        m = _SKIP.match(text, pos)
-        if m:
-            pos = m.end()
+    depth = 0
+    for pos, char in _brackets(text):
+        depth += 1 if char == "(" else -1
+        if depth > MAX_DEPTH:
+            return _line_col(text, pos)
+    levels = [0]
+    for number, line in enumerate(text.split("\n"), 1):
+        if not line.strip() or line.lstrip().startswith("#"):
             continue
-        if text[pos] == "(":
-            depth += 1
-            if depth > MAX_DEPTH:
-                break
-        elif text[pos] == ")":
-            depth -= 1
-        pos += 1
-    else:
-        levels = [0]
-        for number, line in enumerate(text.split("\n"), 1):
-            if not line.strip() or line.lstrip().startswith("#"):
-                continue
-            indent = len(line) - len(line.lstrip())
-            while indent < levels[-1]:
-                levels.pop()
-            if indent > levels[-1]:
-                levels.append(indent)
-            if len(levels) > MAX_DEPTH:
-                return number, indent + 1
-        return 1, 1
-    line = text.count("\n", 0, pos) + 1
-    return line, pos - (text.rfind("\n", 0, pos) + 1) + 1
+        indent = len(line) - len(line.lstrip())
+        while indent < levels[-1]:
+            levels.pop()
+        if indent > levels[-1]:
+            levels.append(indent)
+        if len(levels) > MAX_DEPTH:
+            return number, indent + 1
+    return 1, 1
