@@ -349,6 +349,3 @@ class Workflow:
     variables: dict[str, str]
     default_rule: str | None
     settings: Settings = field(default_factory=Settings)
-
-    def rule(self, name: str) -> Rule:
-        return self.rules[name]

@@ -181,18 +181,6 @@ class Storage:
                 except Exception:  # a filesystem without a cache; nothing to clear
                     pass
 
-    def clear_cache(self) -> None:
-        """Forget everything cached (listings, lookups, known buckets)."""
-        with self._lock:
-            self._listings.clear()
-            self._single.clear()
-            self._buckets_ok.clear()
-            for fs in self._fs.values():
-                try:
-                    fs.invalidate_cache()
-                except Exception:
-                    pass
-
     def remove(self, path: str) -> None:
         """Delete the file ``path``; a missing file is fine. Refuses directories."""
         try:
