@@ -102,9 +102,18 @@ class BatchExecutor(Executor):
         if not self.buffer:
             return
         handles, self.buffer = self.buffer, []
+        self._submit_all(handles)
+
+    def _submit_all(self, handles: list[_Handle], ready=None) -> None:
+        """Under each queue's lease: drop what finished meanwhile, announce, submit in order.
+
+        ``ready`` picks the handles that may go now (default: all); the others wait again.
+        """
+        def is_ready(h: _Handle) -> bool:
+            return ready is None or ready(h)
         with self._lease(handles):
-            self._skip_done_meanwhile(handles)
-            self.submitter.expect([h.spec for h in handles if h.status == "WAITING"])
+            self._skip_done_meanwhile([h for h in handles if is_ready(h)])
+            self.submitter.expect([h.spec for h in handles if h.status == "WAITING" and is_ready(h)])
             for handle in handles:
                 if handle.status == "WAITING":
                     self._try_submit(handle)
@@ -226,12 +235,7 @@ class BatchExecutor(Executor):
         self.flush()
         if self.waiting and any(self._may_submit(h) for h in self.waiting):
             held, self.waiting = self.waiting, []
-            with self._lease(held):
-                self._skip_done_meanwhile([h for h in held if self._may_submit(h)])
-                self.submitter.expect([h.spec for h in held if h.status == "WAITING" and self._may_submit(h)])
-                for handle in held:
-                    if handle.status == "WAITING":
-                        self._try_submit(handle)
+            self._submit_all(held, self._may_submit)
         out, self.finished = self.finished, []
         return out
 
