@@ -112,9 +112,41 @@ class Storage:
         :meth:`invalidate`. Raises :class:`StorageError` for anything but "not found".
         """
         result: dict[str, float] = {}
-        # directory -> {basename: original path}; the hot loop for a million local paths
+        local, aliases, remote = self._group(paths)
+        if local:
+            self._stat_local(local, result)
+            for first, others in aliases.items():
+                if first in result:
+                    for o in others:
+                        result[o] = result[first]
+        self._stat_remote(remote, result)
+        return result
+
+    def exists_many(self, paths: Iterable[str]) -> set[str]:
+        """The paths that exist as files: :meth:`stat_many` without the mtimes.
+
+        A local listing tells files by the entry's type, which saves a ``stat`` per local
+        file; remote listings carry the mtimes anyway.
+        """
+        found: set[str] = set()
+        local, aliases, remote = self._group(paths)
+        if local:
+            self._stat_local(local, found)
+            for first, others in aliases.items():
+                if first in found:
+                    found.update(others)
+        if remote:
+            mtimes: dict[str, float] = {}
+            self._stat_remote(remote, mtimes)
+            found.update(mtimes)
+        return found
+
+    def _group(self, paths: Iterable[str]):
+        """(local directory -> {basename: path}, path -> other paths naming the same local
+        file, fs key -> remote paths)."""
+        # the hot loop for a million local paths
         local: dict[str, dict[str, str]] = {}
-        aliases: dict[str, list[str]] = {}  # original -> other originals naming the same file
+        aliases: dict[str, list[str]] = {}
         remote: dict[str, list[str]] = {}
         get = local.get
         for p in paths:
@@ -136,19 +168,15 @@ class Storage:
             prev = g.setdefault(name, p)
             if prev != p:
                 aliases.setdefault(prev, []).append(p)
-        if local:
-            self._stat_local(local, result)
-            for first, others in aliases.items():
-                if first in result:
-                    for o in others:
-                        result[o] = result[first]
+        return local, aliases, remote
+
+    def _stat_remote(self, remote: dict[str, list[str]], result: dict[str, float]) -> None:
         for key, group in remote.items():
             fs = self._filesystem_for_key(key, group[0])
             if self._is_s3(fs):
                 self._stat_s3(key, fs, group, result)
             else:
                 self._stat_generic(key, fs, group, result)
-        return result
 
     def exists(self, path: str) -> bool:
         """True if ``path`` exists as a file (a directory or prefix does not count)."""
@@ -326,8 +354,10 @@ class Storage:
 
     # ------------------------------------------------------------------ local
 
-    def _stat_local(self, groups: dict[str, dict[str, str]], result: dict[str, float]) -> None:
+    def _stat_local(self, groups: dict[str, dict[str, str]], result: dict[str, float] | set[str]) -> None:
+        """Fill ``result``: path -> mtime for a dict, just the paths of files for a set."""
         scandir, stat, S_ISREG = os.scandir, os.stat, statmod.S_ISREG
+        add = result.add if isinstance(result, set) else None
         for directory, names in groups.items():
             try:
                 if len(names) == 1:
@@ -338,7 +368,10 @@ class Storage:
                     except _MISSING_ERRNO_TYPES:
                         continue
                     if S_ISREG(st.st_mode):
-                        result[original] = st.st_mtime
+                        if add is None:
+                            result[original] = st.st_mtime
+                        else:
+                            add(original)
                     continue
                 # scandir on a directory fd: each entry.stat() is then an fstatat() relative
                 # to it, about 25% cheaper than re-walking the full path.
@@ -353,8 +386,12 @@ class Storage:
                             if original is None:
                                 continue
                             try:
-                                if entry.is_file():
+                                if not entry.is_file():
+                                    continue
+                                if add is None:
                                     result[original] = entry.stat().st_mtime
+                                else:
+                                    add(original)
                             except _MISSING_ERRNO_TYPES:  # removed meanwhile
                                 continue
                 except _MISSING_ERRNO_TYPES:
