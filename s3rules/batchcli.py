@@ -110,14 +110,16 @@ def cmd_logs(args) -> int:
     jobs = [j for j in found if not isinstance(j, str)]
     if not jobs:
         raise PlanError(f"no rule makes {args.target}, so no job has its log")
+    from .submission import Submitter
     service = _service()
+    submitter = Submitter(service)
     for job in jobs:
         spec = job_spec(job)
-        history = service.jobs_named(spec.queue, spec.name)
-        if not history:
+        job_id = submitter.latest(spec, job.rule.name)
+        if not job_id:
             raise S3RulesError(f"no Batch job {spec.name} on queue {spec.queue!r} (Batch lists finished jobs "
                                "for a limited time; s3rules submits it when its target is missing)")
-        desc = service.describe([history[0]["jobId"]]).get(history[0]["jobId"], {})
+        desc = service.describe([job_id]).get(job_id, {})
         print(f"# {spec.name} {desc.get('jobId', '')} {desc.get('status', '')}", file=sys.stderr)
         for line in service.log_lines(desc):
             print(line)

@@ -162,24 +162,26 @@ class BatchService:
                     out[job["jobId"]] = job
         return out
 
-    def list_jobs(self, queue: str, statuses=ACTIVE_STATES) -> list[dict]:
-        """Job summaries on ``queue`` in these states (1,000 per ListJobs page)."""
+    def list_jobs(self, queue: str | None, statuses=ACTIVE_STATES, array_job_id: str | None = None) -> list[dict]:
+        """Job summaries on ``queue`` (or an array's children) in these states, 1,000 per page."""
         out: list[dict] = []
         paginator = self.batch.get_paginator("list_jobs")
-        with aws_errors(f"listing jobs on queue {queue!r}"):
+        where = {"arrayJobId": array_job_id} if array_job_id else {"jobQueue": queue}
+        with aws_errors(f"listing jobs {'of array ' + array_job_id if array_job_id else f'on queue {queue!r}'}"):
             for status in statuses:
-                for page in paginator.paginate(jobQueue=queue, jobStatus=status,
-                                               PaginationConfig={"PageSize": 1000}):
+                for page in paginator.paginate(**where, jobStatus=status, PaginationConfig={"PageSize": 1000}):
                     out.extend(page["jobSummaryList"])
         return out
 
-    def jobs_named(self, queue: str, name: str) -> list[dict]:
-        """Every job on ``queue`` with this name, any status, newest first."""
+    def jobs_named(self, queue: str, name: str, prefix: bool = False) -> list[dict]:
+        """Every job on ``queue`` with this name (or name prefix), any status, newest first."""
         paginator = self.batch.get_paginator("list_jobs")
         with aws_errors(f"listing jobs named {name!r}"):
-            pages = paginator.paginate(jobQueue=queue, filters=[{"name": "JOB_NAME", "values": [name]}],
+            pages = paginator.paginate(jobQueue=queue,
+                                       filters=[{"name": "JOB_NAME", "values": [name + "*" if prefix else name]}],
                                        PaginationConfig={"PageSize": 100})
-            found = [j for page in pages for j in page["jobSummaryList"] if j.get("jobName") == name]
+            found = [j for page in pages for j in page["jobSummaryList"]
+                     if (j.get("jobName", "").startswith(name) if prefix else j.get("jobName") == name)]
         return sorted(found, key=lambda j: j.get("createdAt", 0), reverse=True)
 
     def terminate(self, job_id: str, reason: str) -> None:

@@ -83,8 +83,11 @@ def _number(value: float) -> str:
     return str(int(value)) if float(value).is_integer() else str(value)
 
 
-def submit_request(spec: JobSpec, depends_on: list[str] | tuple[str, ...] = ()) -> dict:
-    """The SubmitJob parameters for ``spec``, checked against Batch's limits."""
+def submit_request(spec: JobSpec, depends_on: list[str] | tuple[str, ...] = (), command=None) -> dict:
+    """The SubmitJob parameters for ``spec``, checked against Batch's limits.
+
+    ``command`` replaces the spec's own (which then runs from S3, environment included).
+    """
     if len(depends_on) > MAX_DEPENDS_ON:
         raise ValueError(f"a Batch job can depend on at most {MAX_DEPENDS_ON} jobs, got {len(depends_on)}")
     resources = []
@@ -94,8 +97,8 @@ def submit_request(spec: JobSpec, depends_on: list[str] | tuple[str, ...] = ()) 
         resources.append({"type": "MEMORY", "value": str(int(spec.memory))})
     if spec.gpus:
         resources.append({"type": "GPU", "value": str(int(spec.gpus))})
-    overrides: dict = {"command": list(spec.command)}
-    if spec.environment:
+    overrides: dict = {"command": list(command or spec.command)}
+    if spec.environment and not command:
         overrides["environment"] = [{"name": k, "value": v} for k, v in spec.environment]
     if resources:
         overrides["resourceRequirements"] = resources

@@ -205,6 +205,14 @@ class _Loader:
             return self.number(s, True, 60)
         if name == "priority":
             return self.number(s, True, 0, 9999)
+        if name == "array_size":
+            return self.number(s, True, 1, 10_000)
+        if name == "fetch_command":
+            v = self.text(s)
+            if "{url}" not in v:
+                raise self.error("fetch_command must contain {url}, where the script's S3 URL goes "
+                                 "(e.g. \"aws s3 cp {url} -\")", s.values[0])
+            return v
         if name == "tags":
             return tuple((k, self.substitute(v) if v.kind == "string" else v.raw) for k, v in self.mapping(s))
         if name == "environment":

@@ -238,6 +238,8 @@ class Settings:
     share: str | None = None
     priority: int | None = None
     shell_executable: str = "bash"
+    array_size: int = 10_000        # most children per Batch array job; 1 submits every job alone
+    fetch_command: str = "aws s3 cp {url} -"   # how a Batch job reads a script too long to go inline
 
 
 @dataclass(frozen=True)

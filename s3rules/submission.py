@@ -18,8 +18,10 @@ import time
 from dataclasses import dataclass, field
 
 from .batchclient import BatchService, SubmitRefused, SubmitUnknown
+from .arrays import ARRAY_PREFIX, MANIFEST_TAG, ArrayJob, array_name_prefix, array_request, child_index
 from .batchjobs import ACTIVE_STATES, FINAL_STATES, JobSpec, identity_of_name, submit_request
 from .errors import AwsSetupError
+from .manifests import ManifestStore
 
 
 @dataclass
@@ -39,13 +41,16 @@ class Submitter:
     #: names written to the lease as "about to be submitted" in one go
     intent_chunk = 100
 
-    def __init__(self, service: BatchService):
+    def __init__(self, service: BatchService, manifests: ManifestStore | None = None):
         self.service = service
         self._in_flight: dict[str, dict[str, dict]] = {}   # queue -> identity prefix -> summary
         self.tracked: dict[str, Tracked] = {}
         self.leases: dict[str, object] = {}                # queue -> Lease held while submitting
         self.upcoming: list[JobSpec] = []                  # what the caller is about to submit
         self._intended: set[str] = set()
+        self._position: dict[str, int] = {}
+        self.manifests = manifests or ManifestStore()
+        self.sizes: dict[str, int] = {}                    # array parent -> number of children
         self.submitted = 0
         self.reused = 0
 
@@ -54,17 +59,44 @@ class Submitter:
         self._in_flight.pop(queue, None)
 
     def in_flight(self, queue: str) -> dict[str, dict]:
-        """Jobs s3rules made that are still in flight on ``queue``, by identity (listed once)."""
+        """Jobs s3rules made that are still in flight on ``queue``, by identity (listed once).
+
+        An array's children are found through its manifest: ``jobId`` is then ``parent:index``.
+        """
         known = self._in_flight.get(queue)
         if known is None:
             known = {}
+            arrays = []
             for summary in self.service.list_jobs(queue, ACTIVE_STATES):
-                ident = identity_of_name(summary.get("jobName", ""))
-                if ident and ":" not in summary["jobId"]:   # array children carry their parent's name
-                    known.setdefault(ident, summary)
+                name = summary.get("jobName", "")
+                if ":" in summary["jobId"]:
+                    continue   # an array child, listed through its parent below
+                if name.startswith(ARRAY_PREFIX):
+                    arrays.append(summary["jobId"])
+                elif identity_of_name(name):
+                    known.setdefault(identity_of_name(name), summary)
+            self._add_children(self.service.describe(arrays), known)
             self._merge_recent(queue, known)
             self._in_flight[queue] = known
         return known
+
+    def _add_children(self, parents: dict[str, dict], known: dict[str, dict]) -> None:
+        """Index the children of in-flight arrays by the identities their manifests name."""
+        for parent, desc in parents.items():
+            if desc.get("status") not in ACTIVE_STATES:
+                continue
+            url = (desc.get("tags") or {}).get(MANIFEST_TAG)
+            children = self.manifests.children(url) if url else None
+            if not children:
+                continue   # no manifest, no way to tell its children apart: never reused
+            self.sizes[parent] = len(children)
+            counts = (desc.get("arrayProperties") or {}).get("statusSummary") or {}
+            states = [s for s in ACTIVE_STATES if counts.get(s)] if counts else list(ACTIVE_STATES)
+            for summary in self.service.list_jobs(None, states, array_job_id=parent):
+                index = child_index(summary["jobId"])[1]
+                if index is not None and index < len(children):
+                    known.setdefault(children[index][:16], {
+                        "jobId": summary["jobId"], "jobName": desc.get("jobName"), "status": summary.get("status")})
 
     def _merge_recent(self, queue: str, known: dict[str, dict]) -> None:
         """Add what previous lease holders submitted moments ago (ListJobs may not show it yet)."""
@@ -72,41 +104,66 @@ class Submitter:
         recent = [r for r in getattr(lease, "recent", ())
                   if identity_of_name(r.get("name", "")) and identity_of_name(r["name"]) not in known]
         with_ids = [r["jobId"] for r in recent if r.get("jobId")]
-        for job_id, desc in self.service.describe(with_ids).items():
-            if desc.get("status") in ACTIVE_STATES:
+        described = self.service.describe(with_ids)
+        for job_id, desc in described.items():
+            if desc.get("status") in ACTIVE_STATES and not desc.get("jobName", "").startswith(ARRAY_PREFIX):
                 known.setdefault(identity_of_name(desc.get("jobName", "")) or "", {
                     "jobId": job_id, "jobName": desc.get("jobName"), "status": desc["status"]})
+        self._add_children(described, known)
         # names a run was about to submit when it died: the job may exist without anyone knowing
         unconfirmed = [r for r in recent if not r.get("jobId")]
         if unconfirmed:
             time.sleep(max(0.0, max(r["at"] for r in unconfirmed) + self.listing_lag - time.time()))
+            arrays = []
             for r in unconfirmed:
                 for summary in self.service.jobs_named(queue, r["name"]):
                     if summary.get("status") in ACTIVE_STATES:
-                        known.setdefault(identity_of_name(r["name"]), summary)
+                        if r["name"].startswith(ARRAY_PREFIX):
+                            arrays.append(summary["jobId"])
+                        else:
+                            known.setdefault(identity_of_name(r["name"]), summary)
                         break
+            self._add_children(self.service.describe(arrays), known)
 
-    def expect(self, specs: list[JobSpec]) -> None:
-        """The specs about to be submitted, in order (their names go to the lease in chunks)."""
-        self.upcoming = list(specs)
+    def expect(self, units) -> None:
+        """The jobs and arrays about to be submitted, in order (their names go to the lease in chunks)."""
+        self.upcoming = list(units)
+        self._position = {u.name: i for i, u in enumerate(self.upcoming)}
         self._intended.clear()
 
-    def _announce(self, spec: JobSpec, lease) -> None:
-        if spec.name in self._intended:
+    def _announce(self, unit, lease) -> None:
+        if unit.name in self._intended:
             return
-        names = [spec.name]
-        if spec in self.upcoming:
-            start = self.upcoming.index(spec)
-            names = [s.name for s in self.upcoming[start:start + self.intent_chunk] if s.queue == spec.queue]
+        names = [unit.name]
+        start = self._position.get(unit.name)
+        if start is not None:
+            names = [u.name for u in self.upcoming[start:start + self.intent_chunk] if u.queue == unit.queue]
         self._intended.update(names)
         lease.intend(names)
+
+    def latest(self, spec: JobSpec, rule: str) -> str | None:
+        """The newest job made for ``spec``, in flight or finished: alone, or as an array child."""
+        made = self.service.jobs_named(spec.queue, spec.name)[:1]
+        for array in self.service.jobs_named(spec.queue, array_name_prefix(rule), prefix=True):
+            if ":" in array["jobId"] or (made and made[0].get("createdAt", 0) >= array.get("createdAt", 0)):
+                continue
+            desc = self.service.describe([array["jobId"]]).get(array["jobId"], {})
+            url = (desc.get("tags") or {}).get(MANIFEST_TAG)
+            children = self.manifests.children(url) if url else None
+            if children and spec.identity in children:
+                made = [{"jobId": f"{array['jobId']}:{children.index(spec.identity)}"}]
+                break
+        return made[0]["jobId"] if made else None
 
     def find(self, spec: JobSpec) -> str | None:
         summary = self.in_flight(spec.queue).get(spec.identity[:16])
         return summary["jobId"] if summary else None
 
-    def submit(self, spec: JobSpec, depends_on=()) -> tuple[str, bool]:
-        """(job id, reused): an identical in-flight job is reused, never submitted twice."""
+    def submit(self, spec: JobSpec, depends_on=(), command=None, files=None) -> tuple[str, bool]:
+        """(job id, reused): an identical in-flight job is reused, never submitted twice.
+
+        ``command`` and ``files``: the script staged on S3 (written first) and what fetches it.
+        """
         existing = self.find(spec)
         if existing is not None:
             self.reused += 1
@@ -116,7 +173,9 @@ class Submitter:
         if lease is not None:
             self._announce(spec, lease)
             lease.renew_if_due()
-        request = submit_request(spec, list(depends_on))
+        request = submit_request(spec, list(depends_on), command=command)
+        if files:
+            self.manifests.write(files)
         self.submitted += 1   # counted when sent: a Ctrl-C during the call may still have made it
         try:
             job_id = self._submit_once(spec, request)
@@ -130,7 +189,34 @@ class Submitter:
         self.tracked[job_id] = Tracked(job_id, spec)
         return job_id, False
 
-    def _submit_once(self, spec: JobSpec, request: dict) -> str:
+    def submit_array(self, array: ArrayJob, depends_on: list[dict]) -> str:
+        """Submit ``array`` (children in flight elsewhere were left out by the caller).
+
+        Its manifests are written first, so a run that finds the array later, even after this
+        one died mid-call, can tell its children apart.
+        """
+        lease = self.leases.get(array.queue)
+        if lease is not None:
+            self._announce(array, lease)
+            lease.renew_if_due()
+        request = array_request(array, depends_on)
+        self.manifests.write(array.files)
+        self.submitted += len(array.children)
+        try:
+            parent = self._submit_once(array, request)
+        except Exception:
+            self.submitted -= len(array.children)
+            raise
+        if lease is not None:
+            lease.remember(array.name, parent)
+        self.sizes[parent] = len(array.children)
+        known = self.in_flight(array.queue)
+        for i, child in enumerate(array.children):
+            known[child.identity[:16]] = {"jobId": f"{parent}:{i}", "jobName": array.name, "status": "SUBMITTED"}
+        self.tracked[parent] = Tracked(parent, None)
+        return parent
+
+    def _submit_once(self, spec, request: dict) -> str:
         """Submit, and make sure a lost answer never turns into a second job."""
         started = time.time()
         for delay in self.retry_delays + (None,):
@@ -149,7 +235,7 @@ class Submitter:
                             f"for {int(time.time() - started)} s; what was submitted stays, and running "
                             "s3rules again submits the rest, nothing twice")
 
-    def _look_for(self, spec: JobSpec, since: float) -> str | None:
+    def _look_for(self, spec, since: float) -> str | None:
         """The job a lost SubmitJob may have made, asked for until ListJobs must show it."""
         deadline = time.monotonic() + self.listing_lag
         pause = 0.5

@@ -61,8 +61,11 @@ What moto does (and does not do) - see also the report in the tests:
   appends to the shared containerOverrides environment list).  The parent
   never runs; its status stays SUBMITTED and only turns SUCCEEDED *while
   being described* (DescribeJobs) once every child SUCCEEDED; it never turns
-  FAILED.  So a job that dependsOn an array parent waits until someone
-  describes the parent, and forever if a child fails.
+  FAILED.  moto's dependency wait only compares statuses, ignoring N_TO_N.
+  The harness patches both to what AWS documents: a dependency on a parent
+  waits for all its children (and fails once all finished and one failed);
+  N_TO_N makes child i wait for child i; a parent whose children all finished
+  with a failure describes as FAILED.
 * retryStrategy: stored and returned on the job definition, otherwise
   ignored; there is always exactly one attempt.
 * Timeouts (``timeout.attemptDurationSeconds``, on SubmitJob or the job
@@ -565,6 +568,62 @@ def _container_details(orig: Any) -> Any:
 # ---------------------------------------------------------------------------
 
 
+def _dependency_state(job: Any, dependency: dict) -> str:
+    """SUCCEEDED, FAILED or WAIT for one ``dependsOn`` entry, as AWS Batch decides it.
+
+    N_TO_N: child i waits for child i of the dependency. An array parent counts as done when
+    every child is done, and as failed once every child finished and one failed.
+    """
+    jobs = job.all_jobs
+    target = jobs.get(dependency["jobId"])
+    if target is None:
+        return "WAIT"
+    index = (job.array_properties or {}).get("index")
+    if dependency.get("type") == "N_TO_N" and index is not None and target._child_jobs:
+        target = jobs.get(f"{target.job_id}:{index}")
+        if target is None:
+            return "WAIT"
+    if target._child_jobs:
+        states = [c.status for c in target._child_jobs]
+        if all(s == "SUCCEEDED" for s in states):
+            return "SUCCEEDED"
+        if all(s in TERMINAL_STATUSES for s in states):
+            return "FAILED"
+        return "WAIT"
+    return target.status if target.status in TERMINAL_STATUSES else "WAIT"
+
+
+def _wait_for_dependencies(self: Any) -> bool:
+    """moto's wait with AWS's semantics for arrays (see ``_dependency_state``)."""
+    import moto.batch.models as bm
+
+    while True:
+        states = [_dependency_state(self, d) for d in self.depends_on]
+        if "FAILED" in states:
+            self._mark_stopped(success=False)
+            return False
+        if all(s == "SUCCEEDED" for s in states):
+            return True
+        bm.time.sleep(1)
+        if self.stop:
+            self._mark_stopped(success=False)
+            return False
+
+
+def _describe_array(orig: Any) -> Any:
+    """An array parent turns FAILED once every child finished and one failed (as on AWS)."""
+
+    def describe(self: Any) -> dict[str, Any]:
+        result = orig(self)
+        children = self._child_jobs
+        if children and all(c.status in TERMINAL_STATUSES for c in children) and \
+                any(c.status == "FAILED" for c in children):
+            self.status = result["status"] = "FAILED"
+        return result
+
+    return describe
+
+
 @dataclass(frozen=True)
 class BatchEnv:
     """What ``AwsServer.create_batch_env`` made."""
@@ -754,6 +813,8 @@ class AwsServer:
             _get_container_property(bm.Job._get_container_property),
         )
         self._patch(bm.Job, "_container_details", _container_details(bm.Job._container_details))
+        self._patch(bm.Job, "_wait_for_dependencies", _wait_for_dependencies)
+        self._patch(bm.Job, "describe", _describe_array(bm.Job.describe))
         logger = logging.getLogger("werkzeug")
         self._werkzeug_level = logger.level
         if not self.verbose:

@@ -8,6 +8,7 @@ never seen by the hooks. Jobs use ``s3tool`` (tests/s3tool.py) to read and write
 from __future__ import annotations
 
 import io
+import json
 import re
 import sys
 import time
@@ -18,6 +19,7 @@ import pytest
 
 from aws_server import FlowBase
 from s3rules.api import AWSBatchHelper
+from s3rules.arrays import MANIFEST_TAG
 from s3rules.batchjobs import NAME_PREFIX, identity_of_name
 from s3rules.cli import main
 from s3rules.errors import S3RulesError
@@ -41,9 +43,14 @@ rule summary:
 
 
 class BatchCalls:
-    """The Batch calls s3rules makes in this test, seen through boto3's default session."""
+    """The Batch calls s3rules makes in this test, seen through boto3's default session.
 
-    def __init__(self):
+    ``submits`` are the SubmitJob requests; ``jobs`` the jobs they made, an array's children
+    named through the manifest s3rules wrote for it.
+    """
+
+    def __init__(self, s3=None):
+        self.s3 = s3
         boto3.setup_default_session()   # the aws_env fixture puts DEFAULT_SESSION back afterwards
         self.events = boto3.DEFAULT_SESSION.events
         self.submits: list[dict] = []   # SubmitJob params, with "jobId" added once answered
@@ -65,11 +72,35 @@ class BatchCalls:
         self.terminated.clear()
 
     @property
+    def jobs(self) -> list[dict]:
+        """{"label", "jobId", "request"} per job made (an array child's jobId is "parent:i")."""
+        out = []
+        for p in self.submits:
+            url = p.get("tags", {}).get(MANIFEST_TAG)
+            if url is None:
+                out.append({"label": label_of(p["jobName"]), "jobId": p.get("jobId"), "request": p})
+                continue
+            bucket, key = url[len("s3://"):].split("/", 1)
+            labels = json.loads(self.s3.get_object(Bucket=bucket, Key=key)["Body"].read())["labels"]
+            out += [{"label": label, "jobId": f"{p.get('jobId')}:{i}", "request": p}
+                    for i, label in enumerate(labels)]
+        return out
+
+    @property
     def labels(self) -> list[str]:
-        return [label_of(p["jobName"]) for p in self.submits]
+        return [j["label"] for j in self.jobs]
+
+    @property
+    def arrays(self) -> list[dict]:
+        return [p for p in self.submits if "arrayProperties" in p]
+
+    def ids(self) -> dict[str, str]:
+        """label -> job id (an array child's is "parent:i")."""
+        return {j["label"]: j["jobId"] for j in self.jobs}
 
     def by_label(self) -> dict[str, dict]:
-        return {label_of(p["jobName"]): p for p in self.submits}
+        """label -> the SubmitJob request that made it (for an array child: its array's)."""
+        return {j["label"]: j["request"] for j in self.jobs}
 
 
 def label_of(job_name: str) -> str:
@@ -82,11 +113,12 @@ class Flow(FlowBase):
     """One test's workflow directory, bucket, queue and job definition."""
 
     def write(self, rules: str = PIPELINE, samples="AB", *, pre: str = "", data: bool = True,
-              queue: str | None = None, job_definition: str | None = None) -> "Flow":
+              queue: str | None = None, job_definition: str | None = None, arrays: bool = True) -> "Flow":
+        """``arrays=False`` submits every job alone (``array_size: 1``)."""
         (self.dir / "samples.csv").write_text("sample\n" + "".join(f"{s}\n" for s in samples))
         head = (f'samples: "samples.csv"\nroot = "s3://{self.bucket}/out"\n'
                 f'default:\n    executor: batch\n    queue: "{queue or self.queue}"\n'
-                f'    job_definition: "{job_definition or self.jd}"\n')
+                f'    job_definition: "{job_definition or self.jd}"\n' + ("" if arrays else "    array_size: 1\n"))
         self.path.write_text(head + rules.replace("BUCKET", self.bucket).replace("PRE ", pre))
         if data:
             for s in samples:
@@ -116,7 +148,7 @@ def flow(aws_env, tmp_path):
 
 @pytest.fixture
 def calls(aws_env):
-    return BatchCalls()
+    return BatchCalls(aws_env.server.client("s3"))
 
 
 class Terminal(io.StringIO):
@@ -170,7 +202,7 @@ def test_only_missing_targets_are_submitted(flow, calls, capsys):
 # -- 2. dependsOn ----------------------------------------------------------------------------------
 
 def test_downstream_jobs_depend_on_their_upstream_job_ids_and_run_after_them(flow, calls):
-    flow.write(samples="ABC")
+    flow.write(samples="ABC", arrays=False)
     assert run(flow.bf) == 0
     jobs = calls.by_label()
     assert set(jobs) == {"up-A", "up-B", "up-C", "summary"}
@@ -200,22 +232,24 @@ def test_a_second_run_while_jobs_are_in_flight_submits_nothing(flow, calls, caps
     assert sorted(calls.labels) == ["summary", "up-A", "up-B"]
     err = capsys.readouterr().err
     assert "detached: 3 jobs submitted" in err and "re-attach" in err
-    first_ids = {p["jobId"] for p in calls.submits}
+    assert len(calls.arrays) == 1 and calls.arrays[0]["arrayProperties"] == {"size": 2}
+    first_ids = set(calls.ids().values())
+    parents = {p["jobId"] for p in calls.arrays}
     in_flight = {j["jobId"] for j in flow.jobs() if j["status"] not in ("SUCCEEDED", "FAILED")}
-    assert in_flight == first_ids          # the second run really starts while they run
+    assert in_flight - parents == first_ids          # the second run really starts while they run
 
     calls.reset()
     assert run(flow.bf) == 0
     assert calls.submits == []
     assert flow.get("out/summary.txt") == "HELLO A\nHELLO B\n"
-    assert {j["jobId"] for j in flow.jobs()} == first_ids
+    assert {j["jobId"] for j in flow.jobs()} - parents == first_ids
     assert "3 jobs done" in capsys.readouterr().err
 
 
 # -- 4. interrupted mid-submission -----------------------------------------------------------------
 
 def test_a_run_interrupted_mid_submission_then_restarted_makes_no_duplicate(flow, calls, capsys):
-    flow.write(samples="ABC", pre="sleep 2;")
+    flow.write(samples="ABC", pre="sleep 2;", arrays=False)
     answered = []
 
     def interrupt_after_second(**_):
@@ -301,7 +335,7 @@ rule agg:
 
 def test_fan_in_over_more_than_20_upstream_jobs(flow, calls):
     samples = [f"S{i:02d}" for i in range(25)]
-    flow.write(FAN_IN, samples=samples, data=False)
+    flow.write(FAN_IN, samples=samples, data=False, arrays=False)
     finished_at_submit = []
 
     def count_finished(params, **_):
@@ -322,7 +356,7 @@ def test_fan_in_over_more_than_20_upstream_jobs(flow, calls):
 
 def test_fan_in_held_back_when_detached_is_submitted_by_the_next_run(flow, calls, capsys):
     samples = [f"S{i:02d}" for i in range(21)]
-    flow.write(FAN_IN, samples=samples, data=False)
+    flow.write(FAN_IN, samples=samples, data=False, arrays=False)
     assert run(flow.bf, "--detach") == 0
     assert len(calls.submits) == 21 and "agg" not in calls.labels
     err = capsys.readouterr().err
@@ -354,7 +388,7 @@ def test_force_resubmits_the_target_and_downstream(flow, calls, capsys):
 def test_cancel_terminates_the_workflows_jobs_in_flight(flow, calls, capsys, monkeypatch):
     flow.write(pre="sleep 30;")
     assert run(flow.bf, "--detach") == 0
-    ids = [p["jobId"] for p in calls.submits]
+    ids = [calls.ids()[label] for label in ("up-A", "up-B", "summary")]   # array children and a job
     flow.wait_status(ids[:2], {"RUNNING"})
     capsys.readouterr()
 
@@ -396,7 +430,7 @@ def test_status_counts_done_in_flight_and_to_do(flow, calls, capsys):
     assert calls.submits == []                        # status submits nothing
 
     assert run(flow.bf, "--detach") == 0
-    ids = {label: p["jobId"] for label, p in calls.by_label().items()}
+    ids = calls.ids()
     flow.wait_status([ids["up-B"], ids["up-C"]], {"RUNNING"})
     flow.wait_status([ids["summary"]], {"PENDING"})
     capsys.readouterr()
@@ -489,10 +523,21 @@ def test_missing_job_definition_is_a_clear_error(flow, calls, capsys):
 HUGE = PIPELINE.replace("for f in {input}; do s3tool cat $f; done", "echo " + "x" * 31_000)
 
 
-def test_a_job_too_big_for_submit_job_is_a_clear_error_before_anything_is_submitted(flow, calls, capsys):
+def test_a_command_too_long_for_submit_job_runs_from_a_script_staged_on_s3(flow, calls):
     flow.write(HUGE)
+    flow.path.write_text(flow.path.read_text().replace("default:\n", 'default:\n    fetch_command: "s3tool cat {url}"\n'))
+    assert run(flow.bf) == 0
+    assert flow.get("out/summary.txt") == "x" * 31_000 + "\n"
+    summary = calls.by_label()["summary"]
+    assert len(json.dumps(summary["containerOverrides"])) < 8192 and ".sh" in summary["containerOverrides"]["command"][-1]
+
+
+def test_a_command_too_long_with_nowhere_to_stage_it_is_a_clear_error_before_anything_is_submitted(
+        flow, calls, capsys):
+    flow.write(HUGE)
+    flow.path.write_text(flow.path.read_text().replace('"{root}/summary.txt"', '"memory://huge/summary.txt"'))
     assert run(flow.bf) == 2
-    assert_clean_error(capsys.readouterr().err, "rule 'summary'", "SubmitJob request", "shorten")
+    assert_clean_error(capsys.readouterr().err, "rule 'summary'", "too long for SubmitJob", "shorten")
     assert calls.submits == []
 
 

@@ -12,7 +12,9 @@ import re
 import time
 from collections import Counter
 
-from ..batchjobs import MAX_DEPENDS_ON, JobSpec, submit_request
+from ..arrays import (MIN_ARRAY, OVERRIDES_LIMIT, ArrayJob, build_array, child_index, child_script, dependency,
+                      fits_inline, staged_command)
+from ..batchjobs import ACTIVE_STATES, FINAL_STATES, MAX_DEPENDS_ON, JobSpec, chunks
 from ..errors import AwsSetupError, PlanError
 from ..model import Job, is_url
 from ..submission import Backoff, Submitter
@@ -44,12 +46,21 @@ def job_spec(job: Job) -> JobSpec:
 
 
 class _Handle:
-    __slots__ = ("job", "spec", "job_id", "status", "upstream")
+    __slots__ = ("job", "spec", "job_id", "status", "upstream", "waits_on")
 
     def __init__(self, job: Job, spec: JobSpec, upstream: list["_Handle"]):
         self.job, self.spec, self.upstream = job, spec, upstream
-        self.job_id: str | None = None
+        self.job_id: str | None = None     # a single job's id, or an array child's "parent:index"
         self.status = "WAITING"   # held here until its upstream allows dependsOn
+        self.waits_on: tuple[str, ...] = ()   # jobs its SubmitJob waits for whole
+
+    @property
+    def unit(self) -> str | None:
+        """What a dependent waits for: the job, or the whole array it is a child of."""
+        return child_index(self.job_id)[0] if self.job_id else None
+
+    def open_upstream(self) -> list["_Handle"]:
+        return [u for u in self.upstream if u.status != "SUCCEEDED"]
 
 
 class BatchExecutor(Executor):
@@ -65,7 +76,11 @@ class BatchExecutor(Executor):
         self.say = say or (lambda text: None)
         self.backoff = Backoff(poll_start, poll_limit)
         self.buffer: list[_Handle] = []
-        self.active: dict[str, _Handle] = {}
+        self.active: dict[str, _Handle] = {}                 # single jobs by id
+        self.arrays: dict[str, dict[int, _Handle]] = {}      # array parent -> child index -> handle
+        self.summaries: dict[str, dict[str, int]] = {}       # array parent -> children per state
+        self.failed_units: set[str] = set()                  # jobs and arrays with a failure
+        self.homes: dict[str, str] = {}                      # queue -> where array manifests go
         self.waiting: list[_Handle] = []
         self.finished: list[tuple[Job, Outcome]] = []
         self.on_states = None   # callback: per-rule counts per Batch state
@@ -75,10 +90,12 @@ class BatchExecutor(Executor):
         specs = {(j.rule.settings.queue, j.rule.settings.job_definition) for j in jobs}
         for job in jobs:
             spec = job_spec(job)  # local outputs, missing settings
-            try:   # too big for SubmitJob: say so now, not after half the graph went up
-                submit_request(spec, ["0" * 36] * min(len(job.deps), MAX_DEPENDS_ON))
-            except ValueError as exc:
-                raise PlanError(f"rule '{job.rule.name}': {exc}") from None
+            if not fits_inline(spec) and not any(o.startswith("s3://") for o in spec.outputs):
+                # too big for SubmitJob, and no bucket to stage it in: say so now, not after
+                # half the graph went up
+                raise PlanError(f"rule '{job.rule.name}': the command of {spec.label} is too long for "
+                                f"SubmitJob ({OVERRIDES_LIMIT} characters of command and environment) and the "
+                                "job writes nothing to S3 where s3rules could stage it; shorten the command")
         for queue, definition in sorted(specs):
             self.submitter.service.check_queue(queue)
             self.submitter.service.check_job_definition(definition)
@@ -105,18 +122,83 @@ class BatchExecutor(Executor):
         self._submit_all(handles)
 
     def _submit_all(self, handles: list[_Handle], ready=None) -> None:
-        """Under each queue's lease: drop what finished meanwhile, announce, submit in order.
+        """Under each queue's lease: drop what finished meanwhile, reuse what is in flight, then
+        submit in waves (a job goes once everything it waits on has a job id), each wave's jobs
+        of one rule and one set of upstream arrays together as array jobs.
 
         ``ready`` picks the handles that may go now (default: all); the others wait again.
         """
-        def is_ready(h: _Handle) -> bool:
-            return ready is None or ready(h)
         with self._lease(handles):
-            self._skip_done_meanwhile([h for h in handles if is_ready(h)])
-            self.submitter.expect([h.spec for h in handles if h.status == "WAITING" and is_ready(h)])
-            for handle in handles:
-                if handle.status == "WAITING":
-                    self._try_submit(handle)
+            todo = [h for h in handles if ready is None or ready(h)]
+            self._skip_done_meanwhile(todo)
+            todo = [h for h in todo if h.status == "WAITING"]
+            for h in todo:
+                found = self.submitter.find(h.spec)
+                if found is not None:
+                    self.submitter.reused += 1
+                    self._track(h, found)
+            todo = [h for h in todo if h.status == "WAITING"]
+            while todo:
+                wave = [h for h in todo if all(u.job_id or u.status in FINAL_STATES for u in h.upstream)]
+                if not wave:
+                    break
+                units = self._units(wave)
+                self.submitter.expect([array or group[0].spec for group, array in units])
+                for group, array in units:
+                    if array is None:
+                        self._try_submit(group[0])
+                    else:
+                        self._submit_array(group, array)
+                done = set(wave)
+                todo = [h for h in todo if h not in done]
+            for h in todo:
+                self._wait(h)
+
+    def _units(self, wave: list[_Handle]) -> list[tuple[list[_Handle], ArrayJob | None]]:
+        """Split a wave into arrays (one rule, the same upstream jobs) and single jobs."""
+        groups: dict[tuple, list[_Handle]] = {}
+        units: list[tuple[list[_Handle], ArrayJob | None]] = []
+        for h in wave:
+            s = h.job.rule.settings
+            if s.array_size < 2 or h.spec.queue not in self.homes or \
+                    any(u.status == "FAILED" for u in h.upstream):
+                units.append(([h], None))
+                continue
+            signature = tuple(sorted({u.unit for u in h.open_upstream()}))
+            groups.setdefault((h.job.rule.name, signature), []).append(h)
+        for (rule, _), group in groups.items():
+            # children in the order of their upstream children, so that N_TO_N can line up
+            group.sort(key=lambda h: sorted(child_index(u.job_id)[1] or 0 for u in h.open_upstream()))
+            s = group[0].job.rule.settings
+            for chunk in chunks(group, s.array_size):
+                if len(chunk) < MIN_ARRAY:
+                    units.append((chunk, None))
+                    continue
+                home = self.homes[chunk[0].spec.queue]
+                units.append((chunk, build_array(rule, [h.spec for h in chunk], home, s.fetch_command,
+                                                 s.shell_executable)))
+        return units
+
+    def _submit_array(self, group: list[_Handle], array: ArrayJob) -> None:
+        upstream = [[child_index(u.job_id) for u in h.open_upstream()] for h in group]
+        depends_on = dependency(upstream, self.submitter.sizes)
+        if len(depends_on) > MAX_DEPENDS_ON:
+            for h in group:
+                self._wait(h)
+            return
+        parent = self.submitter.submit_array(array, depends_on)
+        whole = tuple(d["jobId"] for d in depends_on if d.get("type") != "N_TO_N")
+        for i, h in enumerate(group):
+            h.waits_on = whole
+            self._track(h, f"{parent}:{i}")
+
+    def _track(self, handle: _Handle, job_id: str) -> None:
+        handle.job_id, handle.status = job_id, "SUBMITTED"
+        parent, index = child_index(job_id)
+        if index is None:
+            self.active[job_id] = handle
+        else:
+            self.arrays.setdefault(parent, {})[index] = handle
 
     @contextlib.contextmanager
     def _lease(self, handles: list[_Handle]):
@@ -136,6 +218,7 @@ class BatchExecutor(Executor):
                     lease.acquire()
                     leases.append(lease)
                     self.submitter.leases[queue] = lease
+                    self.homes[queue] = f"s3://{min(buckets[queue])}/.s3rules/jobs"
                 self.submitter.forget(queue)   # list afresh, now that no other run submits here
             yield
         finally:
@@ -165,7 +248,8 @@ class BatchExecutor(Executor):
                 self.finished.append((h.job, Outcome(True, reason="finished meanwhile")))
 
     def abandon(self, jobs: list[Job]) -> None:
-        """Drop held-back jobs; stop submitted ones (Batch fails most of them by itself)."""
+        """Drop jobs whose upstream failed: held-back ones are never submitted, submitted ones
+        are stopped (Batch fails most of them by itself) and reported at once."""
         doomed = set(jobs)
         for h in [h for h in self.waiting + self.buffer if h.job in doomed]:
             h.status = "FAILED"
@@ -173,9 +257,42 @@ class BatchExecutor(Executor):
                                                  upstream_failed=True)))
         self.waiting = [h for h in self.waiting if h.job not in doomed]
         self.buffer = [h for h in self.buffer if h.job not in doomed]
-        for job_id, h in list(self.active.items()):
-            if h.job in doomed:
-                self.submitter.service.terminate(job_id, "s3rules: a job it depends on failed")
+        self._stop([h for h in self._submitted() if h.job in doomed])
+
+    def _submitted(self) -> list[_Handle]:
+        return list(self.active.values()) + [h for children in self.arrays.values() for h in children.values()]
+
+    def _stop(self, handles: list[_Handle], why: str = "a job it depends on failed") -> None:
+        """Terminate and report these submitted jobs; a whole array goes in one call."""
+        by_unit: dict[str, list[_Handle]] = {}
+        for h in handles:
+            by_unit.setdefault(h.unit, []).append(h)
+        for unit, group in by_unit.items():
+            children = self.arrays.get(unit)
+            if children is not None and len(group) < len(children):
+                targets = [h.job_id for h in group]
+            else:
+                targets = [unit]
+            for job_id in targets:
+                with contextlib.suppress(AwsSetupError):   # already finished: nothing to stop
+                    self.submitter.service.terminate(job_id, f"s3rules: {why}")
+            for h in group:
+                self._untrack(h)
+                h.status = "FAILED"
+                self.finished.append((h.job, Outcome(False, reason=why, external_id=h.job_id,
+                                                     upstream_failed=True)))
+            self.failed_units.add(unit)
+
+    def _untrack(self, handle: _Handle) -> None:
+        parent, index = child_index(handle.job_id)
+        if index is None:
+            self.active.pop(handle.job_id, None)
+            return
+        children = self.arrays.get(parent, {})
+        children.pop(index, None)
+        if not children:
+            self.arrays.pop(parent, None)
+            self.summaries.pop(parent, None)
 
     def _try_submit(self, handle: _Handle) -> bool:
         if any(u.status == "FAILED" for u in handle.upstream):
@@ -186,14 +303,22 @@ class BatchExecutor(Executor):
         if any(u.job_id is None and u.status != "SUCCEEDED" for u in handle.upstream):
             self._wait(handle)
             return False
-        open_ids = list(dict.fromkeys(u.job_id for u in handle.upstream if u.status != "SUCCEEDED"))
+        open_ids = list(dict.fromkeys(u.unit for u in handle.open_upstream()))
         if len(open_ids) > MAX_DEPENDS_ON:
             self._wait(handle)
             return False
-        job_id, reused = self.submitter.submit(handle.spec, open_ids)
-        handle.job_id, handle.status = job_id, "SUBMITTED"
-        self.active[job_id] = handle
+        command, files = self._staged(handle.spec, handle.job.rule.settings)
+        job_id, reused = self.submitter.submit(handle.spec, open_ids, command=command, files=files)
+        handle.waits_on = tuple(open_ids)
+        self._track(handle, job_id)
         return True
+
+    def _staged(self, spec: JobSpec, settings) -> tuple[list[str] | None, dict[str, str]]:
+        """A script too long for SubmitJob goes to S3; the job's command fetches it."""
+        if fits_inline(spec) or spec.queue not in self.homes:
+            return None, {}
+        url = f"{self.homes[spec.queue]}/{spec.identity}.sh"
+        return staged_command(url, settings.fetch_command, settings.shell_executable), {url: child_script(spec)}
 
     @staticmethod
     def _may_submit(handle: _Handle) -> bool:
@@ -202,7 +327,7 @@ class BatchExecutor(Executor):
             return True
         if any(u.job_id is None and u.status != "SUCCEEDED" for u in handle.upstream):
             return False
-        return len({u.job_id for u in handle.upstream if u.status != "SUCCEEDED"}) <= MAX_DEPENDS_ON
+        return len({u.unit for u in handle.open_upstream()}) <= MAX_DEPENDS_ON
 
     def _wait(self, handle: _Handle) -> None:
         if handle not in self.waiting:
@@ -215,21 +340,9 @@ class BatchExecutor(Executor):
     def poll(self, timeout: float) -> list[tuple[Job, Outcome]]:
         if not self.finished and not self.backoff.due():
             time.sleep(min(timeout, self.backoff.wait_time()))
-        if self.backoff.due() and self.active:
-            changed = self.submitter.refresh(list(self.active))
-            # every status first: DescribeJobs may list a job before the upstream job whose
-            # failure failed it, and _outcome must see that upstream as FAILED
-            for job_id, tracked in changed.items():
-                if job_id in self.active:
-                    self.active[job_id].status = tracked.status
-            for job_id, tracked in changed.items():
-                handle = self.active.get(job_id)
-                if handle is None:
-                    continue
-                if tracked.status in ("SUCCEEDED", "FAILED"):
-                    del self.active[job_id]
-                    self.finished.append((handle.job, self._outcome(handle, tracked.description)))
-            self.backoff.polled(bool(changed))
+        if self.backoff.due() and (self.active or self.arrays):
+            news = self._poll_batch()
+            self.backoff.polled(news)
             if self.on_states:
                 self.on_states(self.state_counts())
         self.flush()
@@ -239,11 +352,64 @@ class BatchExecutor(Executor):
         out, self.finished = self.finished, []
         return out
 
+    def _poll_batch(self) -> bool:
+        """One DescribeJobs per 100 single jobs and array parents; an array whose children
+        finished (its statusSummary says so) is asked which ones with ListJobs by status."""
+        service = self.submitter.service
+        described = service.describe(list(self.active) + list(self.arrays))
+        news = False
+        ended: list[tuple[_Handle, dict]] = []
+        for job_id, handle in list(self.active.items()):
+            desc = described.get(job_id)
+            if desc and desc.get("status") != handle.status:
+                news = True
+                handle.status = desc["status"]
+                if handle.status in FINAL_STATES:
+                    ended.append((handle, desc))
+        failed_children: list[_Handle] = []
+        for parent, children in list(self.arrays.items()):
+            desc = described.get(parent) or {}
+            counts = (desc.get("arrayProperties") or {}).get("statusSummary") or {}
+            before = self.summaries.get(parent, {})
+            if counts == before and desc.get("status") not in FINAL_STATES:
+                continue
+            news = news or counts != before
+            self.summaries[parent] = counts
+            finals = [s for s in FINAL_STATES if counts.get(s, 0) > before.get(s, 0)]
+            if desc.get("status") in FINAL_STATES:
+                finals = list(FINAL_STATES)
+            for summary in service.list_jobs(None, finals, array_job_id=parent) if finals else ():
+                handle = children.get(child_index(summary["jobId"])[1])
+                if handle is None or handle.status in FINAL_STATES:
+                    continue
+                handle.status = summary["status"]
+                if handle.status == "FAILED":
+                    failed_children.append(handle)
+                else:
+                    ended.append((handle, summary))
+        if failed_children:   # their reason, exit code and log stream
+            more = service.describe([h.job_id for h in failed_children])
+            ended += [(h, more.get(h.job_id, {})) for h in failed_children]
+        # every status first: a job may be listed before the upstream job whose failure failed
+        # it, and _outcome must see that upstream as FAILED
+        for handle, _ in ended:
+            if handle.status == "FAILED":
+                self.failed_units.add(handle.unit)
+        for handle, desc in ended:
+            self._untrack(handle)
+            self.finished.append((handle.job, self._outcome(handle, desc)))
+        # jobs that wait for a whole job or array with a failure will never run
+        doomed = [h for h in self._submitted() if self.failed_units.intersection(h.waits_on)]
+        if doomed:
+            self._stop(doomed)
+        return news or bool(ended)
+
     def _outcome(self, handle: _Handle, desc: dict) -> Outcome:
         container = desc.get("container") or {}
         if handle.status == "SUCCEEDED":
             return Outcome(True, container.get("exitCode", 0), external_id=handle.job_id)
-        upstream_failed = any(u.status == "FAILED" for u in handle.upstream)
+        upstream_failed = any(u.status == "FAILED" for u in handle.upstream) or \
+            bool(self.failed_units.intersection(handle.waits_on))
         code = container.get("exitCode")
         reason = desc.get("statusReason") or container.get("reason") or "failed"
         if code is not None:
@@ -252,10 +418,18 @@ class BatchExecutor(Executor):
         return Outcome(False, code, reason, tail, external_id=handle.job_id, upstream_failed=upstream_failed)
 
     def state_counts(self) -> dict[str, dict[str, int]]:
+        """Per rule, jobs per Batch state; an array's children as its statusSummary counts them."""
         counts: dict[str, Counter] = {}
         for handle in list(self.active.values()) + self.waiting:
             counts.setdefault(handle.job.rule.name, Counter())[handle.status] += 1
-        return {rule: dict(c) for rule, c in counts.items()}
+        for parent, children in self.arrays.items():
+            rule = next(iter(children.values())).job.rule.name
+            summary = self.summaries.get(parent)
+            active = {s: summary.get(s, 0) for s in ACTIVE_STATES} if summary else {}
+            if sum(active.values()) != len(children):   # not known yet, or shared with other runs
+                active = Counter(h.status for h in children.values())
+            counts.setdefault(rule, Counter()).update(active)
+        return {rule: {k: v for k, v in c.items() if v} for rule, c in counts.items()}
 
     def cancel(self) -> list[tuple[Job, Outcome]]:
         return []   # Ctrl-C detaches: submitted jobs keep running on Batch
