@@ -6,6 +6,7 @@ interrupted); 2 a usage, Batchfile, sample-sheet or setup error; 130 interrupted
 from __future__ import annotations
 
 import argparse
+import gc
 import os
 import sys
 
@@ -137,6 +138,18 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def cmd_run(args) -> int:
+    # Loading and planning make up to millions of long-lived objects and no garbage: the cyclic
+    # collector would only walk them again and again. It stays off until jobs are about to run.
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        return _cmd_run(args, collecting)
+    finally:
+        if collecting:
+            gc.enable()
+
+
+def _cmd_run(args, collecting: bool) -> int:
     from . import views
     from .loader import load_workflow
     from .planner import plan
@@ -169,6 +182,8 @@ def cmd_run(args) -> int:
         if not args.quiet:
             print("s3rules: nothing to do: every requested target exists", file=sys.stderr)
         return EXIT_OK
+    if collecting:
+        gc.enable()
     return execute(workflow, the_plan, storage, args)
 
 

@@ -7,7 +7,6 @@ Each complaint points at file:line:col of the Batchfile or file:row:column of th
 """
 from __future__ import annotations
 
-import difflib
 import os
 import re
 from dataclasses import fields, replace
@@ -42,6 +41,7 @@ def load_workflow(path: str, config: Mapping[str, str] | None = None) -> Workflo
 
 
 def _hint(name: str, choices) -> str:
+    import difflib   # only for errors: not worth its import on every run
     close = difflib.get_close_matches(name, list(choices), n=1)
     return f"; did you mean {close[0]!r}?" if close else ""
 
@@ -317,6 +317,7 @@ class _Loader:
                 why = (f"'{name}' is a sample-sheet column, but this rule's outputs have no "
                        f"{{{sheet.key}}} wildcard to pick the row")
             else:
+                import difflib
                 choices = sorted(visible | set(extra) | set(self.variables))
                 close = difflib.get_close_matches(name, choices, n=1)
                 why = (f"unknown name {{{name}}} in the {where} of rule '{rule.name}'"

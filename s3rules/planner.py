@@ -4,16 +4,18 @@ A job exists once per (rule, wildcard values). Each input path is matched agains
 output patterns to find its producer; no producer means a source file. For sample-sheet
 workflows the same (consumer input, producer output) pair recurs once per row, so the match is
 worked out once per rule pair and reused (``_Shortcut``), which keeps planning linear and fast.
-Pure except for one batched ``Storage.stat_many`` call.
+Jobs are made and linked a rule's worth at a time, then put in depth-first order; should that
+meet an error, the plain job-by-job walk runs instead, so the error reported is always the one
+it meets first. Pure except for batched ``Storage`` calls.
 """
 from __future__ import annotations
 
-import difflib
 import gc
 import os
 from collections import Counter
-from operator import itemgetter
 from dataclasses import dataclass, field
+from itertools import chain, repeat, starmap
+from operator import add, attrgetter, itemgetter
 from typing import Iterable, Sequence
 
 from .errors import PlanError
@@ -21,6 +23,7 @@ from .model import Job, Pattern, Rule, Workflow, is_url, resolve_path
 
 MISSING, INCOMPLETE, FORCED, STALE, UPSTREAM = "missing", "incomplete", "forced", "stale", "upstream"
 REASONS = (MISSING, INCOMPLETE, FORCED, STALE, UPSTREAM)
+_rule_of, _outputs_of = attrgetter("rule"), attrgetter("outputs")
 
 
 @dataclass
@@ -40,8 +43,8 @@ class Plan:
 
     def summary(self) -> dict[str, dict[str, int]]:
         """Per rule: pending / done / total (target lists such as ``all`` are not jobs)."""
-        totals = Counter(job.rule for job in self.jobs)
-        pending = Counter(job.rule for job in self.pending)
+        totals = Counter(map(_rule_of, self.jobs))
+        pending = Counter(map(_rule_of, self.pending))
         return {rule.name: {"pending": pending[rule], "done": n - pending[rule], "total": n}
                 for rule, n in totals.items() if not rule.is_target_list}
 
@@ -55,17 +58,15 @@ class _Shortcut:
     pattern can match at all: every such path is a source file.
     """
 
-    __slots__ = ("rule", "positions", "span", "values_of")
+    __slots__ = ("rule", "positions", "values_of")
 
     def __init__(self, rule: Rule | None, positions: tuple[int, ...] = ()):
         self.rule, self.positions = rule, positions
         start = positions[0] if positions else 0
         if positions == tuple(range(start, start + len(positions))):
-            # the producer's values are a run of the consumer's: one slice, no call
-            self.span = (start, start + len(positions))
-            self.values_of = lambda ns, a=start, b=start + len(positions): ns[a:b]
-        else:
-            self.span = None
+            # a run of the consumer's values (often all of them): a slice, always a tuple
+            self.values_of = itemgetter(slice(start, start + len(positions)))
+        else:   # two or more positions: itemgetter gives a tuple
             self.values_of = itemgetter(*positions)
 
 
@@ -141,18 +142,11 @@ class _Recipe:
         self.links: tuple | None = None
 
     def link(self, recipes: dict[int, "_Recipe"]) -> None:
-        """Set ``links``: per input, (producer recipe or None for a source, slice, getter)."""
+        """Set ``links``: per input, (producer recipe or None for a source, values getter)."""
         if self.in_fmts is None or any(sc is None for _, _, sc in self.inputs):
             return
-        links = []
-        for _, _, sc in self.inputs:
-            if sc.rule is None:
-                links.append((None, 0, 0, None))
-            elif sc.span is not None:
-                links.append((recipes[sc.rule.index], sc.span[0], sc.span[1], None))
-            else:
-                links.append((recipes[sc.rule.index], 0, 0, sc.values_of))
-        self.links = tuple(links)
+        self.links = tuple((None if sc.rule is None else recipes[sc.rule.index], sc.values_of)
+                           for _, _, sc in self.inputs)
 
 
 class Planner:
@@ -227,6 +221,35 @@ class Planner:
         if len(inputs) > 1:
             inputs = list(dict.fromkeys(inputs))
         return tuple(inputs)
+
+    def _create(self, recipe: _Recipe, new_values: list[tuple[str, ...]], wanted: list[str]) -> None:
+        """Make and register the jobs of ``recipe`` for these values, none of which has one yet.
+
+        The same jobs as ``_make_job`` one by one, with each format run over the whole list.
+        A missing or disagreeing sheet row goes one by one, to fail at the first such job.
+        """
+        rows = None
+        nss = new_values
+        if recipe.key_pos is not None:
+            rows = list(map(self.sheet.row_of.get, map(itemgetter(recipe.key_pos), new_values)))
+            if recipe.row_checks or None in rows:
+                for values, path in zip(new_values, wanted):
+                    recipe.jobs[values] = self._make_job(recipe, values, path)
+                return
+            nss = list(map(add, new_values, rows))
+        fmts = recipe.out_fmts
+        outputs = zip(*[starmap(f.format, nss) for f in fmts]) if fmts else repeat(())
+        fmts = recipe.in_fmts
+        if fmts is None:
+            inputs = [self._inputs(recipe, v, ns) for v, ns in zip(new_values, nss)]
+        elif not fmts:
+            inputs = repeat(())
+        else:
+            inputs = zip(*[starmap(f.format, nss) for f in fmts])
+            if len(fmts) > 1:
+                inputs = [t if len(set(t)) == len(t) else tuple(dict.fromkeys(t)) for t in inputs]
+        recipe.jobs.update(zip(new_values, map(Job, repeat(recipe.rule), new_values,
+                                                  repeat(None) if rows is None else rows, inputs, outputs)))
 
     def _asker(self, wanted: str | None, rule: Rule) -> str:
         return self.display(wanted) if wanted else f"rule '{rule.name}'"
@@ -303,11 +326,11 @@ class Planner:
         ns_job = job.values + row if row is not None else job.values
         if links is not None and len(job.inputs) == len(links):   # the common per-sample case
             out = []
-            for path, (producer, start, stop, getter) in zip(job.inputs, links):
+            for path, (producer, values_of) in zip(job.inputs, links):
                 if producer is None:
                     out.append((path, None))
                     continue
-                values = ns_job[start:stop] if getter is None else getter(ns_job)
+                values = values_of(ns_job)
                 dep = producer.jobs.get(values)
                 if dep is None:
                     dep = producer.jobs[values] = self._make_job(producer, values, path)
@@ -339,18 +362,26 @@ class Planner:
                     out.extend((path, None) for path in paths)
                 else:
                     producer = self._recipes[shortcut.rule.index]
-                    jobs, values_of, make = producer.jobs, shortcut.values_of, self._make_job
-                    for path, ns in zip(paths, nss):
-                        values = values_of(ns)
-                        dep = jobs.get(values)
-                        if dep is None:
-                            dep = jobs[values] = make(producer, values, path)
-                        out.append((path, dep))
+                    out.extend(zip(paths, self._producers(producer, shortcut.values_of, nss, paths)))
                 position += len(paths)
             else:
                 out.extend((path, self.producer(path)) for path in paths)
                 position += len(paths)
         return out
+
+    def _producers(self, producer: _Recipe, values_of, nss: list, paths: Sequence[str]) -> list[Job]:
+        """The jobs of ``producer`` for a list of consumer values (``paths``: what asked, in order)."""
+        values = list(map(values_of, nss))
+        table = producer.jobs
+        deps = list(map(table.get, values))
+        if None in deps:
+            new: dict[tuple[str, ...], str] = {}
+            for v, dep, path in zip(values, deps, paths):
+                if dep is None and v not in new:
+                    new[v] = path
+            self._create(producer, list(new), list(new.values()))
+            deps = list(map(table.__getitem__, values))
+        return deps
 
     def _via(self, shortcut: _Shortcut | None, path: str, ns: tuple[str, ...]) -> Job | None:
         if shortcut is None:
@@ -379,6 +410,7 @@ class Planner:
             job = self.producer(path)
             if job is None:
                 if "/" not in name and "." not in name and not is_url(name):
+                    import difflib
                     hint = difflib.get_close_matches(name, list(self.wf.rules), n=1)
                     raise PlanError(f"{name!r} is neither a rule nor an output of any rule"
                                     + (f"; did you mean rule '{hint[0]}'?" if hint else
@@ -396,12 +428,107 @@ class Planner:
         collecting = gc.isenabled()
         gc.disable()
         try:
-            return self._graph(roots)
+            try:
+                self._link(roots)
+                return self._order(roots)
+            except (PlanError, _Cycle):
+                # Report the error a depth-first walk meets first, as it always has.
+                self.needed_by.clear()
+                return self._walk(roots)
         finally:
             if collecting:
                 gc.enable()
 
-    def _graph(self, roots: list[Job]) -> list[Job]:
+    def _link(self, roots: list[Job]) -> None:
+        """Set ``deps`` of every job below ``roots``, and note the sources they need.
+
+        Wave by wave, a rule's new jobs at a time: for a rule whose inputs all have a rule-pair
+        shortcut, each input is one ``map`` over the batch and the producers are made in bulk.
+        """
+        done: set[Job] = set()
+        needed_by = self.needed_by
+        wave: list[tuple[int, list[Job]]] = [(job.rule.index, [job]) for job in roots]
+        while wave:
+            groups: dict[int, list[Job]] = {}
+            for index, jobs in wave:
+                groups.setdefault(index, []).extend(jobs)
+            wave = []
+            for index, jobs in groups.items():
+                jobs = [job for job in dict.fromkeys(jobs) if job not in done]
+                if not jobs:
+                    continue
+                done.update(jobs)
+                recipe = self._recipes[index]
+                if recipe.links is not None:
+                    n = len(recipe.links)
+                    odd = [job for job in jobs if len(job.inputs) != n]
+                    if odd:   # some inputs rendered alike and were merged: one by one
+                        jobs = [job for job in jobs if len(job.inputs) == n]
+                    wave += self._link_batch(recipe, jobs)
+                else:
+                    odd = jobs
+                for job in odd:
+                    deps = []
+                    for path, dep in self.dependencies(job):
+                        if dep is None:
+                            needed_by.setdefault(path, job)
+                        else:
+                            deps.append(dep)
+                    job.deps = tuple(dict.fromkeys(deps)) if len(deps) > 1 else tuple(deps)
+                    wave += [(dep.rule.index, [dep]) for dep in job.deps]
+
+    def _link_batch(self, recipe: _Recipe, jobs: list[Job]) -> list[tuple[int, list[Job]]]:
+        """``_link`` for jobs of a rule whose inputs all have shortcuts: (rule index, deps) per input."""
+        if recipe.key_pos is not None:
+            nss = [job.values + job.row for job in jobs]
+        else:
+            nss = [job.values for job in jobs]
+        needed_by = self.needed_by
+        out = []
+        for i, (producer, values_of) in enumerate(recipe.links):
+            paths = [job.inputs[i] for job in jobs]
+            if producer is None:
+                for path, job in zip(paths, jobs):
+                    if path not in needed_by:
+                        needed_by[path] = job
+            else:
+                out.append((producer.rule.index, self._producers(producer, values_of, nss, paths)))
+        if len(out) == 1:
+            for job, dep in zip(jobs, out[0][1]):
+                job.deps = (dep,)
+        elif out:
+            for job, *deps in zip(jobs, *[deps for _, deps in out]):
+                job.deps = tuple(dict.fromkeys(deps))
+        return out
+
+    @staticmethod
+    def _order(roots: list[Job]) -> list[Job]:
+        """Every job below ``roots`` (``deps`` set), dependencies first."""
+        order: list[Job] = []
+        state: dict[Job, int] = {}   # 1 = on the stack, 2 = done
+        for root in roots:
+            if root in state:
+                continue
+            state[root] = 1
+            stack = [(root, iter(root.deps))]
+            while stack:
+                job, deps = stack[-1]
+                for dep in deps:
+                    s = state.get(dep)
+                    if s is None:
+                        state[dep] = 1
+                        stack.append((dep, iter(dep.deps)))
+                        break
+                    if s == 1:
+                        raise _Cycle
+                else:
+                    stack.pop()
+                    state[job] = 2
+                    order.append(job)
+        return order
+
+    def _walk(self, roots: list[Job]) -> list[Job]:
+        """The graph job by job, depth first: slower, and its first error is the one to report."""
         order: list[Job] = []
         state: dict[Job, int] = {}   # 1 = on the stack, 2 = done
         for root in roots:
@@ -434,6 +561,10 @@ class Planner:
         return order
 
 
+class _Cycle(Exception):
+    """The batched graph has a cycle; the job-by-job walk describes it."""
+
+
 def plan(workflow: Workflow, storage, targets: Sequence[str] = (), *, force: Sequence[str] = (),
          forcerun: Sequence[str] = (), forceall: bool = False, until: Sequence[str] = (),
          rerun_stale: bool = False, check_sources: bool = True) -> Plan:
@@ -460,34 +591,32 @@ def plan(workflow: Workflow, storage, targets: Sequence[str] = (), *, force: Seq
     order = planner.graph(roots)
     source_targets = [t for t in requested if isinstance(t, str)]
 
-    paths = [o for job in order for o in job.outputs]
-    sources = list(planner.needed_by) + source_targets
+    paths = list(chain(chain.from_iterable(map(_outputs_of, order)), planner.needed_by, source_targets))
     # Existence decides what is pending; only --rerun-stale compares mtimes here.
     mtimes: dict[str, float] = {}
     if rerun_stale:
-        mtimes = storage.stat_many(paths + sources)
+        mtimes = storage.stat_many(paths)
         exists = mtimes.keys()
     else:
-        exists = storage.exists_many(paths + sources)
+        exists = storage.exists_many(paths)
 
     rules = workflow.rules.values()
     target_lists = {rule for rule in rules if rule.is_target_list}
-    forced_rules = {rule for rule in rules if rule.name in forcerun}
+    forced_rules = {rule for rule in rules if forceall or rule.name in forcerun}
     pending: dict[Job, str] = {}
+    is_pending = pending.keys()
     for job in order:
         rule = job.rule
-        if forceall or rule in forced_rules or job in forced_jobs:
-            if rule not in target_lists:
-                pending[job] = FORCED
-            continue
         if rule in target_lists:
             continue
         outputs = job.outputs
-        if exists.isdisjoint(outputs):
+        if rule in forced_rules or job in forced_jobs:
+            pending[job] = FORCED
+        elif exists.isdisjoint(outputs):
             pending[job] = MISSING
         elif len(outputs) > 1 and not all(o in exists for o in outputs):
             pending[job] = INCOMPLETE
-        elif not pending.keys().isdisjoint(job.deps):
+        elif not is_pending.isdisjoint(job.deps):
             pending[job] = UPSTREAM
         elif rerun_stale and job.inputs:
             newest_input = max((mtimes.get(p, 0.0) for p in job.inputs), default=0.0)
@@ -546,5 +675,6 @@ def _describe(rule: Rule, values: tuple[str, ...]) -> str:
 
 
 def _rule_hint(name: str, workflow: Workflow) -> str:
+    import difflib
     hint = difflib.get_close_matches(name, list(workflow.rules), n=1)
     return f"; did you mean '{hint[0]}'?" if hint else f" (rules: {', '.join(workflow.rules)})"

@@ -1,7 +1,6 @@
 """Ways to show a plan or a workflow: the dry-run table, JSON for scripts, Graphviz DOT, a rule list."""
 from __future__ import annotations
 
-import json
 import os
 from typing import Callable, TextIO
 
@@ -54,11 +53,13 @@ def plan_json(plan: Plan) -> dict:
 
 
 def write_json(document: dict, out: TextIO) -> None:
+    import json   # not for the plain table: it would only slow every dry run's start
     json.dump(document, out, indent=1)
     out.write("\n")
 
 
 def _dot(out: TextIO, nodes, edges, style: Callable) -> None:
+    import json
     out.write("digraph s3rules {\n  rankdir=LR;\n  node [shape=box, style=\"rounded,filled\", fontname=sans];\n")
     for node_id, label, item in nodes:
         out.write(f"  {node_id} [label={json.dumps(label)}, {style(item)}];\n")
@@ -72,6 +73,8 @@ def dag_dot(plan: Plan, out: TextIO) -> None:
     ids = {job: f"j{i}" for i, job in enumerate(plan.jobs)}
     nodes = [(ids[j], j.describe(), j) for j in plan.jobs]
     edges = [(ids[d], ids[j]) for j in plan.jobs for d in j.deps]
+
+    import json
 
     def style(job):
         if job in plan.pending:
