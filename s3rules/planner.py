@@ -14,8 +14,8 @@ import gc
 import os
 from collections import Counter
 from dataclasses import dataclass, field
-from itertools import chain, repeat, starmap
-from operator import add, attrgetter, itemgetter
+from itertools import chain, compress, repeat, starmap
+from operator import add, attrgetter, itemgetter, not_
 from typing import Iterable, Sequence
 
 from .errors import PlanError
@@ -23,7 +23,8 @@ from .model import Job, Pattern, Rule, Workflow, is_url, resolve_path
 
 MISSING, INCOMPLETE, FORCED, STALE, UPSTREAM = "missing", "incomplete", "forced", "stale", "upstream"
 REASONS = (MISSING, INCOMPLETE, FORCED, STALE, UPSTREAM)
-_rule_of, _outputs_of = attrgetter("rule"), attrgetter("outputs")
+_rule_of, _values_of, _row_of = attrgetter("rule"), attrgetter("values"), attrgetter("row")
+_inputs_of, _outputs_of = attrgetter("inputs"), attrgetter("outputs")
 
 
 @dataclass
@@ -222,19 +223,23 @@ class Planner:
             inputs = list(dict.fromkeys(inputs))
         return tuple(inputs)
 
-    def _create(self, recipe: _Recipe, new_values: list[tuple[str, ...]], wanted: list[str]) -> None:
+    def _create(self, recipe: _Recipe, new_values: list[tuple[str, ...]], asked: Iterable) -> None:
         """Make and register the jobs of ``recipe`` for these values, none of which has one yet.
 
         The same jobs as ``_make_job`` one by one, with each format run over the whole list.
-        A missing or disagreeing sheet row goes one by one, to fail at the first such job.
+        A missing or disagreeing sheet row goes one by one, to fail at the first such job as
+        asked for by the first path in ``asked`` ((values, path) pairs).
         """
         rows = None
         nss = new_values
         if recipe.key_pos is not None:
             rows = list(map(self.sheet.row_of.get, map(itemgetter(recipe.key_pos), new_values)))
             if recipe.row_checks or None in rows:
-                for values, path in zip(new_values, wanted):
-                    recipe.jobs[values] = self._make_job(recipe, values, path)
+                wanted: dict[tuple[str, ...], str] = {}
+                for values, path in asked:
+                    wanted.setdefault(values, path)
+                for values in new_values:
+                    recipe.jobs[values] = self._make_job(recipe, values, wanted[values])
                 return
             nss = list(map(add, new_values, rows))
         fmts = recipe.out_fmts
@@ -369,17 +374,15 @@ class Planner:
                 position += len(paths)
         return out
 
-    def _producers(self, producer: _Recipe, values_of, nss: list, paths: Sequence[str]) -> list[Job]:
-        """The jobs of ``producer`` for a list of consumer values (``paths``: what asked, in order)."""
+    def _producers(self, producer: _Recipe, values_of, nss: list, paths: Iterable[str]) -> list[Job]:
+        """The jobs of ``producer`` for a list of consumer values (``paths``: what asked, in order;
+        read only to report a job that cannot be made)."""
         values = list(map(values_of, nss))
         table = producer.jobs
         deps = list(map(table.get, values))
         if None in deps:
-            new: dict[tuple[str, ...], str] = {}
-            for v, dep, path in zip(values, deps, paths):
-                if dep is None and v not in new:
-                    new[v] = path
-            self._create(producer, list(new), list(new.values()))
+            new = list(dict.fromkeys(compress(values, map(not_, deps))))
+            self._create(producer, new, zip(values, paths))
             deps = list(map(table.__getitem__, values))
         return deps
 
@@ -479,18 +482,14 @@ class Planner:
 
     def _link_batch(self, recipe: _Recipe, jobs: list[Job]) -> list[tuple[int, list[Job]]]:
         """``_link`` for jobs of a rule whose inputs all have shortcuts: (rule index, deps) per input."""
+        nss = list(map(_values_of, jobs))
         if recipe.key_pos is not None:
-            nss = [job.values + job.row for job in jobs]
-        else:
-            nss = [job.values for job in jobs]
-        needed_by = self.needed_by
+            nss = list(map(add, nss, map(_row_of, jobs)))
         out = []
         for i, (producer, values_of) in enumerate(recipe.links):
-            paths = [job.inputs[i] for job in jobs]
+            paths = map(itemgetter(i), map(_inputs_of, jobs))
             if producer is None:
-                for path, job in zip(paths, jobs):
-                    if path not in needed_by:
-                        needed_by[path] = job
+                self.needed_by.update(zip(paths, jobs))
             else:
                 out.append((producer.rule.index, self._producers(producer, values_of, nss, paths)))
         if len(out) == 1:
@@ -506,25 +505,30 @@ class Planner:
         """Every job below ``roots`` (``deps`` set), dependencies first."""
         order: list[Job] = []
         state: dict[Job, int] = {}   # 1 = on the stack, 2 = done
+        append, get = order.append, state.get
         for root in roots:
             if root in state:
                 continue
             state[root] = 1
             stack = [(root, iter(root.deps))]
+            push, pop = stack.append, stack.pop
             while stack:
                 job, deps = stack[-1]
                 for dep in deps:
-                    s = state.get(dep)
+                    s = get(dep)
                     if s is None:
-                        state[dep] = 1
-                        stack.append((dep, iter(dep.deps)))
-                        break
-                    if s == 1:
+                        if dep.deps:
+                            state[dep] = 1
+                            push((dep, iter(dep.deps)))
+                            break
+                        state[dep] = 2   # it needs no other job: done at once
+                        append(dep)
+                    elif s == 1:
                         raise _Cycle
                 else:
-                    stack.pop()
+                    pop()
                     state[job] = 2
-                    order.append(job)
+                    append(job)
         return order
 
     def _walk(self, roots: list[Job]) -> list[Job]:

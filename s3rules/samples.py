@@ -85,30 +85,74 @@ def load_sheet(path: str, display: str | None = None) -> SampleSheet:
 
 
 def parse_sheet(text: str, path: str, delimiter: str = ",") -> SampleSheet:
+    """The sheet in ``text``; any problem is a ``SampleSheetError`` at the first bad row.
+
+    A well-formed sheet takes one cheap pass (the NUL and duplicate-key checks run over the
+    whole text and the key index); anything odd is read again row by row to say where.
+    """
+    if "\0" not in text:
+        sheet = _parse_quickly(text, path, delimiter)
+        if sheet is not None:
+            return sheet
+    return _parse_checking(text, path, delimiter)
+
+
+def _parse_quickly(text: str, path: str, delimiter: str) -> SampleSheet | None:
+    """The sheet if every row has the header's width, a key, and no key twice; else None."""
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=True)
     try:
+        columns, _ = _header(reader, path)
+        width = len(columns)
+        if width < 2:   # a one-column row of spaces is a blank line there: leave it to the checks
+            return None
+        rows: list[tuple[str, ...]] = []
+        lines: list[int] = []
+        for record in reader:
+            if len(record) != width or not record[0]:
+                if not record or (len(record) == 1 and not record[0].strip()):
+                    continue   # a blank line
+                return None
+            rows.append(tuple(record))
+            lines.append(reader.line_num)
+    except (csv.Error, SampleSheetError):
+        return None
+    if not rows:
+        return None
+    sheet = SampleSheet(path, columns, rows, lines)
+    return sheet if len(sheet.row_of) == len(rows) else None
+
+
+def _header(reader, path: str) -> tuple[tuple[str, ...], int]:
+    """The column names and the header's line; raises ``SampleSheetError`` for a bad header."""
+    header = next(reader, None)
+    while header is not None and not any(h.strip() for h in header):
         header = next(reader, None)
-        while header is not None and not any(h.strip() for h in header):
-            header = next(reader, None)
-        if header is None:
-            raise SampleSheetError("the sample sheet is empty: it needs a header row and one row per sample",
-                                   path, 1)
-        header_line = reader.line_num
-        columns = tuple(h.strip() for h in header)
-        seen: dict[str, int] = {}
-        for i, name in enumerate(columns):
-            if not name:
-                raise SampleSheetError(f"column {i + 1} has no name in the header", path, header_line)
-            if not name.isidentifier():
-                raise SampleSheetError(
-                    f"column name {name!r} is not a valid wildcard name (letters, digits, _)",
-                    path, header_line, name)
-            if name in RESERVED:
-                raise SampleSheetError(f"column name {name!r} is reserved: in a shell command {{{name}}} means "
-                                       "the job's own value; rename the column", path, header_line, name)
-            if name in seen:
-                raise SampleSheetError(f"column {name!r} appears twice in the header", path, header_line, name)
-            seen[name] = i
+    if header is None:
+        raise SampleSheetError("the sample sheet is empty: it needs a header row and one row per sample",
+                               path, 1)
+    header_line = reader.line_num
+    columns = tuple(h.strip() for h in header)
+    seen: dict[str, int] = {}
+    for i, name in enumerate(columns):
+        if not name:
+            raise SampleSheetError(f"column {i + 1} has no name in the header", path, header_line)
+        if not name.isidentifier():
+            raise SampleSheetError(
+                f"column name {name!r} is not a valid wildcard name (letters, digits, _)",
+                path, header_line, name)
+        if name in RESERVED:
+            raise SampleSheetError(f"column name {name!r} is reserved: in a shell command {{{name}}} means "
+                                   "the job's own value; rename the column", path, header_line, name)
+        if name in seen:
+            raise SampleSheetError(f"column {name!r} appears twice in the header", path, header_line, name)
+        seen[name] = i
+    return columns, header_line
+
+
+def _parse_checking(text: str, path: str, delimiter: str) -> SampleSheet:
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=True)
+    try:
+        columns, header_line = _header(reader, path)
         rows: list[tuple[str, ...]] = []
         lines: list[int] = []
         keys: dict[str, int] = {}
