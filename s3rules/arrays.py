@@ -124,14 +124,11 @@ class ArrayJob:
 
     rule: str
     children: list[JobSpec]
+    identity: str                           # hash of the children's identities
     manifest_url: str                       # JSON naming each child's identity, for later runs
     command: list[str] = field(default_factory=list)
     values_url: str | None = None           # set when the values did not fit inline
     files: dict[str, str] = field(default_factory=dict)   # url -> text to write before submitting
-
-    @property
-    def identity(self) -> str:
-        return array_identity(self.children)
 
     @property
     def name(self) -> str:
@@ -163,7 +160,7 @@ def build_array(rule: str, children: list[JobSpec], home: str, fetch: str = DEFA
     if not MIN_ARRAY <= len(children) <= MAX_ARRAY:
         raise ValueError(f"an array job has {MIN_ARRAY} to {MAX_ARRAY} children, not {len(children)}")
     identity = array_identity(children)
-    array = ArrayJob(rule, children, f"{home}/{identity}.json")
+    array = ArrayJob(rule, children, identity, f"{home}/{identity}.json")
     array.files[array.manifest_url] = json.dumps(
         {"rule": rule, "children": [c.identity for c in children], "labels": [c.label for c in children]})
     pieces, columns = split_scripts([child_script(c) for c in children])

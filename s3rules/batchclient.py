@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import contextlib
 import os
+import threading
+import time
 
 import boto3
 from botocore.config import Config
@@ -27,6 +29,35 @@ RETRY_CONFIG = Config(retries={"mode": "adaptive",
 SUBMIT_CONFIG = Config(retries={"mode": "adaptive", "total_max_attempts": 1}, user_agent_extra="s3rules")
 THROTTLING_CODES = ("TooManyRequestsException", "ThrottlingException", "Throttling", "RequestLimitExceeded",
                     "SlowDown")
+
+
+# Batch throttles an account above about 50 requests per second; s3rules keeps its own share
+# below that by construction (botocore's adaptive mode only slows down after being throttled).
+MAX_REQUESTS_PER_SECOND = float(os.environ.get("S3RULES_BATCH_RPS", 40))
+
+
+class RateLimit:
+    """A token bucket shared by this process's Batch clients: at most ``rate`` requests per
+    second on average, bursts of at most ``burst``. Hooked on ``before-send``, so retries count."""
+
+    def __init__(self, rate: float = MAX_REQUESTS_PER_SECOND, burst: float = 5, clock=None, sleep=None):
+        self.rate, self.burst = rate, burst
+        self.clock, self.sleep = clock or time.monotonic, sleep or time.sleep
+        self.tokens, self.at = burst, self.clock()
+        self.lock = threading.Lock()
+
+    def wait(self, **_) -> None:
+        with self.lock:
+            now = self.clock()
+            self.tokens = min(self.burst, self.tokens + (now - self.at) * self.rate)
+            self.at = now
+            self.tokens -= 1
+            pause = -self.tokens / self.rate if self.tokens < 0 else 0.0
+        if pause:
+            self.sleep(pause)
+
+
+PACE = RateLimit()
 
 
 class SubmitRefused(Exception):
@@ -90,6 +121,8 @@ class BatchService:
             self.batch = batch_client or session.client("batch", config=RETRY_CONFIG)
             self.logs = logs_client or session.client("logs", config=RETRY_CONFIG)
             self.submitter_client = batch_client or session.client("batch", config=SUBMIT_CONFIG)
+        for client in {id(c): c for c in (self.batch, self.submitter_client)}.values():
+            client.meta.events.register("before-send.batch", PACE.wait)
         self._checked: dict[tuple[str, str], dict] = {}
 
     # -- set-up checks --------------------------------------------------------------------
@@ -174,14 +207,17 @@ class BatchService:
         return out
 
     def jobs_named(self, queue: str, name: str, prefix: bool = False) -> list[dict]:
-        """Every job on ``queue`` with this name (or name prefix), any status, newest first."""
+        """Every job on ``queue`` with this name (or name prefix), any status, newest first.
+
+        Array children, which carry their parent's name, are left out.
+        """
         paginator = self.batch.get_paginator("list_jobs")
         with aws_errors(f"listing jobs named {name!r}"):
             pages = paginator.paginate(jobQueue=queue,
                                        filters=[{"name": "JOB_NAME", "values": [name + "*" if prefix else name]}],
                                        PaginationConfig={"PageSize": 100})
-            found = [j for page in pages for j in page["jobSummaryList"]
-                     if (j.get("jobName", "").startswith(name) if prefix else j.get("jobName") == name)]
+            found = [j for page in pages for j in page["jobSummaryList"] if ":" not in j["jobId"]
+                     and (j.get("jobName", "").startswith(name) if prefix else j.get("jobName") == name)]
         return sorted(found, key=lambda j: j.get("createdAt", 0), reverse=True)
 
     def terminate(self, job_id: str, reason: str) -> None:

@@ -145,7 +145,7 @@ class Submitter:
         """The newest job made for ``spec``, in flight or finished: alone, or as an array child."""
         made = self.service.jobs_named(spec.queue, spec.name)[:1]
         for array in self.service.jobs_named(spec.queue, array_name_prefix(rule), prefix=True):
-            if ":" in array["jobId"] or (made and made[0].get("createdAt", 0) >= array.get("createdAt", 0)):
+            if made and made[0].get("createdAt", 0) >= array.get("createdAt", 0):
                 continue
             desc = self.service.describe([array["jobId"]]).get(array["jobId"], {})
             url = (desc.get("tags") or {}).get(MANIFEST_TAG)

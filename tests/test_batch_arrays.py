@@ -78,7 +78,7 @@ rule up:
 '''
     flow.write(rules, samples=samples)
     flow.path.write_text(flow.path.read_text().replace(
-        "default:\n", 'default:\n    array_fetch: "s3tool cat {url}"\n'))
+        "default:\n", 'default:\n    fetch_command: "s3tool cat {url}"\n'))
     assert run(flow.bf) == 0
     [array] = calls.submits
     assert array["arrayProperties"] == {"size": 12}

@@ -167,3 +167,24 @@ def test_request_size_limit():
         submit_request(spec(command=("bash", "-c", "x" * MAX_REQUEST_BYTES)))
     with pytest.raises(ValueError, match="shorten"):
         submit_request(spec(environment=tuple((f"V{i}", "y" * 100) for i in range(400))))
+
+
+def test_batch_requests_are_paced_below_the_account_limit():
+    """Every Batch request waits its turn in one token bucket: whatever the burst, no second
+    of (simulated) time sees more than rate + burst requests."""
+    from s3rules.batchclient import RateLimit
+    now = [0.0]
+    sent: list[float] = []
+
+    def sleep(seconds):
+        now[0] += seconds
+
+    pace = RateLimit(rate=40, burst=10, clock=lambda: now[0], sleep=sleep)
+    for i in range(1000):                  # 1,000 DescribeJobs at once (100,000 jobs in flight)
+        pace.wait()
+        sent.append(now[0])
+        if i % 7 == 0:
+            now[0] += 0.001                # a little work between some of them
+    busiest = max(sum(1 for t in sent if start <= t < start + 1) for start in sent)
+    assert busiest <= 40 + 10
+    assert sent[-1] >= (1000 - 10) / 40 - 0.01   # paced, not dropped: it took about 25 s

@@ -26,7 +26,8 @@ import pytest
 
 from aws_server import FlowBase
 from faultproxy import FaultProxy
-from s3rules.batchjobs import NAME_PREFIX, identity_of_name
+from s3rules.arrays import ARRAY_PREFIX, MANIFEST_TAG
+from s3rules.batchjobs import NAME_PREFIX, identity_of_name, job_name
 from s3rules.cli import main
 
 POLL = ["--poll-interval", "0.2"]
@@ -101,12 +102,17 @@ def label_of(job_name: str) -> str:
 class Flow(FlowBase):
     """One test's workflow directory, bucket, queue and job definition (moto clients, no proxy)."""
 
-    def write(self, rules: str = DEMO, samples: dict | None = None, pre: str = "", data: bool = True) -> "Flow":
+    def write(self, rules: str = DEMO, samples: dict | None = None, pre: str = "", data: bool = True,
+              arrays: bool = False) -> "Flow":
+        """``arrays``: submit each rule's jobs as array jobs (the default of s3rules; off here, so the
+        per-job tests count one SubmitJob per job)."""
         samples = SAMPLES if samples is None else samples
         (self.dir / "samples.csv").write_text(
             "sample,group\n" + "".join(f"{s},{g}\n" for s, (g, _) in samples.items()))
         text = (rules.replace("BUCKET", self.bucket).replace("QUEUE", self.queue).replace("JD", self.jd)
                 .replace("PRE ", pre))
+        if not arrays:
+            text = text.replace(f'    job_definition: "{self.jd}"\n', f'    job_definition: "{self.jd}"\n    array_size: 1\n', 1)
         self.path.write_text(text)
         if data:
             for s, (_, body) in samples.items():
@@ -117,8 +123,22 @@ class Flow(FlowBase):
         keys = [o["Key"] for o in self.s3.list_objects_v2(Bucket=self.bucket, Prefix="out/").get("Contents", [])]
         return {k: self.get(k) for k in keys}
 
+    def units(self) -> list[dict]:
+        """What SubmitJob made on the queue: single jobs and array parents (not their children)."""
+        return [j for j in self.jobs() if ":" not in j["jobId"]]
+
     def per_name(self) -> Counter:
-        return Counter(j["jobName"] for j in self.jobs())
+        """Jobs per name; an array's children by the labels its manifest gives them."""
+        names: Counter = Counter()
+        for unit in self.units():
+            if not unit["jobName"].startswith(ARRAY_PREFIX):
+                names[unit["jobName"]] += 1
+                continue
+            desc = self.batch.describe_jobs(jobs=[unit["jobId"]])["jobs"][0]
+            bucket, key = desc["tags"][MANIFEST_TAG][len("s3://"):].split("/", 1)
+            manifest = json.loads(self.s3.get_object(Bucket=bucket, Key=key)["Body"].read())
+            names.update(job_name(label, ident) for label, ident in zip(manifest["labels"], manifest["children"]))
+        return names
 
     def assert_one_job_per_identity(self, labels=DEMO_LABELS) -> Counter:
         names = self.per_name()
@@ -202,13 +222,14 @@ def finish(proc: subprocess.Popen, timeout: float = 120) -> tuple[int, str]:
 BEFORE_THE_SERVER = ("429", "500", "503", "drop")   # faults after which nothing happened on the server
 
 
-@pytest.mark.parametrize("seed", [1, 2, 3])
-def test_demo_completes_with_20_percent_of_requests_failing(flow, proxy, seed, capsys):
+@pytest.mark.parametrize("seed,arrays", [(1, False), (2, False), (3, False), (1, True), (2, True)],
+                         ids=["seed1", "seed2", "seed3", "arrays-seed1", "arrays-seed2"])
+def test_demo_completes_with_20_percent_of_requests_failing(flow, proxy, seed, arrays, capsys):
     """Every request s3rules makes (S3 lease, listings and lookups; Batch checks, listings, submissions,
     descriptions; Logs) is throttled, fails with 500/503, has its connection dropped, or is carried out with
     its answer lost, 20 % of the time. SubmitJob meets only the faults after which nothing was created: a
     lost SubmitJob answer is its own test below (it currently makes duplicates)."""
-    flow.write()
+    flow.write(arrays=arrays)
     proxy.seed, proxy.rate = seed, 0.2
     proxy.op_kinds["SubmitJob"] = BEFORE_THE_SERVER
     started = time.monotonic()
@@ -219,10 +240,11 @@ def test_demo_completes_with_20_percent_of_requests_failing(flow, proxy, seed, c
     assert flow.outputs() == DEMO_OUTPUTS
     names = flow.assert_one_job_per_identity()
     assert {j["status"] for j in flow.jobs()} == {"SUCCEEDED"}
-    assert proxy.forwarded["SubmitJob"] == len(DEMO_LABELS)     # every SubmitJob that arrived made a job
+    assert proxy.forwarded["SubmitJob"] == len(flow.units())    # every SubmitJob that arrived made a job
+    assert len(flow.units()) == (4 if arrays else len(DEMO_LABELS))   # arrays: trim, count, group, summary
     summary = proxy.summary()
     assert summary["faulted"] >= 5, summary
-    record(f"faults-20pct-seed{seed}", seconds=round(elapsed, 1), jobs=len(names), duplicates=0, **summary)
+    record(f"faults-20pct-{'arrays-' if arrays else ''}seed{seed}", seconds=round(elapsed, 1), jobs=len(names), duplicates=0, **summary)
 
 
 def test_a_submit_job_whose_answer_is_lost_is_sent_once(aws_env, proxy):
@@ -252,6 +274,19 @@ def test_lost_submit_answers_make_no_duplicate(flow, proxy, capsys):
     assert proxy.forwarded["ListJobs"] >= 3
     record("lost-submit-answers", lost=3, submit_requests=proxy.requests["SubmitJob"],
            jobs=len(TRIM_LABELS), duplicates=0)
+
+
+def test_lost_array_submit_answers_make_no_duplicate_child(flow, proxy, capsys):
+    """The first 3 SubmitJobs (the trim, count and group arrays) are made but their answers are lost."""
+    flow.write(arrays=True)
+    proxy.script("SubmitJob", ["lost"] * 3)
+    code = run(flow.bf)
+    assert code == 0, capsys.readouterr().err
+    assert flow.outputs() == DEMO_OUTPUTS
+    flow.assert_one_job_per_identity()
+    assert proxy.forwarded["SubmitJob"] == len(flow.units()) == 4     # each sent once, then found by name
+    record("lost-array-submit-answers", lost=3, submit_requests=proxy.requests["SubmitJob"],
+           jobs=len(DEMO_LABELS), duplicates=0)
 
 
 def test_a_lost_submit_answer_makes_no_duplicate_while_list_jobs_lags(flow, proxy, capsys, monkeypatch):
@@ -296,10 +331,11 @@ def test_a_lost_answer_to_a_lease_renewal_keeps_the_lease(aws_env, proxy):
 
 # -- 3. crashes: SIGKILL and Ctrl-C during submission ---------------------------------------------------
 
-@pytest.mark.parametrize("k", [1, 2, 5, 9])
-def test_killed_after_k_submissions_then_run_again_no_duplicate(flow, proxy, k):
-    """SIGKILL right after Batch made the k-th job (its answer never reaches the run), then run again."""
-    flow.write(pre="sleep 1;")
+@pytest.mark.parametrize("k,arrays", [(1, False), (2, False), (5, False), (9, False), (1, True), (3, True)],
+                         ids=["1", "2", "5", "9", "arrays-1", "arrays-3"])
+def test_killed_after_k_submissions_then_run_again_no_duplicate(flow, proxy, k, arrays):
+    """SIGKILL right after Batch made the k-th job or array (its answer never reaches the run), then run again."""
+    flow.write(pre="sleep 1;", arrays=arrays)
     victim: dict[str, subprocess.Popen] = {}
 
     def kill():
@@ -311,7 +347,7 @@ def test_killed_after_k_submissions_then_run_again_no_duplicate(flow, proxy, k):
         victim["proc"] = procs.start(flow, proxy.env())
         code, err = finish(victim["proc"])
         assert code == -signal.SIGKILL, err
-        assert len(flow.jobs()) == k                  # killed exactly there
+        assert len(flow.units()) == k                 # killed exactly there
         started = time.monotonic()
         code, err = finish(procs.start(flow, proxy.env()))
         elapsed = time.monotonic() - started
@@ -319,9 +355,9 @@ def test_killed_after_k_submissions_then_run_again_no_duplicate(flow, proxy, k):
     assert "waiting for another s3rules run" not in err   # the dead holder's lease is taken over at once
     assert flow.outputs() == DEMO_OUTPUTS
     names = flow.assert_one_job_per_identity()
-    assert proxy.forwarded["SubmitJob"] == len(DEMO_LABELS)
+    assert proxy.forwarded["SubmitJob"] == len(flow.units()) == (4 if arrays else len(DEMO_LABELS))
     assert not (flow.dir / ".s3rules").exists()          # on Batch s3rules keeps no local state
-    record(f"sigkill-after-{k}", submitted_before_kill=k, jobs=len(names), duplicates=0,
+    record(f"sigkill-after-{k}{'-arrays' if arrays else ''}", submitted_before_kill=k, jobs=len(names), duplicates=0,
            rerun_seconds=round(elapsed, 1))
 
 
@@ -388,12 +424,13 @@ def test_ctrl_c_during_submission_reports_every_job_it_made(flow, proxy):
 
 # -- 4. concurrent runs of one workflow on one queue ----------------------------------------------------
 
-@pytest.mark.parametrize("runs,lag", [(2, 0.0), (2, 5.0), (3, 0.0)], ids=["2-runs", "2-runs-list-lag", "3-runs"])
-def test_concurrent_runs_never_submit_the_same_job_twice(flow, proxy, runs, lag):
+@pytest.mark.parametrize("runs,lag,arrays", [(2, 0.0, False), (2, 5.0, False), (3, 0.0, False), (3, 0.0, True)],
+                         ids=["2-runs", "2-runs-list-lag", "3-runs", "3-runs-arrays"])
+def test_concurrent_runs_never_submit_the_same_job_twice(flow, proxy, runs, lag, arrays):
     """``runs`` runs start together; the proxy holds their lease creates until all of them have sent one,
     then lets them race. With ``lag``, ListJobs hides jobs for 5 s: the later runs then know the first run's
     jobs only from the lease's ``recent``."""
-    flow.write(pre="sleep 1;")
+    flow.write(pre="sleep 1;", arrays=arrays)
     proxy.list_lag = lag
     barrier = threading.Barrier(runs)
     creates: list[str] = []
@@ -416,10 +453,10 @@ def test_concurrent_runs_never_submit_the_same_job_twice(flow, proxy, runs, lag)
     assert not barrier.broken and len(creates) >= runs
     assert flow.outputs() == DEMO_OUTPUTS
     names = flow.assert_one_job_per_identity()
-    assert proxy.forwarded["SubmitJob"] == len(DEMO_LABELS)        # the losers submitted nothing at all
+    assert proxy.forwarded["SubmitJob"] == len(flow.units())       # the losers submitted nothing at all
     waited = sum("waiting for another s3rules run" in err for _, err in results)
     assert waited >= 1, [err for _, err in results]
-    record(f"concurrent-{runs}-runs-lag{lag:g}", runs=runs, jobs=len(names), duplicates=0, runs_that_waited=waited,
+    record(f"concurrent-{runs}-runs-lag{lag:g}{'-arrays' if arrays else ''}", runs=runs, jobs=len(names), duplicates=0, runs_that_waited=waited,
            list_jobs_hidden=proxy.hidden["ListJobs"])
 
 
