@@ -450,11 +450,15 @@ class Planner:
         """
         done: set[Job] = set()
         needed_by = self.needed_by
-        wave: list[tuple[int, list[Job]]] = [(job.rule.index, [job]) for job in roots]
+        wave: list[tuple[int | None, Sequence[Job]]] = [(None, roots)]   # None: of any rules
         while wave:
             groups: dict[int, list[Job]] = {}
             for index, jobs in wave:
-                groups.setdefault(index, []).extend(jobs)
+                if index is not None:
+                    groups.setdefault(index, []).extend(jobs)
+                    continue
+                for job in jobs:
+                    groups.setdefault(job.rule.index, []).append(job)
             wave = []
             for index, jobs in groups.items():
                 jobs = [job for job in dict.fromkeys(jobs) if job not in done]
@@ -471,14 +475,14 @@ class Planner:
                 else:
                     odd = jobs
                 for job in odd:
-                    deps = []
-                    for path, dep in self.dependencies(job):
-                        if dep is None:
-                            needed_by.setdefault(path, job)
-                        else:
-                            deps.append(dep)
+                    pairs = self.dependencies(job)
+                    deps = [dep for _, dep in pairs if dep is not None]
+                    if len(deps) < len(pairs):
+                        for path, dep in pairs:
+                            if dep is None:
+                                needed_by.setdefault(path, job)
                     job.deps = tuple(dict.fromkeys(deps)) if len(deps) > 1 else tuple(deps)
-                    wave += [(dep.rule.index, [dep]) for dep in job.deps]
+                    wave.append((None, job.deps))
 
     def _link_batch(self, recipe: _Recipe, jobs: list[Job]) -> list[tuple[int, list[Job]]]:
         """``_link`` for jobs of a rule whose inputs all have shortcuts: (rule index, deps) per input."""
