@@ -24,14 +24,11 @@ class SampleSheet:
         self.rows = rows
         self.lines = lines  # file line of each row, for messages
         self.column_index = {c: i for i, c in enumerate(columns)}
-        self.row_of = {row[0]: row for row in rows}
+        self.row_of = {row[0]: row for row in rows}   # key -> row
         self._groups: dict[tuple[int, ...], dict[tuple[str, ...], list[int]]] = {}
 
     def __len__(self) -> int:
         return len(self.rows)
-
-    def row_for(self, key: str) -> tuple[str, ...] | None:
-        return self.row_of.get(key)
 
     def rows_where(self, columns: tuple[str, ...], values: tuple[str, ...]) -> list[int]:
         """Indices of the rows whose ``columns`` equal ``values`` (an index built on first use)."""
