@@ -79,6 +79,7 @@ class BatchExecutor(Executor):
         self.active: dict[str, _Handle] = {}                 # single jobs by id
         self.arrays: dict[str, dict[int, _Handle]] = {}      # array parent -> child index -> handle
         self.summaries: dict[str, dict[str, int]] = {}       # array parent -> children per state
+        self.listed: dict[str, dict[str, int]] = {}          # array parent -> children listed per final state
         self.failed_units: set[str] = set()                  # jobs and arrays with a failure
         self.homes: dict[str, str] = {}                      # queue -> where array manifests go
         self.waiting: list[_Handle] = []
@@ -293,6 +294,7 @@ class BatchExecutor(Executor):
         if not children:
             self.arrays.pop(parent, None)
             self.summaries.pop(parent, None)
+            self.listed.pop(parent, None)
 
     def _try_submit(self, handle: _Handle) -> bool:
         if any(u.status == "FAILED" for u in handle.upstream):
@@ -370,15 +372,20 @@ class BatchExecutor(Executor):
         for parent, children in list(self.arrays.items()):
             desc = described.get(parent) or {}
             counts = (desc.get("arrayProperties") or {}).get("statusSummary") or {}
-            before = self.summaries.get(parent, {})
-            if counts == before and desc.get("status") not in FINAL_STATES:
-                continue
-            news = news or counts != before
+            news = news or counts != self.summaries.get(parent, {})
             self.summaries[parent] = counts
-            finals = [s for s in FINAL_STATES if counts.get(s, 0) > before.get(s, 0)]
-            if desc.get("status") in FINAL_STATES:
+            # list a final state while it counts more children than its last listing showed
+            # (a listing that lags behind the summary is simply asked again next poll)
+            listed = self.listed.setdefault(parent, {})
+            finals = [s for s in FINAL_STATES if counts.get(s, 0) > listed.get(s, 0)]
+            if desc.get("status") in FINAL_STATES and not counts:
                 finals = list(FINAL_STATES)
-            for summary in service.list_jobs(None, finals, array_job_id=parent) if finals else ():
+            if not finals:
+                continue
+            children_listed = service.list_jobs(None, finals, array_job_id=parent)
+            for state in finals:
+                listed[state] = sum(1 for c in children_listed if c.get("status") == state)
+            for summary in children_listed:
                 handle = children.get(child_index(summary["jobId"])[1])
                 if handle is None or handle.status in FINAL_STATES:
                     continue
