@@ -147,6 +147,9 @@ def test_missing_present_and_partial_sets(backend):
         assert s.mtime(a) == pytest.approx(res[a])
     # all missing
     assert Storage().stat_many([missing_sibling, missing_lone, missing_dir]) == {}
+    # existence alone (what planning asks) agrees with the mtimes
+    assert Storage().exists_many([a, b, missing_sibling, lone, missing_lone, missing_dir, a]) == {a, b, lone}
+    assert Storage().exists_many([]) == set()
 
 
 def test_directory_or_prefix_is_never_a_file(backend):
@@ -156,6 +159,7 @@ def test_directory_or_prefix_is_never_a_file(backend):
     # lone lookup (stat / HEAD / info) and grouped lookup (listing) agree
     assert Storage().stat_many([a]) == {}
     assert set(Storage().stat_many([a, sibling])) == {sibling}
+    assert Storage().exists_many([a, sibling]) == {sibling}
     assert not Storage().exists(a + "/")
     assert Storage().exists(backend.url("out/a.txt/child"))
     if backend.kind == "local":
