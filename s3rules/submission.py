@@ -10,6 +10,8 @@ SubmitJob has no idempotency token, so it is never retried blindly: a throttled 
 refused and is retried after a pause; after an answer that was lost (a dropped connection, a
 5xx), s3rules first asks Batch for a job of that name made in the meantime, and only submits
 again when there is none.
+An array's children are in flight under their parent's id (``parent:index``); the JSON
+manifest written before the array is submitted says which identity each index is.
 Watching is DescribeJobs in groups of 100 with an interval that backs off while nothing changes.
 """
 from __future__ import annotations

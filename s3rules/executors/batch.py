@@ -1,9 +1,12 @@
 """Run jobs on AWS Batch: the whole pending graph goes up front, wired with ``dependsOn``.
 
-So the workflow carries on when the laptop closes. Batch allows 20 dependencies per job; a job
-with more upstream jobs still in flight is held here and submitted as soon as no more than 20
-remain unfinished (finished ones need no ``dependsOn``), which keeps the fan-in correct at the
-cost of this process staying attached until then; ``s3rules run`` again re-attaches.
+So the workflow carries on when the laptop closes. The jobs of one rule that wait on the same
+upstream jobs go up as array jobs (``s3rules.arrays``): a downstream array waits N_TO_N when
+its children line up with an upstream array's, and an aggregate waits for array parents, so
+20 dependencies go a long way. A job still waiting on more than 20 unfinished jobs or arrays
+is held here and submitted as soon as no more than 20 remain unfinished (finished ones need
+no ``dependsOn``), at the cost of this process staying attached until then; ``s3rules run``
+again re-attaches.
 """
 from __future__ import annotations
 
