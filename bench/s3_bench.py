@@ -471,7 +471,7 @@ def main(argv=None) -> int:
           f"{platform.python_version()}; {os.cpu_count()} CPUs{load})")
     for n in notes:
         print(f"  {n}")
-    print(f"  s3rules: Storage().stat_many(targets) on a fresh Storage per scenario"
+    print("  s3rules: Storage().stat_many(targets) on a fresh Storage per scenario"
           + (f", best of {args.repeat}" if args.repeat > 1 else "")
           + "; requests = HTTP requests counted by a botocore before-send.s3 hook")
     print(f"  baseline: boto3 head_object per target (one HEAD per file, as "

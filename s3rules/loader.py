@@ -12,7 +12,7 @@ import re
 from dataclasses import fields, replace
 from typing import Mapping
 
-from .errors import BatchfileError, SampleSheetError
+from .errors import BatchfileError
 from .model import (InputSpec, Pattern, Rule, Settings, Template, TemplateSyntaxError, Workflow,
                     escape_braces, resolve_path, segment_problem)
 from .parser import Assign, Document, RuleNode, Setting, Source, Value, parse

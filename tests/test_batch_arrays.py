@@ -9,25 +9,15 @@ from __future__ import annotations
 import random
 import string
 
-from s3rules.arrays import ARRAY_PREFIX
 from s3rules.cli import main
-from test_batch import POLL, calls, flow, run  # noqa: F401  (fixtures)
+from test_batch import PIPELINE, calls, flow, run  # noqa: F401  (fixtures)
 
-THREE_RULES = '''
-rule all:
-    input: "{root}/summary.txt"
-rule up:
-    input: "s3://BUCKET/data/{sample}.txt"
-    output: "{root}/up/{sample}.txt"
-    shell: "PRE s3tool cat {input} | tr a-z A-Z | s3tool put {output}"
+# tests/test_batch.py's pipeline with a per-sample rule between "up" and the summary
+THREE_RULES = PIPELINE.replace('expand("{root}/up/{sample}.txt")', 'expand("{root}/mid/{sample}.txt")') + '''
 rule mid:
     input: "{root}/up/{sample}.txt"
     output: "{root}/mid/{sample}.txt"
     shell: "(s3tool cat {input}; echo {sample}) | s3tool put {output}"
-rule summary:
-    input: expand("{root}/mid/{sample}.txt")
-    output: "{root}/summary.txt"
-    shell: "for f in {input}; do s3tool cat $f; done | s3tool put {output}"
 '''
 
 

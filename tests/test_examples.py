@@ -4,8 +4,6 @@ import re
 import uuid
 from pathlib import Path
 
-import pytest
-
 from workflows import s3rules
 
 ROOT = Path(__file__).resolve().parent.parent
