@@ -87,8 +87,7 @@ class Submitter:
         for parent, desc in parents.items():
             if desc.get("status") not in ACTIVE_STATES:
                 continue
-            url = (desc.get("tags") or {}).get(MANIFEST_TAG)
-            children = self.manifests.children(url) if url else None
+            children = self._children(desc)
             if not children:
                 continue   # no manifest, no way to tell its children apart: never reused
             self.sizes[parent] = len(children)
@@ -127,6 +126,11 @@ class Submitter:
                         break
             self._add_children(self.service.describe(arrays), known)
 
+    def _children(self, desc: dict) -> list[str] | None:
+        """An array's children's identities, by index, from the manifest its tag names."""
+        url = (desc.get("tags") or {}).get(MANIFEST_TAG)
+        return self.manifests.children(url) if url else None
+
     def expect(self, units) -> None:
         """The jobs and arrays about to be submitted, in order (their names go to the lease in chunks)."""
         self.upcoming = list(units)
@@ -149,9 +153,7 @@ class Submitter:
         for array in self.service.jobs_named(spec.queue, array_name_prefix(rule), prefix=True):
             if made and made[0].get("createdAt", 0) >= array.get("createdAt", 0):
                 continue
-            desc = self.service.describe([array["jobId"]]).get(array["jobId"], {})
-            url = (desc.get("tags") or {}).get(MANIFEST_TAG)
-            children = self.manifests.children(url) if url else None
+            children = self._children(self.service.describe([array["jobId"]]).get(array["jobId"], {}))
             if children and spec.identity in children:
                 made = [{"jobId": f"{array['jobId']}:{children.index(spec.identity)}"}]
                 break
@@ -215,7 +217,6 @@ class Submitter:
         known = self.in_flight(array.queue)
         for i, child in enumerate(array.children):
             known[child.identity[:16]] = {"jobId": f"{parent}:{i}", "jobName": array.name, "status": "SUBMITTED"}
-        self.tracked[parent] = Tracked(parent, None)
         return parent
 
     def _submit_once(self, spec, request: dict) -> str:
