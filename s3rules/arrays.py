@@ -67,6 +67,8 @@ def split_scripts(scripts: list[str]) -> tuple[list[str | int], list[tuple[str, 
                 columns.append(column)
             pieces.append(columns.index(column))
         else:
+            if not columns:     # every child runs the same script: it is the one value
+                break
             if shared:
                 pieces.append(shared)
             return pieces, columns

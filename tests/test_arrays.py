@@ -40,6 +40,9 @@ def test_split_scripts_keeps_the_shared_text_once_and_each_varying_word_once():
     odd = ["echo a b\n", "echo 'a;b'\n"]
     pieces, columns = split_scripts(odd)
     assert [rebuilt(pieces, columns, i) for i in range(2)] == odd
+    same = ["echo same\n"] * 3        # a command that names no wildcard: still one value per child
+    pieces, columns = split_scripts(same)
+    assert len(columns) == 1 and [rebuilt(pieces, columns, i) for i in range(3)] == same
 
 
 def test_an_inline_array_runs_each_childs_own_job_with_hostile_values(tmp_path):
