@@ -165,12 +165,17 @@ def build_array(rule: str, children: list[JobSpec], home: str, fetch: str = DEFA
     array = ArrayJob(rule, children, identity, f"{home}/{identity}.json")
     array.files[array.manifest_url] = json.dumps(
         {"rule": rule, "children": [c.identity for c in children], "labels": [c.label for c in children]})
-    pieces, columns = split_scripts([child_script(c) for c in children])
+    scripts = [child_script(c) for c in children]
+    pieces, columns = split_scripts(scripts)
     array.command = [shell, "-c", inline_script(pieces, columns, shell)]
-    if not _fits_inline(array):
-        array.values_url = f"{home}/{identity}.values"
-        array.files[array.values_url] = values_text(columns)
+    if _fits_inline(array):
+        return array
+    array.values_url = f"{home}/{identity}.values"
+    array.command = [shell, "-c", manifest_script(array.values_url, pieces, fetch, shell)]
+    if not _fits_inline(array):     # even the shared text is too long: whole scripts per line
+        pieces, columns = [0], [tuple(scripts)]
         array.command = [shell, "-c", manifest_script(array.values_url, pieces, fetch, shell)]
+    array.files[array.values_url] = values_text(columns)
     return array
 
 

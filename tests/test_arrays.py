@@ -88,6 +88,18 @@ def test_values_too_big_for_the_overrides_go_to_a_manifest_the_child_fetches(tmp
     assert r.returncode != 0 and "line 301" in r.stderr
 
 
+def test_a_shared_text_too_long_for_the_command_goes_to_the_manifest_whole(tmp_path):
+    long = "echo " + "y" * 9000 + "\n"     # say, a per-group aggregate naming many inputs
+    children = [spec(i, extra=long) for i in range(3)]
+    local = tmp_path / "manifest.txt"
+    array = build_array("trim", children, HOME, fetch=f"sh -c 'cat {local}' {{url}}")
+    assert len(json.dumps(array_request(array, [])["containerOverrides"])) <= 8192
+    local.write_text(array.files[array.values_url])
+    r = run_child(array.command, 2, tmp_path)
+    assert r.returncode == 0 and r.stdout == "y" * 9000 + "\n", r.stderr
+    assert (tmp_path / "out-2.txt").read_text() == "x"
+
+
 def test_ten_thousand_children_stay_within_the_request_limits():
     children = [spec(i) for i in range(10_000)]
     array = build_array("trim", children, HOME)
