@@ -173,21 +173,7 @@ class Submitter:
             self.reused += 1
             self.tracked.setdefault(existing, Tracked(existing, spec, reused=True))
             return existing, True
-        lease = self.leases.get(spec.queue)
-        if lease is not None:
-            self._announce(spec, lease)
-            lease.renew_if_due()
-        request = submit_request(spec, list(depends_on), command=command)
-        if files:
-            self.manifests.write(files)
-        self.submitted += 1   # counted when sent: a Ctrl-C during the call may still have made it
-        try:
-            job_id = self._submit_once(spec, request)
-        except Exception:
-            self.submitted -= 1
-            raise
-        if lease is not None:
-            lease.remember(spec.name, job_id)
+        job_id = self._send(spec, submit_request(spec, list(depends_on), command=command), files or {}, 1)
         self.in_flight(spec.queue)[spec.identity[:16]] = {"jobId": job_id, "jobName": spec.name,
                                                           "status": "SUBMITTED"}
         self.tracked[job_id] = Tracked(job_id, spec)
@@ -199,25 +185,31 @@ class Submitter:
         Its manifests are written first, so a run that finds the array later, even after this
         one died mid-call, can tell its children apart.
         """
-        lease = self.leases.get(array.queue)
-        if lease is not None:
-            self._announce(array, lease)
-            lease.renew_if_due()
-        request = array_request(array, depends_on)
-        self.manifests.write(array.files)
-        self.submitted += len(array.children)
-        try:
-            parent = self._submit_once(array, request)
-        except Exception:
-            self.submitted -= len(array.children)
-            raise
-        if lease is not None:
-            lease.remember(array.name, parent)
+        parent = self._send(array, array_request(array, depends_on), array.files, len(array.children))
         self.sizes[parent] = len(array.children)
         known = self.in_flight(array.queue)
         for i, child in enumerate(array.children):
             known[child.identity[:16]] = {"jobId": f"{parent}:{i}", "jobName": array.name, "status": "SUBMITTED"}
         return parent
+
+    def _send(self, unit, request: dict, files: dict[str, str], jobs: int) -> str:
+        """Announce ``unit`` (a JobSpec or an ArrayJob) on the lease, write its files, submit it
+        once, and remember its id on the lease."""
+        lease = self.leases.get(unit.queue)
+        if lease is not None:
+            self._announce(unit, lease)
+            lease.renew_if_due()
+        if files:
+            self.manifests.write(files)
+        self.submitted += jobs   # counted when sent: a Ctrl-C during the call may still have made it
+        try:
+            job_id = self._submit_once(unit, request)
+        except Exception:
+            self.submitted -= jobs
+            raise
+        if lease is not None:
+            lease.remember(unit.name, job_id)
+        return job_id
 
     def _submit_once(self, spec, request: dict) -> str:
         """Submit, and make sure a lost answer never turns into a second job."""
