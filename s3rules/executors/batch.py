@@ -85,7 +85,7 @@ class BatchExecutor(Executor):
         self.listed: dict[str, dict[str, int]] = {}          # array parent -> children listed per final state
         self.failed_units: set[str] = set()                  # jobs and arrays with a failure
         self.homes: dict[str, str] = {}                      # queue -> where array manifests go
-        self.waiting: list[_Handle] = []
+        self.waiting: dict[_Handle, None] = {}                # held back, in order (a set that keeps it)
         self.finished: list[tuple[Job, Outcome]] = []
         self.on_states = None   # callback: per-rule counts per Batch state
 
@@ -94,7 +94,7 @@ class BatchExecutor(Executor):
         specs = {(j.rule.settings.queue, j.rule.settings.job_definition) for j in jobs}
         for job in jobs:
             spec = job_spec(job)  # local outputs, missing settings
-            if not fits_inline(spec) and not any(o.startswith("s3://") for o in spec.outputs):
+            if not any(o.startswith("s3://") for o in spec.outputs) and not fits_inline(spec):
                 # too big for SubmitJob, and no bucket to stage it in: say so now, not after
                 # half the graph went up
                 raise PlanError(f"rule '{job.rule.name}': the command of {spec.label} is too long for "
@@ -255,11 +255,11 @@ class BatchExecutor(Executor):
         """Drop jobs whose upstream failed: held-back ones are never submitted, submitted ones
         are stopped (Batch fails most of them by itself) and reported at once."""
         doomed = set(jobs)
-        for h in [h for h in self.waiting + self.buffer if h.job in doomed]:
+        for h in [h for h in [*self.waiting, *self.buffer] if h.job in doomed]:
             h.status = "FAILED"
             self.finished.append((h.job, Outcome(False, reason="a job it depends on failed",
                                                  upstream_failed=True)))
-        self.waiting = [h for h in self.waiting if h.job not in doomed]
+        self.waiting = {h: None for h in self.waiting if h.job not in doomed}
         self.buffer = [h for h in self.buffer if h.job not in doomed]
         self._stop([h for h in self._submitted() if h.job in doomed])
 
@@ -305,13 +305,10 @@ class BatchExecutor(Executor):
             self.finished.append((handle.job, Outcome(False, reason="a job it depends on failed",
                                                       upstream_failed=True)))
             return True
-        if any(u.job_id is None and u.status != "SUCCEEDED" for u in handle.upstream):
+        if not self._may_submit(handle):
             self._wait(handle)
             return False
         open_ids = list(dict.fromkeys(u.unit for u in handle.open_upstream()))
-        if len(open_ids) > MAX_DEPENDS_ON:
-            self._wait(handle)
-            return False
         command, files = self._staged(handle.spec, handle.job.rule.settings)
         job_id, reused = self.submitter.submit(handle.spec, open_ids, command=command, files=files)
         handle.waits_on = tuple(open_ids)
@@ -335,8 +332,7 @@ class BatchExecutor(Executor):
         return len({u.unit for u in handle.open_upstream()}) <= MAX_DEPENDS_ON
 
     def _wait(self, handle: _Handle) -> None:
-        if handle not in self.waiting:
-            self.waiting.append(handle)
+        self.waiting[handle] = None
 
     @property
     def waiting_count(self) -> int:
@@ -352,7 +348,7 @@ class BatchExecutor(Executor):
                 self.on_states(self.state_counts())
         self.flush()
         if self.waiting and any(self._may_submit(h) for h in self.waiting):
-            held, self.waiting = self.waiting, []
+            held, self.waiting = list(self.waiting), {}
             self._submit_all(held, self._may_submit)
         out, self.finished = self.finished, []
         return out
@@ -430,7 +426,7 @@ class BatchExecutor(Executor):
     def state_counts(self) -> dict[str, dict[str, int]]:
         """Per rule, jobs per Batch state; an array's children as its statusSummary counts them."""
         counts: dict[str, Counter] = {}
-        for handle in list(self.active.values()) + self.waiting:
+        for handle in [*self.active.values(), *self.waiting]:
             counts.setdefault(handle.job.rule.name, Counter())[handle.status] += 1
         for parent, children in self.arrays.items():
             rule = next(iter(children.values())).job.rule.name
