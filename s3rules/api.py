@@ -12,11 +12,11 @@ from collections import Counter
 
 from tqdm import tqdm
 
-from .batchjobs import MAX_DEPENDS_ON, JobSpec
-from .batchclient import BatchService
+from .aws.jobspec import MAX_DEPENDS_ON, JobSpec
+from .aws.client import BatchService
 from .errors import S3RulesError
 from .storage import Storage
-from .submission import Backoff, Submitter, is_final
+from .aws.submitter import Backoff, Submitter, is_final
 
 
 class AWSBatchHelper:

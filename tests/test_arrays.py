@@ -7,9 +7,9 @@ import subprocess
 
 import pytest
 
-from s3rules.arrays import (ARRAY_PREFIX, MANIFEST_TAG, array_identity, array_request, build_array, child_index,
+from s3rules.aws.arrays import (ARRAY_PREFIX, MANIFEST_TAG, array_identity, array_request, build_array, child_index,
                             child_script, dependency, split_scripts)
-from s3rules.batchjobs import JobSpec, job_name
+from s3rules.aws.jobspec import JobSpec, job_name
 
 HOME = "s3://b/.s3rules/arrays"
 

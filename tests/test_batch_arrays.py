@@ -119,7 +119,7 @@ def test_children_in_flight_are_reused_by_the_next_run_even_with_new_samples(flo
 
 
 def test_a_run_killed_before_it_learned_the_arrays_id_makes_no_duplicate(flow, calls, capsys, monkeypatch):
-    from s3rules.submission import Submitter
+    from s3rules.aws.submitter import Submitter
     monkeypatch.setattr(Submitter, "listing_lag", 1.0)
     flow.write(THREE_RULES, samples=["S1", "S2", "S3"], pre="sleep 1;")
 

@@ -7,7 +7,7 @@ from dataclasses import replace
 
 import pytest
 
-from s3rules.batchjobs import (IDENTITY_TAG, MAX_DEPENDS_ON, MAX_NAME, MAX_REQUEST_BYTES, JobSpec,
+from s3rules.aws.jobspec import (IDENTITY_TAG, MAX_DEPENDS_ON, MAX_NAME, MAX_REQUEST_BYTES, JobSpec,
                                identity_of_name, job_name, submit_request)
 
 BATCH_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,127}$")
@@ -60,7 +60,7 @@ def test_identity_is_stable_across_instances_and_processes():
     again = spec(environment=(("A", "1"), ("B", "2")))       # order of the environment does not matter
     assert here.identity == again.identity
     assert re.fullmatch(r"[0-9a-f]{64}", here.identity)
-    code = ("from s3rules.batchjobs import JobSpec\n"
+    code = ("from s3rules.aws.jobspec import JobSpec\n"
             "print(JobSpec(label='trim-S01', queue='q', job_definition='jd:3', "
             "command=('bash', '-c', 'set -eu\\ntrim s3://b/in/S01.txt'), outputs=('s3://b/out/S01.txt',), "
             "vcpus=2, memory=4096, environment=(('A', '1'), ('B', '2'))).identity)")
@@ -172,7 +172,7 @@ def test_request_size_limit():
 def test_batch_requests_are_paced_below_the_account_limit():
     """Every Batch request waits its turn in one token bucket: whatever the burst, no second
     of (simulated) time sees more than rate + burst requests."""
-    from s3rules.batchclient import RateLimit
+    from s3rules.aws.client import RateLimit
     now = [0.0]
     sent: list[float] = []
 

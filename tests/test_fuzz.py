@@ -50,7 +50,7 @@ from hypothesis.control import currently_in_test_context
 from hypothesis import strategies as st
 
 from s3rules.cli import main
-from s3rules.loader import RULE_KEYS, SETTING_KEYS, TOP_LEVEL_KEYS
+from s3rules.language.loader import RULE_KEYS, SETTING_KEYS, TOP_LEVEL_KEYS
 
 # Open bugs (reproducers at the end of this file). While a name is listed, the generators avoid
 # the inputs that trigger it; remove it once fixed.

@@ -9,7 +9,7 @@ import uuid
 import pytest
 
 from s3rules.errors import AwsSetupError
-from s3rules.lease import Lease
+from s3rules.aws.lease import Lease
 
 
 @pytest.fixture

@@ -2,7 +2,7 @@
 import pytest
 
 from s3rules.errors import BatchfileError, SampleSheetError
-from s3rules.loader import load_workflow
+from s3rules.language.loader import load_workflow
 from workflows import load, write
 
 SHEET = "sample,group,reads\nA,g1,data/A.txt\nB,g2,data/B.txt\n"

@@ -2,7 +2,7 @@
 import pytest
 
 from s3rules.errors import BatchfileError
-from s3rules.parser import parse
+from s3rules.language.parser import parse
 
 EXAMPLE = '''# comments start with '#'
 samples: "samples.csv"          # the sample sheet

@@ -24,7 +24,7 @@ from hypothesis.errors import InvalidArgument
 from hypothesis import strategies as st
 
 from s3rules.errors import PlanError
-from s3rules.loader import load_workflow
+from s3rules.language.loader import load_workflow
 from s3rules.planner import plan
 from s3rules.storage import Storage
 

@@ -26,8 +26,8 @@ import pytest
 
 from aws_server import FlowBase
 from faultproxy import FaultProxy
-from s3rules.arrays import ARRAY_PREFIX, MANIFEST_TAG
-from s3rules.batchjobs import NAME_PREFIX, identity_of_name, job_name
+from s3rules.aws.arrays import ARRAY_PREFIX, MANIFEST_TAG
+from s3rules.aws.jobspec import NAME_PREFIX, identity_of_name, job_name
 from s3rules.cli import main
 
 POLL = ["--poll-interval", "0.2"]
@@ -249,7 +249,7 @@ def test_demo_completes_with_20_percent_of_requests_failing(flow, proxy, seed, a
 
 def test_a_submit_job_whose_answer_is_lost_is_sent_once(aws_env, proxy):
     """The layer under the Submitter: ``submit(retry=False)`` must never resend (it has no idempotency token)."""
-    from s3rules.batchclient import BatchService, SubmitUnknown
+    from s3rules.aws.client import BatchService, SubmitUnknown
     service = BatchService()
     request = {"jobName": "s3rules-lost-0123456789abcdef", "jobQueue": aws_env.queue,
                "jobDefinition": aws_env.job_definition, "containerOverrides": {"command": ["true"]}}
@@ -305,7 +305,7 @@ def lease_url(aws_env) -> str:
 
 
 def test_a_lost_answer_to_the_lease_create_does_not_make_a_run_wait_for_itself(aws_env, proxy):
-    from s3rules.lease import Lease
+    from s3rules.aws.lease import Lease
     said: list[str] = []
     lease = Lease(lease_url(aws_env), ttl=6, wait=30, on_wait=said.append)
     proxy.script("PutObject", ["lost"])
@@ -317,7 +317,7 @@ def test_a_lost_answer_to_the_lease_create_does_not_make_a_run_wait_for_itself(a
 
 
 def test_a_lost_answer_to_a_lease_renewal_keeps_the_lease(aws_env, proxy):
-    from s3rules.lease import Lease
+    from s3rules.aws.lease import Lease
     lease = Lease(lease_url(aws_env), ttl=60, wait=5)
     lease.acquire()
     try:

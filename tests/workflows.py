@@ -7,7 +7,7 @@ import sys
 import textwrap
 from pathlib import Path
 
-from s3rules.loader import load_workflow
+from s3rules.language.loader import load_workflow
 from s3rules.planner import plan
 from s3rules.storage import Storage
 

@@ -15,12 +15,12 @@ import re
 import time
 from collections import Counter
 
-from ..arrays import (MIN_ARRAY, OVERRIDES_LIMIT, ArrayJob, build_array, child_index, child_script, dependency,
+from ..aws.arrays import (MIN_ARRAY, OVERRIDES_LIMIT, ArrayJob, build_array, child_index, child_script, dependency,
                       fits_inline, staged_command)
-from ..batchjobs import ACTIVE_STATES, FINAL_STATES, MAX_DEPENDS_ON, JobSpec, chunks
+from ..aws.jobspec import ACTIVE_STATES, FINAL_STATES, MAX_DEPENDS_ON, JobSpec, chunks
 from ..errors import AwsSetupError, PlanError
 from ..model import Job, is_url
-from ..submission import Backoff, Submitter
+from ..aws.submitter import Backoff, Submitter
 from .base import Executor, Outcome
 
 _STRICT_SHELLS = ("bash", "zsh", "ksh")
@@ -207,7 +207,7 @@ class BatchExecutor(Executor):
     @contextlib.contextmanager
     def _lease(self, handles: list[_Handle]):
         """Hold each queue's lease while listing what is in flight and submitting."""
-        from ..lease import Lease
+        from ..aws.lease import Lease
         buckets: dict[str, set[str]] = {}
         for h in handles:
             buckets.setdefault(h.spec.queue, set()).update(

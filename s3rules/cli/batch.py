@@ -9,18 +9,18 @@ import sys
 import time
 from collections import Counter
 
-from .batchjobs import ACTIVE_STATES
-from .errors import PlanError, S3RulesError
-from .executors.batch import BatchExecutor, job_spec
+from ..aws.jobspec import ACTIVE_STATES
+from ..errors import PlanError, S3RulesError
+from ..executors.batch import BatchExecutor, job_spec
 
 
 def _service():
-    from .batchclient import BatchService
+    from ..aws.client import BatchService
     return BatchService()
 
 
 def batch_executor(the_plan, poll_interval: float, storage=None, say=None) -> BatchExecutor:
-    from .submission import Submitter
+    from ..aws.submitter import Submitter
     executor = BatchExecutor(Submitter(_service()), poll_start=poll_interval, poll_limit=max(30.0, poll_interval),
                              storage=storage, say=say, planned_mtimes=the_plan.mtimes)
     executor.check(list(the_plan.pending))
@@ -48,9 +48,9 @@ def report_detached(workflow, executor: BatchExecutor, result, args) -> int:
 
 
 def _load(args):
-    from .loader import load_workflow
-    from .planner import plan
-    from .storage import Storage
+    from ..language.loader import load_workflow
+    from ..planner import plan
+    from ..storage import Storage
     workflow = load_workflow(args.batchfile or "Batchfile", dict(args.config))
     the_plan = plan(workflow, Storage(), getattr(args, "targets", []) or [], check_sources=False)
     return workflow, the_plan
@@ -88,7 +88,7 @@ def status_table(the_plan, submitter) -> tuple[str, int]:
 
 
 def cmd_status(args) -> int:
-    from .submission import Submitter
+    from ..aws.submitter import Submitter
     while True:
         workflow, the_plan = _load(args)
         submitter = Submitter(_service())
@@ -102,15 +102,15 @@ def cmd_status(args) -> int:
 
 
 def cmd_logs(args) -> int:
-    from .loader import load_workflow
-    from .planner import Planner
+    from ..language.loader import load_workflow
+    from ..planner import Planner
     workflow = load_workflow(args.batchfile, dict(args.config))
     planner = Planner(workflow)
     found = planner.resolve_targets([args.target])
     jobs = [j for j in found if not isinstance(j, str)]
     if not jobs:
         raise PlanError(f"no rule makes {args.target}, so no job has its log")
-    from .submission import Submitter
+    from ..aws.submitter import Submitter
     service = _service()
     submitter = Submitter(service)
     for job in jobs:
@@ -127,7 +127,7 @@ def cmd_logs(args) -> int:
 
 
 def cmd_cancel(args) -> int:
-    from .submission import Submitter
+    from ..aws.submitter import Submitter
     workflow, the_plan = _load(args)
     submitter = Submitter(_service())
     doomed = []

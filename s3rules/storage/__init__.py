@@ -49,7 +49,7 @@ import threading
 from datetime import datetime
 from typing import Any, Iterable
 
-from .errors import StorageError
+from ..errors import StorageError
 
 __all__ = ["Storage"]
 

@@ -12,8 +12,8 @@ import re
 from dataclasses import fields, replace
 from typing import Mapping
 
-from .errors import BatchfileError
-from .model import (InputSpec, Pattern, Rule, Settings, Template, TemplateSyntaxError, Workflow,
+from ..errors import BatchfileError
+from ..model import (InputSpec, Pattern, Rule, Settings, Template, TemplateSyntaxError, Workflow,
                     escape_braces, resolve_path, segment_problem)
 from .parser import Assign, Document, RuleNode, Setting, Source, Value, parse
 from .samples import SampleSheet, load_sheet

@@ -10,8 +10,8 @@ import gc
 import os
 import sys
 
-from . import __version__
-from .errors import JobFailed, S3RulesError
+from .. import __version__
+from ..errors import JobFailed, S3RulesError
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
@@ -120,7 +120,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "run":
             return cmd_run(args)
-        from . import batchcli
+        from . import batch as batchcli
         return getattr(batchcli, f"cmd_{args.command}")(args)
     except JobFailed as exc:
         print(f"s3rules: {exc}", file=sys.stderr)
@@ -150,10 +150,10 @@ def cmd_run(args) -> int:
 
 
 def _cmd_run(args, collecting: bool) -> int:
-    from . import views
-    from .loader import load_workflow
-    from .planner import plan
-    from .storage import Storage
+    from .. import views
+    from ..language.loader import load_workflow
+    from ..planner import plan
+    from ..storage import Storage
 
     batchfile = args.batchfile or "Batchfile"
     workflow = load_workflow(batchfile, dict(args.config))
@@ -188,9 +188,9 @@ def _cmd_run(args, collecting: bool) -> int:
 
 
 def execute(workflow, the_plan, storage, args) -> int:
-    from .executors.local import LocalExecutor
-    from .progress import make_reporter
-    from .runner import Runner
+    from ..executors.local import LocalExecutor
+    from ..progress import make_reporter
+    from ..runner import Runner
 
     kinds = {args.executor or job.rule.settings.executor for job in the_plan.pending}
     if len(kinds) > 1:
@@ -198,7 +198,7 @@ def execute(workflow, the_plan, storage, args) -> int:
                            "one executor: pass --executor, or run the local rules first as targets")
     reporter = make_reporter(args.quiet)
     if kinds == {"batch"}:
-        from .batchcli import batch_executor, report_detached
+        from .batch import batch_executor, report_detached
         executor = batch_executor(the_plan, args.poll_interval, storage, reporter.message)
         runner = Runner(the_plan, executor, storage, reporter, keep_going=True, detach=args.detach)
         result = runner.run()
@@ -220,7 +220,7 @@ def execute(workflow, the_plan, storage, args) -> int:
 
 
 def failure_report(result) -> str:
-    from .views import display_path
+    from ..views import display_path
 
     lines = []
     if result.interrupted:

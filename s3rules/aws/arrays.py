@@ -26,7 +26,7 @@ import re
 import shlex
 from dataclasses import dataclass, field
 
-from .batchjobs import IDENTITY_TAG, MAX_DEPENDS_ON, MAX_NAME, NAME_PREFIX, JobSpec, submit_request
+from .jobspec import IDENTITY_TAG, MAX_DEPENDS_ON, MAX_NAME, NAME_PREFIX, JobSpec, submit_request
 
 MIN_ARRAY, MAX_ARRAY = 2, 10_000
 OVERRIDES_LIMIT = 8192          # characters of containerOverrides (command and environment)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 
-from .batchclient import aws_errors
+from .client import aws_errors
 from .lease import split_s3_url
 
 
@@ -22,7 +22,7 @@ class ManifestStore:
     def s3(self):
         if self._s3 is None:
             import boto3
-            from .batchclient import RETRY_CONFIG
+            from .client import RETRY_CONFIG
             self._s3 = (boto3.DEFAULT_SESSION or boto3.session.Session()).client("s3", config=RETRY_CONFIG)
         return self._s3
 

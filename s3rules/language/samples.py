@@ -9,7 +9,7 @@ import csv
 import io
 from collections import defaultdict
 
-from .errors import SampleSheetError, StorageError
+from ..errors import SampleSheetError, StorageError
 
 
 RESERVED = ("input", "output", "vcpus", "memory", "gpus")   # names a shell command already gives

@@ -16,8 +16,8 @@ from botocore.config import Config
 from botocore.exceptions import (BotoCoreError, ClientError, EndpointConnectionError, NoCredentialsError,
                                  NoRegionError, PartialCredentialsError)
 
-from .batchjobs import ACTIVE_STATES, DESCRIBE_BATCH, chunks
-from .errors import AwsSetupError
+from .jobspec import ACTIVE_STATES, DESCRIBE_BATCH, chunks
+from ..errors import AwsSetupError
 
 # Ten attempts ride out throttling; AWS_MAX_ATTEMPTS still wins, as botocore users expect.
 # (botocore reads "max_attempts" as retries after the first call; "total_max_attempts" counts all)

@@ -19,10 +19,10 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
-from .batchclient import BatchService, SubmitRefused, SubmitUnknown
+from .client import BatchService, SubmitRefused, SubmitUnknown
 from .arrays import ARRAY_PREFIX, MANIFEST_TAG, ArrayJob, array_name_prefix, array_request, child_index
-from .batchjobs import ACTIVE_STATES, FINAL_STATES, JobSpec, identity_of_name, submit_request
-from .errors import AwsSetupError
+from .jobspec import ACTIVE_STATES, FINAL_STATES, JobSpec, identity_of_name, submit_request
+from ..errors import AwsSetupError
 from .manifests import ManifestStore
 
 

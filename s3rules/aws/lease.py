@@ -24,8 +24,8 @@ import time
 import uuid
 from typing import Callable
 
-from .batchclient import aws_errors
-from .errors import AwsSetupError
+from .client import aws_errors
+from ..errors import AwsSetupError
 
 RECENT_SECONDS = 900   # how long a submission stays in the lease's memory
 
@@ -62,7 +62,7 @@ class Lease:
         self.bucket, self.key = split_s3_url(url)
         if s3_client is None:
             import boto3
-            from .batchclient import RETRY_CONFIG
+            from .client import RETRY_CONFIG
             s3_client = (boto3.DEFAULT_SESSION or boto3.session.Session()).client("s3", config=RETRY_CONFIG)
         self.s3 = s3_client
         self.ttl, self.wait = ttl, wait
