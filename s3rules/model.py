@@ -13,6 +13,8 @@ import string
 from dataclasses import dataclass, field
 from typing import Mapping, Sequence
 
+from .settings import Settings
+
 _FORMATTER = string.Formatter()
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 
@@ -219,27 +221,6 @@ class ShellList(list):
 
 def shell_quote(value: object) -> str:
     return shlex.quote(str(value))
-
-
-@dataclass(frozen=True)
-class Settings:
-    """What a rule asks of its executor (Batch fields are ignored by the local executor)."""
-
-    executor: str = "local"
-    queue: str | None = None
-    job_definition: str | None = None
-    vcpus: float = 1
-    memory: int = 2048
-    gpus: int = 0
-    retries: int = 0
-    timeout: int | None = None
-    environment: tuple[tuple[str, Template], ...] = ()
-    tags: tuple[tuple[str, str], ...] = ()
-    share: str | None = None
-    priority: int | None = None
-    shell_executable: str = "bash"
-    array_size: int = 10_000        # most children per Batch array job; 1 submits every job alone
-    fetch_command: str = "aws s3 cp {url} -"   # how a Batch job reads a script too long to go inline
 
 
 @dataclass(frozen=True)

@@ -36,8 +36,8 @@ def test_variables_settings_and_defaults(tmp_path):
         ''', SHEET, config={"root": "s3://bucket/run2"})
     rule = wf.rules["a"]
     assert rule.outputs[0].text == "s3://bucket/run2/sub/{sample}.txt"
-    assert rule.settings.queue == "q1" and rule.settings.vcpus == 2 and rule.settings.memory == 1024
-    assert rule.settings.timeout == 600 and rule.settings.tags == (("project", "x"),)
+    assert rule.settings.batch.queue == "q1" and rule.settings.vcpus == 2 and rule.settings.memory == 1024
+    assert rule.settings.batch.timeout == 600 and rule.settings.batch.tags == (("project", "x"),)
     assert [(k, t.text) for k, t in rule.settings.environment] == [("REF", "hg38")]
     assert wf.default_rule == "a" and wf.variables == {"root": "s3://bucket/run2", "sub": "s3://bucket/run2/sub"}
 

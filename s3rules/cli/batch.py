@@ -74,7 +74,7 @@ def status_table(the_plan, submitter) -> tuple[str, int]:
         if job.rule.settings.executor != "batch":
             row["to do"] += 1
             continue
-        summary = submitter.in_flight(job.rule.settings.queue).get(job_spec(job).identity[:16])
+        summary = submitter.in_flight(job.rule.settings.batch.queue).get(job_spec(job).identity[:16])
         row[summary["status"] if summary else "to do"] += 1
     columns = ["done", *ACTIVE_STATES, "to do", "total"]
     width = max([4] + [len(r) for r in rows])

@@ -29,7 +29,8 @@ _STRICT_SHELLS = ("bash", "zsh", "ksh")
 def job_spec(job: Job) -> JobSpec:
     """The Batch job for one planned job; rules must name a queue and a job definition."""
     rule, s = job.rule, job.rule.settings
-    missing = [k for k in ("queue", "job_definition") if not getattr(s, k)]
+    b = s.batch
+    missing = [k for k in ("queue", "job_definition") if not getattr(b, k)]
     if missing:
         raise PlanError(f"rule '{rule.name}' runs on AWS Batch but has no {' or '.join(missing)}: set it in "
                         "the rule or in the default: block")
@@ -41,11 +42,11 @@ def job_spec(job: Job) -> JobSpec:
     preamble = "set -euo pipefail\n" if shell.rsplit("/", 1)[-1] in _STRICT_SHELLS else "set -eu\n"
     label = "-".join([rule.name, *job.values])
     return JobSpec(
-        label=label, queue=s.queue, job_definition=s.job_definition,
+        label=label, queue=b.queue, job_definition=b.job_definition,
         command=(shell, "-c", preamble + job.command()), outputs=job.outputs,
         vcpus=s.vcpus, memory=s.memory, gpus=s.gpus,
-        environment=tuple(sorted(job.environment().items())), retries=s.retries, timeout=s.timeout,
-        tags=(("s3rules:rule", rule.name),) + tuple(s.tags), share=s.share, priority=s.priority)
+        environment=tuple(sorted(job.environment().items())), retries=b.retries, timeout=b.timeout,
+        tags=(("s3rules:rule", rule.name),) + tuple(b.tags), share=b.share, priority=b.priority)
 
 
 class _Handle:
@@ -91,7 +92,7 @@ class BatchExecutor(Executor):
 
     def check(self, jobs) -> None:
         """Before anything is submitted: every queue and job definition exists and is usable."""
-        specs = {(j.rule.settings.queue, j.rule.settings.job_definition) for j in jobs}
+        specs = {(j.rule.settings.batch.queue, j.rule.settings.batch.job_definition) for j in jobs}
         for job in jobs:
             spec = job_spec(job)  # local outputs, missing settings
             if not any(o.startswith("s3://") for o in spec.outputs) and not fits_inline(spec):
@@ -104,11 +105,11 @@ class BatchExecutor(Executor):
             self.submitter.service.check_queue(queue)
             self.submitter.service.check_job_definition(definition)
         for job in jobs:
-            if job.rule.settings.share is not None:
-                queue = self.submitter.service.check_queue(job.rule.settings.queue)
+            if job.rule.settings.batch.share is not None:
+                queue = self.submitter.service.check_queue(job.rule.settings.batch.queue)
                 if not queue.get("schedulingPolicyArn"):
                     raise AwsSetupError(f"rule '{job.rule.name}' sets share: but queue "
-                                        f"{job.rule.settings.queue!r} has no scheduling policy; remove share:")
+                                        f"{job.rule.settings.batch.queue!r} has no scheduling policy; remove share:")
 
     def capacity(self) -> int:
         return 1 << 30
@@ -163,7 +164,7 @@ class BatchExecutor(Executor):
         groups: dict[tuple, list[_Handle]] = {}
         units: list[tuple[list[_Handle], ArrayJob | None]] = []
         for h in wave:
-            s = h.job.rule.settings
+            s = h.job.rule.settings.batch
             if s.array_size < 2 or h.spec.queue not in self.homes or \
                     any(u.status == "FAILED" for u in h.upstream):
                 units.append(([h], None))
@@ -173,14 +174,14 @@ class BatchExecutor(Executor):
         for (rule, _), group in groups.items():
             # children in the order of their upstream children, so that N_TO_N can line up
             group.sort(key=lambda h: sorted(child_index(u.job_id)[1] or 0 for u in h.open_upstream()))
-            s = group[0].job.rule.settings
+            s = group[0].job.rule.settings.batch
             for chunk in chunks(group, s.array_size):
                 if len(chunk) < MIN_ARRAY:
                     units.append((chunk, None))
                     continue
                 home = self.homes[chunk[0].spec.queue]
                 units.append((chunk, build_array(rule, [h.spec for h in chunk], home, s.fetch_command,
-                                                 s.shell_executable)))
+                                                 group[0].job.rule.settings.shell_executable)))
         return units
 
     def _submit_array(self, group: list[_Handle], array: ArrayJob) -> None:
@@ -320,7 +321,7 @@ class BatchExecutor(Executor):
         if fits_inline(spec) or spec.queue not in self.homes:
             return None, {}
         url = f"{self.homes[spec.queue]}/{spec.identity}.sh"
-        return staged_command(url, settings.fetch_command, settings.shell_executable), {url: child_script(spec)}
+        return staged_command(url, settings.batch.fetch_command, settings.shell_executable), {url: child_script(spec)}
 
     @staticmethod
     def _may_submit(handle: _Handle) -> bool:

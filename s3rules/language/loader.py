@@ -9,20 +9,19 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import fields, replace
 from typing import Mapping
 
 from ..errors import BatchfileError
-from ..model import (InputSpec, Pattern, Rule, Settings, Template, TemplateSyntaxError, Workflow,
+from ..model import (InputSpec, Pattern, Rule, Template, TemplateSyntaxError, Workflow,
                     escape_braces, resolve_path, segment_problem)
+from ..settings import KEYS, Choice, Number, Settings, Table, Text, with_values
 from .parser import Assign, Document, RuleNode, Setting, Source, Value, parse
 from .samples import SampleSheet, load_sheet
 
 TOP_LEVEL_KEYS = ("samples", "default")
 RULE_KEYS = ("input", "output", "shell")
-SETTING_KEYS = tuple(f.name for f in fields(Settings))
+SETTING_KEYS = tuple(KEYS)
 SHELL_NAMES = ("input", "output", "vcpus", "memory", "gpus")
-EXECUTORS = ("local", "batch")
 _VARIABLE = re.compile(r"\{\{|\}\}|\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 
@@ -182,43 +181,24 @@ class _Loader:
                 raise self.error(f"unknown key '{name}' in {where}" + _hint(name, allowed)
                                  + f" (known keys: {', '.join(allowed)})", s)
             changes[name] = self.setting_value(s)
-        return replace(base, **changes)
+        return with_values(base, changes)
 
     def setting_value(self, s: Setting):
-        name = s.name
-        if name == "executor":
-            v = self.text(s)
-            if v not in EXECUTORS:
-                raise self.error(f"executor must be one of {', '.join(EXECUTORS)}, not {v!r}", s.values[0])
-            return v
-        if name in ("queue", "job_definition", "share", "shell_executable"):
-            return self.text(s)
-        if name == "vcpus":
-            return self.number(s, False, 0.25)
-        if name == "memory":
-            return self.number(s, True, 1)
-        if name == "gpus":
-            return self.number(s, True, 0)
-        if name == "retries":
-            return self.number(s, True, 0, 9)
-        if name == "timeout":
-            return self.number(s, True, 60)
-        if name == "priority":
-            return self.number(s, True, 0, 9999)
-        if name == "array_size":
-            return self.number(s, True, 1, 10_000)
-        if name == "fetch_command":
-            v = self.text(s)
-            if "{url}" not in v:
-                raise self.error("fetch_command must contain {url}, where the script's S3 URL goes "
-                                 "(e.g. \"aws s3 cp {url} -\")", s.values[0])
-            return v
-        if name == "tags":
+        """The value of setting ``s``, read as its row in ``settings.KEYS`` says."""
+        kind = KEYS[s.name].kind
+        if isinstance(kind, Number):
+            return self.number(s, kind.integer, kind.low, kind.high)
+        if isinstance(kind, Table):
+            if kind.templates:
+                return tuple((k, self.template(v) if v.kind == "string" else Template(escape_braces(v.raw)))
+                             for k, v in self.mapping(s))
             return tuple((k, self.substitute(v) if v.kind == "string" else v.raw) for k, v in self.mapping(s))
-        if name == "environment":
-            return tuple((k, self.template(v) if v.kind == "string" else Template(escape_braces(v.raw)))
-                         for k, v in self.mapping(s))
-        raise AssertionError(name)
+        v = self.text(s)
+        if isinstance(kind, Choice) and v not in kind.options:
+            raise self.error(f"{s.name} must be one of {', '.join(kind.options)}, not {v!r}", s.values[0])
+        if isinstance(kind, Text) and kind.needs and kind.needs not in v:
+            raise self.error(f"{s.name} must contain {kind.needs}, {kind.example}", s.values[0])
+        return v
 
     def template(self, value: Value, cls=Template, **kwargs) -> Template:
         text = self.substitute(value)

@@ -1,0 +1,117 @@
+"""What a rule asks of its executor, and the one table that says how each setting is read.
+
+``Settings`` holds what every executor reads (resources, environment, the shell) and, in one
+field per executor, that executor's own settings (``Settings.batch``). ``KEYS`` is the table
+of Batchfile keys: for each, the kind of value it takes and the class that owns it. The
+loader reads the table; nothing else lists settings.
+
+To add a setting: a field in the class that owns it, and a row in ``KEYS``
+(tests/test_settings.py fails for a field without a row, and for a row without a field).
+To add an executor: its settings class, a field for it in ``Settings``, its name in
+``EXECUTORS`` and rows for its keys; then its executor class (``s3rules.executors``).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import Mapping
+
+
+@dataclass(frozen=True)
+class BatchSettings:
+    """AWS Batch's own settings (the local executor ignores them)."""
+
+    queue: str | None = None
+    job_definition: str | None = None
+    retries: int = 0                # extra attempts: retryStrategy.attempts = retries + 1
+    timeout: int | None = None      # seconds per attempt
+    tags: tuple[tuple[str, str], ...] = ()
+    share: str | None = None
+    priority: int | None = None
+    array_size: int = 10_000        # most children per array job; 1 submits every job alone
+    fetch_command: str = "aws s3 cp {url} -"   # how a job reads a script too long to go inline
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What every executor reads, plus each executor's own settings in a field named after it."""
+
+    executor: str = "local"
+    vcpus: float = 1
+    memory: int = 2048              # MiB
+    gpus: int = 0
+    environment: tuple = ()         # (NAME, Template) pairs, rendered per job
+    shell_executable: str = "bash"
+    batch: BatchSettings = field(default_factory=BatchSettings)
+
+
+#: executor name -> the ``Settings`` field holding its own settings (None: it has none)
+EXECUTORS: Mapping[str, str | None] = {"local": None, "batch": "batch"}
+
+
+# -- kinds of value -------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Text:
+    """A string or a bare word; ``needs`` is text the value must contain, ``example`` says how."""
+
+    needs: str | None = None
+    example: str = ""
+
+
+@dataclass(frozen=True)
+class Number:
+    integer: bool
+    low: float
+    high: float | None = None
+
+
+@dataclass(frozen=True)
+class Choice:
+    options: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Table:
+    """An indented block of ``NAME: "value"`` lines; ``templates``: values may use a job's names."""
+
+    templates: bool
+
+
+@dataclass(frozen=True)
+class Key:
+    kind: Text | Number | Choice | Table
+    owner: str | None = None        # None: ``Settings`` itself; else the field of an executor's settings
+
+
+KEYS: Mapping[str, Key] = {
+    "executor": Key(Choice(tuple(EXECUTORS))),
+    "queue": Key(Text(), "batch"),
+    "job_definition": Key(Text(), "batch"),
+    "vcpus": Key(Number(False, 0.25)),
+    "memory": Key(Number(True, 1)),
+    "gpus": Key(Number(True, 0)),
+    "retries": Key(Number(True, 0, 9), "batch"),
+    "timeout": Key(Number(True, 60), "batch"),
+    "environment": Key(Table(templates=True)),
+    "tags": Key(Table(templates=False), "batch"),
+    "share": Key(Text(), "batch"),
+    "priority": Key(Number(True, 0, 9999), "batch"),
+    "shell_executable": Key(Text()),
+    "array_size": Key(Number(True, 1, 10_000), "batch"),
+    "fetch_command": Key(Text(needs="{url}", example="where the script's S3 URL goes "
+                                                     "(e.g. \"aws s3 cp {url} -\")"), "batch"),
+}
+
+
+def with_values(base: Settings, values: Mapping[str, object]) -> Settings:
+    """``base`` with these keys set, each in the class that owns it."""
+    own: dict[str, object] = {}
+    nested: dict[str, dict[str, object]] = {}
+    for name, value in values.items():
+        owner = KEYS[name].owner
+        if owner is None:
+            own[name] = value
+        else:
+            nested.setdefault(owner, {})[name] = value
+    for owner, changes in nested.items():
+        own[owner] = replace(getattr(base, owner), **changes)
+    return replace(base, **own)
