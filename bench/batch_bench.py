@@ -149,7 +149,7 @@ def write_workflow(root: Path, run: str, samples: int, queue: str, arrays: bool)
 
 def measure(jobs: int, arrays: bool, queue: str, tmp: Path, calls: Calls) -> dict:
     from s3rules.cli import main
-    from s3rules.executors.batch import BatchExecutor
+    from s3rules.aws.watch import Watch
     samples = math.ceil((jobs - 1) / 3)
     run_name = f"{'arrays' if arrays else 'single'}-{jobs}"
     bf = write_workflow(tmp / run_name, run_name, samples, queue, arrays)
@@ -165,7 +165,7 @@ def measure(jobs: int, arrays: bool, queue: str, tmp: Path, calls: Calls) -> dic
 
     # re-attach: everything is in flight; count each poll's calls, then interrupt
     polls: list[Counter] = []
-    original = BatchExecutor._poll_batch
+    original = Watch.poll
 
     def counted(self):
         start = calls.snapshot()
@@ -176,13 +176,13 @@ def measure(jobs: int, arrays: bool, queue: str, tmp: Path, calls: Calls) -> dic
             if len(polls) >= POLLS:
                 raise KeyboardInterrupt
 
-    BatchExecutor._poll_batch = counted
+    Watch.poll = counted
     before = calls.snapshot()
     t0 = time.perf_counter()
     try:
         main(["run", str(bf), "-q", "--poll-interval", "0.01"])
     finally:
-        BatchExecutor._poll_batch = original
+        Watch.poll = original
     reattach = calls.snapshot() - before
     for p in polls:
         reattach -= p

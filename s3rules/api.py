@@ -12,11 +12,12 @@ from collections import Counter
 
 from tqdm import tqdm
 
-from .aws.jobspec import MAX_DEPENDS_ON, JobSpec
-from .aws.client import BatchService
+from .aws.jobspec import FINAL_STATES, MAX_DEPENDS_ON, JobSpec
+from .aws.policy import Backoff
+from .aws.service import BatchService
+from .aws.submitter import Submitter
 from .errors import S3RulesError
 from .storage import Storage
-from .aws.submitter import Backoff, Submitter, is_final
 
 
 class AWSBatchHelper:
@@ -78,8 +79,8 @@ class AWSBatchHelper:
                 changed = self.submitter.refresh(active)
                 for job_id in active:
                     status[job_id] = self.submitter.track(job_id).status
-                done = [j for j in active if is_final(status[j])]
-                active = [j for j in active if not is_final(status[j])]
+                done = [j for j in active if status[j] in FINAL_STATES]
+                active = [j for j in active if status[j] not in FINAL_STATES]
                 if bar is not None:
                     bar.update(len(done))
                     counts = Counter(status[j] for j in active)

@@ -17,6 +17,7 @@ from .settings import Settings
 
 _FORMATTER = string.Formatter()
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
+STRICT_SHELLS = ("bash", "zsh", "ksh")   # shells that take `set -o pipefail`
 
 
 class TemplateSyntaxError(ValueError):
@@ -308,8 +309,14 @@ class Job:
         mapping["input"] = ShellList(path(p) for p in self.inputs)
         mapping["output"] = ShellList(path(p) for p in self.outputs)
         s = rule.settings
-        mapping.update(vcpus=shell_quote(_number(s.vcpus)), memory=shell_quote(s.memory), gpus=shell_quote(s.gpus))
+        mapping.update(vcpus=shell_quote(format_number(s.vcpus)), memory=shell_quote(s.memory), gpus=shell_quote(s.gpus))
         return rule.shell.render(mapping)
+
+    def argv(self, relative_to: str | None = None) -> list[str]:
+        """How an executor runs the command: ``[shell, "-c", script]``, strict where the shell allows."""
+        shell = self.rule.settings.shell_executable
+        strict = os.path.basename(shell) in STRICT_SHELLS
+        return [shell, "-c", ("set -euo pipefail\n" if strict else "set -eu\n") + self.command(relative_to)]
 
     def environment(self) -> dict[str, str]:
         ns = self.namespace()
@@ -319,7 +326,8 @@ class Job:
         return f"Job({self.describe()})"
 
 
-def _number(value: float) -> str:
+def format_number(value: float) -> str:
+    """2.0 -> "2", 0.5 -> "0.5": how a resource is written in commands and requests."""
     return str(int(value)) if float(value).is_integer() else str(value)
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections import deque
 from dataclasses import dataclass, field
 
-from .executors.base import Executor, Outcome
+from .executors.base import Executor, Handle, Outcome
 from .model import Job
 from .planner import Plan
 
@@ -30,81 +30,123 @@ class RunResult:
         return not self.failed and not self.not_run and not self.interrupted and not self.detached
 
 
+class Schedule:
+    """Which pending jobs may be submitted now, and what a failure rules out.
+
+    With ``whole_graph`` every job is ready at once (the executor wires the dependencies);
+    otherwise a job becomes ready when the last pending job it needs has succeeded.
+    """
+
+    def __init__(self, pending: dict[Job, str], whole_graph: bool):
+        self.whole_graph = whole_graph
+        self.waiting_on = {job: sum(1 for d in job.deps if d in pending) for job in pending}
+        self.dependents: dict[Job, list[Job]] = {}
+        for job in pending:
+            for d in job.deps:
+                if d in pending:
+                    self.dependents.setdefault(d, []).append(job)
+        self.ready = deque(pending if whole_graph else (j for j in pending if self.waiting_on[j] == 0))
+        self.blocked: set[Job] = set()
+
+    def next(self) -> Job | None:
+        """The next ready job that nothing failed for, or None."""
+        while self.ready:
+            job = self.ready.popleft()
+            if job not in self.blocked:
+                return job
+        return None
+
+    def succeeded(self, job: Job) -> None:
+        for child in self.dependents.get(job, ()):
+            self.waiting_on[child] -= 1
+            if self.waiting_on[child] == 0 and not self.whole_graph:
+                self.ready.append(child)
+
+    def block_below(self, job: Job) -> list[Job]:
+        """Mark everything that needs ``job`` as never to run; return the jobs newly blocked."""
+        stack = list(self.dependents.get(job, ()))
+        newly = []
+        while stack:
+            child = stack.pop()
+            if child not in self.blocked:
+                self.blocked.add(child)
+                newly.append(child)
+                stack.extend(self.dependents.get(child, ()))
+        return newly
+
+
 class Runner:
     def __init__(self, plan: Plan, executor: Executor, storage, reporter, keep_going: bool = False,
                  poll_interval: float = 0.2, detach: bool = False):
         self.plan, self.executor, self.storage, self.reporter = plan, executor, storage, reporter
-        self.keep_going = keep_going
+        # jobs already submitted with their dependencies keep going anyway: watch them finish
+        self.keep_going = keep_going or executor.submits_graph
         self.poll_interval = poll_interval
-        self.detach = detach
+        self.detach = detach and executor.submits_graph
+        self.schedule = Schedule(plan.pending, executor.submits_graph)
+        self.handles: dict[Job, Handle] = {}
+        self.active: set[Job] = set()
         self.result = RunResult()
 
     def run(self) -> RunResult:
-        pending = self.plan.pending
-        graph_mode = self.executor.submits_graph
-        waiting_on = {job: sum(1 for d in job.deps if d in pending) for job in pending}
-        dependents: dict[Job, list[Job]] = {}
-        for job in pending:
-            for d in job.deps:
-                if d in pending:
-                    dependents.setdefault(d, []).append(job)
-        ready = deque(pending if graph_mode else (j for j in pending if waiting_on[j] == 0))
-        handles: dict[Job, object] = {}
-        self.active: set[Job] = set()
-        self.blocked: set[Job] = set()
-        self.dependents = dependents
-        stopping = False
-        if hasattr(self.executor, "on_states"):
-            self.executor.on_states = self.reporter.states
         self.reporter.start(self.plan)
         try:
-            while ready or self.active:
-                while ready and not stopping and self.executor.capacity() > 0:
-                    job = ready.popleft()
-                    if job in self.blocked:
-                        continue
-                    for out in job.outputs:
-                        self.storage.make_parent_dirs(out)
-                    handles[job] = self.executor.submit(job, [handles[d] for d in job.deps if d in handles])
-                    self.active.add(job)
-                    self.reporter.submitted(job)
-                self.executor.flush()
-                if graph_mode and self.detach:
-                    self.result.detached = True
-                    break
-                if stopping and not self.active:
-                    break
-                if not self.active:
-                    continue
-                finished = self.executor.poll(self.poll_interval)
-                for job, outcome in self.settle(finished):
-                    if outcome.ok:
-                        for child in dependents.get(job, ()):
-                            waiting_on[child] -= 1
-                            if waiting_on[child] == 0 and not graph_mode:
-                                ready.append(child)
-                    elif not self.keep_going and not graph_mode and not outcome.upstream_failed:
-                        stopping = True   # on Batch the rest is already submitted: watch it finish
-        except BaseException as exc:
-            if not isinstance(exc, KeyboardInterrupt):
-                if not graph_mode:   # never leave local jobs running unwatched
-                    self.executor.cancel()
-                raise
+            self._loop()
+        except KeyboardInterrupt:
             self.result.interrupted = True
-            if graph_mode:
-                self.result.detached = True
-            else:
-                for job, outcome in self.executor.cancel():
-                    self.active.discard(job)
-                    self.result.removed += self.discard_partial_outputs(job)
-                    self.result.failed.append((job, outcome))
-                    self.reporter.failed(job, outcome)
+            self.result.detached = self.executor.submits_graph
+            self._cancel(report=True)
+        except BaseException:
+            self._cancel(report=False)   # never leave local jobs running unwatched
+            raise
         finally:
             self.executor.close()
         settled = set(self.result.succeeded) | {j for j, _ in self.result.failed}
-        self.result.not_run = [j for j in pending if j not in settled]
+        self.result.not_run = [j for j in self.plan.pending if j not in settled]
         self.reporter.close(self.result)
         return self.result
+
+    def _loop(self) -> None:
+        stopping = False
+        while self.schedule.ready or self.active:
+            while not stopping and self.executor.capacity() > 0:
+                job = self.schedule.next()
+                if job is None:
+                    break
+                self._submit(job)
+            self.executor.flush()
+            if self.detach:
+                self.result.detached = True
+                return
+            if stopping and not self.active:
+                return
+            if not self.active:
+                continue
+            for job, outcome in self.settle(self.executor.poll(self.poll_interval)):
+                if outcome.ok:
+                    self.schedule.succeeded(job)
+                elif not self.keep_going and not outcome.upstream_failed:
+                    stopping = True
+            states = self.executor.states()
+            if states:
+                self.reporter.states(states)
+
+    def _submit(self, job: Job) -> None:
+        for out in job.outputs:
+            self.storage.make_parent_dirs(out)
+        upstream = [self.handles[d] for d in job.deps if d in self.handles]
+        self.handles[job] = self.executor.submit(job, upstream)
+        self.active.add(job)
+        self.reporter.submitted(job)
+
+    def _cancel(self, report: bool) -> None:
+        """Ctrl-C or an error: the executor stops what it may stop (Batch: nothing)."""
+        for job, outcome in self.executor.cancel():
+            if report:
+                self.active.discard(job)
+                self.result.removed += self.discard_partial_outputs(job)
+                self.result.failed.append((job, outcome))
+                self.reporter.failed(job, outcome)
 
     def settle(self, finished: list[tuple[Job, Outcome]]) -> list[tuple[Job, Outcome]]:
         """Record finished jobs; confirm the successful ones' outputs with one batched check."""
@@ -115,7 +157,7 @@ class Runner:
             present = self.storage.stat_many(claimed)
         for job, outcome in finished:
             self.active.discard(job)
-            if job in self.blocked:
+            if job in self.schedule.blocked:
                 # something it needs failed (maybe after Batch had started it): it never counts as
                 # done nor as a failure of its own; whatever it wrote is not trusted
                 self.result.removed += self.discard_partial_outputs(job)
@@ -144,15 +186,7 @@ class Runner:
 
     def block(self, job: Job) -> None:
         """Nothing below a failed job runs: the executor drops or stops what it already has."""
-        stack = list(self.dependents.get(job, ()))
-        newly = []
-        while stack:
-            child = stack.pop()
-            if child not in self.blocked:
-                self.blocked.add(child)
-                newly.append(child)
-                stack.extend(self.dependents.get(child, ()))
-        submitted = [j for j in newly if j in self.active]
+        submitted = [j for j in self.schedule.block_below(job) if j in self.active]
         if submitted:
             self.executor.abandon(submitted)
 

@@ -7,11 +7,12 @@ import subprocess
 
 import pytest
 
-from s3rules.aws.arrays import (ARRAY_PREFIX, MANIFEST_TAG, array_identity, array_request, build_array, child_index,
-                            child_script, dependency, split_scripts)
-from s3rules.aws.jobspec import JobSpec, job_name
+from s3rules.aws.arrays import (array_identity, array_request, build_array, child_index, child_script, dependency,
+                                split_scripts)
+from s3rules.aws.jobspec import JobSpec
+from s3rules.aws.naming import ARRAY_PREFIX, MANIFEST_TAG, job_name
 
-HOME = "s3://b/.s3rules/arrays"
+HOME = "s3://b/.s3rules/jobs"
 
 
 def spec(i, value="x", env=(), extra=""):
@@ -148,3 +149,17 @@ def test_child_index_and_child_script():
     assert child_index("a1b2-c3:17") == ("a1b2-c3", 17)
     assert child_index("a1b2-c3") == ("a1b2-c3", None)
     assert child_script(spec(0, env=(("A", "x y"),))).startswith("export A='x y'\nset -euo pipefail\n")
+
+
+def test_array_request_keeps_every_setting_of_its_children_but_their_own_command():
+    from dataclasses import replace
+    children = [replace(spec(i), parameters=(("ref", "hg38"),), share="teamA", priority=7, retries=2,
+                        timeout=600, tags=(("team", "x"),), environment=(("SAMPLE", f"S{i}"),))
+                for i in range(3)]
+    request = array_request(build_array("trim", children, HOME), [])
+    assert request["parameters"] == {"ref": "hg38"}
+    assert (request["shareIdentifier"], request["schedulingPriorityOverride"]) == ("teamA", 7)
+    assert request["retryStrategy"] == {"attempts": 3}
+    assert request["timeout"] == {"attemptDurationSeconds": 600}
+    assert request["tags"]["team"] == "x"
+    assert "environment" not in request["containerOverrides"]   # each child's is in its own script

@@ -18,8 +18,7 @@ import pytest
 
 from aws_server import FlowBase
 from s3rules.api import AWSBatchHelper
-from s3rules.aws.arrays import MANIFEST_TAG
-from s3rules.aws.jobspec import NAME_PREFIX, identity_of_name
+from s3rules.aws.naming import MANIFEST_TAG, NAME_PREFIX, identity_of_name
 from s3rules.cli import main
 from s3rules.errors import S3RulesError
 

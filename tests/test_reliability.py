@@ -26,8 +26,7 @@ import pytest
 
 from aws_server import FlowBase
 from faultproxy import FaultProxy
-from s3rules.aws.arrays import ARRAY_PREFIX, MANIFEST_TAG
-from s3rules.aws.jobspec import NAME_PREFIX, identity_of_name, job_name
+from s3rules.aws.naming import ARRAY_PREFIX, MANIFEST_TAG, NAME_PREFIX, identity_of_name, job_name
 from s3rules.cli import main
 
 POLL = ["--poll-interval", "0.2"]
@@ -249,7 +248,8 @@ def test_demo_completes_with_20_percent_of_requests_failing(flow, proxy, seed, a
 
 def test_a_submit_job_whose_answer_is_lost_is_sent_once(aws_env, proxy):
     """The layer under the Submitter: ``submit(retry=False)`` must never resend (it has no idempotency token)."""
-    from s3rules.aws.client import BatchService, SubmitUnknown
+    from s3rules.aws.client import SubmitUnknown
+    from s3rules.aws.service import BatchService
     service = BatchService()
     request = {"jobName": "s3rules-lost-0123456789abcdef", "jobQueue": aws_env.queue,
                "jobDefinition": aws_env.job_definition, "containerOverrides": {"command": ["true"]}}

@@ -24,14 +24,13 @@ import hashlib
 import json
 import re
 import shlex
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
-from .jobspec import IDENTITY_TAG, MAX_DEPENDS_ON, MAX_NAME, NAME_PREFIX, JobSpec, submit_request
+from .jobspec import MAX_DEPENDS_ON, JobSpec, submit_request
+from .naming import IDENTITY_TAG, MANIFEST_TAG, array_name
 
 MIN_ARRAY, MAX_ARRAY = 2, 10_000
 OVERRIDES_LIMIT = 8192          # characters of containerOverrides (command and environment)
-ARRAY_PREFIX = NAME_PREFIX + "-array-"   # "--": a single job's name never has it
-MANIFEST_TAG = "s3rules:manifest"
 DEFAULT_FETCH = "aws s3 cp {url} -"
 # ways to cut a script into words, finest first; the first that all children share wins
 _WORDS = (re.compile(r"(\w+)"), re.compile(r"""([^\s/'"=:;,()]+)"""))
@@ -82,6 +81,16 @@ def fits_inline(spec: JobSpec) -> bool:
     except ValueError:
         return False
     return len(json.dumps(overrides)) <= OVERRIDES_LIMIT
+
+
+def stage(spec: JobSpec, home: str, fetch: str = DEFAULT_FETCH,
+          shell: str = "bash") -> tuple[list[str] | None, dict[str, str]]:
+    """(command, files): a script too long for SubmitJob goes to ``home`` on S3, and the job's
+    command fetches it; (None, {}) when it fits inline."""
+    if fits_inline(spec):
+        return None, {}
+    url = f"{home}/{spec.identity}.sh"
+    return staged_command(url, fetch, shell), {url: child_script(spec)}
 
 
 def staged_command(url: str, fetch: str = DEFAULT_FETCH, shell: str = "bash") -> list[str]:
@@ -146,16 +155,6 @@ def array_identity(children: list[JobSpec]) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def array_name(rule: str, identity: str) -> str:
-    return array_name_prefix(rule) + identity[:16]
-
-
-def array_name_prefix(rule: str) -> str:
-    """What the names of ``rule``'s arrays start with."""
-    slug = re.sub(r"[^A-Za-z0-9_-]+", "_", rule)
-    return (ARRAY_PREFIX + slug)[: MAX_NAME - 17] + "-"
-
-
 def build_array(rule: str, children: list[JobSpec], home: str, fetch: str = DEFAULT_FETCH,
                 shell: str = "bash") -> ArrayJob:
     """The array for ``children``; its manifests go under ``home`` (``s3://bucket/prefix``)."""
@@ -203,12 +202,10 @@ def dependency(upstream: list[list[tuple[str, int | None]]], sizes: dict[str, in
 
 
 def array_request(array: ArrayJob, depends_on: list[dict]) -> dict:
-    """SubmitJob for ``array`` (settings from the first child: they share a rule)."""
+    """SubmitJob for ``array``: the first child's settings (they share a rule) with the array's command."""
     first = array.children[0]
-    request = submit_request(JobSpec(label=array.rule, queue=first.queue, job_definition=first.job_definition,
-                                     command=tuple(array.command), vcpus=first.vcpus, memory=first.memory,
-                                     gpus=first.gpus, retries=first.retries, timeout=first.timeout,
-                                     tags=first.tags, share=first.share, priority=first.priority))
+    request = submit_request(replace(first, label=array.rule, command=tuple(array.command), outputs=(),
+                                     environment=()))
     request["jobName"] = array.name
     request["arrayProperties"] = {"size": len(array.children)}
     request["tags"][IDENTITY_TAG] = array.identity

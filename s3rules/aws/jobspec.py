@@ -1,4 +1,4 @@
-"""What a Batch job is, before any AWS call: its spec, identity, name and SubmitJob request.
+"""What a Batch job is, before any AWS call: its spec (from a planned job), identity and SubmitJob request.
 
 Pure functions only, so every AWS limit is asserted here and tested without a server. The
 identity hash covers what defines the work (label, command, outputs, job definition,
@@ -9,19 +9,19 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 from dataclasses import dataclass, field
+
+from ..errors import PlanError
+from ..model import Job, format_number, is_url
+from .naming import IDENTITY_TAG, job_name
+from .policy import retry_strategy
 
 ACTIVE_STATES = ("SUBMITTED", "PENDING", "RUNNABLE", "STARTING", "RUNNING")
 FINAL_STATES = ("SUCCEEDED", "FAILED")
 STATES = ACTIVE_STATES + FINAL_STATES
 MAX_DEPENDS_ON = 20          # SubmitJob: "A job can depend upon a maximum of 20 jobs"
 DESCRIBE_BATCH = 100         # DescribeJobs takes at most 100 job ids
-MAX_NAME = 128               # job names: up to 128 letters, digits, '-' and '_'
 MAX_REQUEST_BYTES = 30 * 1024
-NAME_PREFIX = "s3rules-"
-IDENTITY_TAG = "s3rules:identity"
-_NAME_CHARS = re.compile(r"[^A-Za-z0-9_-]+")
 
 
 @dataclass(frozen=True)
@@ -64,25 +64,6 @@ class JobSpec:
         return job_name(self.label, self.identity)
 
 
-def job_name(label: str, identity: str) -> str:
-    """A valid Batch job name: ``s3rules-<label>-<16 hex of the identity>``, at most 128 chars."""
-    suffix = "-" + identity[:16]
-    slug = _NAME_CHARS.sub("_", label).strip("_-") or "job"
-    return (NAME_PREFIX + slug)[: MAX_NAME - len(suffix)] + suffix
-
-
-def identity_of_name(name: str) -> str | None:
-    """The 16-hex identity prefix carried in a job name made by ``job_name``."""
-    if not name.startswith(NAME_PREFIX) or len(name) < 17 or name[-17] != "-":
-        return None
-    tail = name[-16:]
-    return tail if re.fullmatch(r"[0-9a-f]{16}", tail) else None
-
-
-def _number(value: float) -> str:
-    return str(int(value)) if float(value).is_integer() else str(value)
-
-
 def submit_request(spec: JobSpec, depends_on: list[str] | tuple[str, ...] = (), command=None) -> dict:
     """The SubmitJob parameters for ``spec``, checked against Batch's limits.
 
@@ -92,7 +73,7 @@ def submit_request(spec: JobSpec, depends_on: list[str] | tuple[str, ...] = (), 
         raise ValueError(f"a Batch job can depend on at most {MAX_DEPENDS_ON} jobs, got {len(depends_on)}")
     resources = []
     if spec.vcpus is not None:
-        resources.append({"type": "VCPU", "value": _number(spec.vcpus)})
+        resources.append({"type": "VCPU", "value": format_number(spec.vcpus)})
     if spec.memory is not None:
         resources.append({"type": "MEMORY", "value": str(int(spec.memory))})
     if spec.gpus:
@@ -113,8 +94,9 @@ def submit_request(spec: JobSpec, depends_on: list[str] | tuple[str, ...] = (), 
         request["dependsOn"] = [{"jobId": j} for j in depends_on]
     if spec.parameters:
         request["parameters"] = dict(spec.parameters)
-    if spec.retries:
-        request["retryStrategy"] = {"attempts": spec.retries + 1}
+    strategy = retry_strategy(spec.retries)
+    if strategy:
+        request["retryStrategy"] = strategy
     if spec.timeout:
         request["timeout"] = {"attemptDurationSeconds": int(spec.timeout)}
     if spec.share is not None:
@@ -131,3 +113,22 @@ def submit_request(spec: JobSpec, depends_on: list[str] | tuple[str, ...] = (), 
 def chunks(items: list, size: int):
     for i in range(0, len(items), size):
         yield items[i:i + size]
+
+
+def job_spec(job: Job) -> JobSpec:
+    """The Batch job for one planned job; rules must name a queue and a job definition."""
+    rule, s = job.rule, job.rule.settings
+    b = s.batch
+    missing = [k for k in ("queue", "job_definition") if not getattr(b, k)]
+    if missing:
+        raise PlanError(f"rule '{rule.name}' runs on AWS Batch but has no {' or '.join(missing)}: set it in "
+                        "the rule or in the default: block")
+    local = [p for p in job.outputs if not is_url(p)]
+    if local:
+        raise PlanError(f"rule '{rule.name}' runs on AWS Batch but writes the local path {local[0]}; a Batch "
+                        "job's outputs must be S3 URLs (or run this rule with executor: local)")
+    return JobSpec(
+        label="-".join([rule.name, *job.values]), queue=b.queue, job_definition=b.job_definition,
+        command=tuple(job.argv()), outputs=job.outputs, vcpus=s.vcpus, memory=s.memory, gpus=s.gpus,
+        environment=tuple(sorted(job.environment().items())), retries=b.retries, timeout=b.timeout,
+        tags=(("s3rules:rule", rule.name),) + tuple(b.tags), share=b.share, priority=b.priority)

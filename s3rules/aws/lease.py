@@ -24,10 +24,10 @@ import time
 import uuid
 from typing import Callable
 
-from .client import aws_errors
+from .client import aws_errors, s3_client as new_s3_client
 from ..errors import AwsSetupError
+from .policy import LEASE_RECENT, LEASE_TTL, LEASE_WAIT
 
-RECENT_SECONDS = 900   # how long a submission stays in the lease's memory
 
 
 def _boot_id() -> str:
@@ -54,16 +54,14 @@ def split_s3_url(url: str) -> tuple[str, str]:
 
 
 class Lease:
-    def __init__(self, url: str, s3_client=None, ttl: float = 60.0, wait: float = 3600.0,
+    def __init__(self, url: str, s3_client=None, ttl: float = LEASE_TTL, wait: float = LEASE_WAIT,
                  on_wait: Callable[[str], None] | None = None):
         if not url.startswith("s3://"):
             raise ValueError(f"a lease lives on S3, not at {url}")
         self.url = url
         self.bucket, self.key = split_s3_url(url)
         if s3_client is None:
-            import boto3
-            from .client import RETRY_CONFIG
-            s3_client = (boto3.DEFAULT_SESSION or boto3.session.Session()).client("s3", config=RETRY_CONFIG)
+            s3_client = new_s3_client()
         self.s3 = s3_client
         self.ttl, self.wait = ttl, wait
         self.on_wait = on_wait
@@ -75,7 +73,7 @@ class Lease:
     # -- the lease object -----------------------------------------------------------------
     def _body(self) -> bytes:
         now = time.time()
-        self.recent = [r for r in self.recent if now - r.get("at", 0) < RECENT_SECONDS]
+        self.recent = [r for r in self.recent if now - r.get("at", 0) < LEASE_RECENT]
         return json.dumps({"owner": self.owner, "host": socket.gethostname(), "boot": _boot_id(),
                            "pid": os.getpid(), "expires": now + self.ttl, "recent": self.recent}).encode()
 

@@ -1,15 +1,15 @@
-"""Array manifests on S3: written before an array is submitted, read by later runs.
+"""Array manifests and staged scripts on S3: written before a job is submitted, read later.
 
-They live beside the submission lease (``s3://<bucket>/.s3rules/arrays/``). The JSON one names
-each child's identity, which is how a later run recognises the children of an array still in
-flight; the ``.values`` one (only for arrays too big to carry their values inline) is what
-each child fetches to rebuild its script.
+They live beside the submission lease, in ``s3://<bucket>/.s3rules/jobs/`` (``naming.jobs_home``).
+An array's JSON manifest names each child's identity, which is how a later run recognises the
+children of an array still in flight; its ``.values`` file (only for arrays too big to carry
+their values inline) and a long job's ``.sh`` script are what the jobs fetch and run.
 """
 from __future__ import annotations
 
 import json
 
-from .client import aws_errors
+from .client import aws_errors, s3_client as new_s3_client
 from .lease import split_s3_url
 
 
@@ -21,9 +21,7 @@ class ManifestStore:
     @property
     def s3(self):
         if self._s3 is None:
-            import boto3
-            from .client import RETRY_CONFIG
-            self._s3 = (boto3.DEFAULT_SESSION or boto3.session.Session()).client("s3", config=RETRY_CONFIG)
+            self._s3 = new_s3_client()
         return self._s3
 
     def write(self, files: dict[str, str]) -> None:

@@ -12,18 +12,23 @@ refused and is retried after a pause; after an answer that was lost (a dropped c
 again when there is none.
 An array's children are in flight under their parent's id (``parent:index``); the JSON
 manifest written before the array is submitted says which identity each index is.
-Watching is DescribeJobs in groups of 100 with an interval that backs off while nothing changes.
+``refresh`` (for the Python API) describes jobs in groups of 100.
 """
 from __future__ import annotations
 
+import contextlib
 import time
 from dataclasses import dataclass, field
 
-from .client import BatchService, SubmitRefused, SubmitUnknown
-from .arrays import ARRAY_PREFIX, MANIFEST_TAG, ArrayJob, array_name_prefix, array_request, child_index
-from .jobspec import ACTIVE_STATES, FINAL_STATES, JobSpec, identity_of_name, submit_request
 from ..errors import AwsSetupError
+from .arrays import ArrayJob, array_request, child_index
+from .client import SubmitRefused, SubmitUnknown
+from .jobspec import ACTIVE_STATES, JobSpec, submit_request
 from .manifests import ManifestStore
+from .naming import (ARRAY_PREFIX, MANIFEST_TAG, array_name_prefix, identity_of_name, jobs_home, lease_url,
+                     short)
+from .policy import LEASE_TTL, LISTING_LAG, SUBMIT_PAUSES
+from .service import BatchService
 
 
 @dataclass
@@ -36,10 +41,8 @@ class Tracked:
 
 
 class Submitter:
-    #: pauses between SubmitJob attempts (seconds); a throttled or lost call waits, then tries again
-    retry_delays = (0.5, 1, 2, 4, 8, 16, 30, 30)
-    #: how long ListJobs may take to show a job just submitted; lookups by name wait this long
-    listing_lag = 15.0
+    retry_delays = SUBMIT_PAUSES   # between SubmitJob attempts (policy.py)
+    listing_lag = LISTING_LAG      # how long lookups by name wait for ListJobs to show a job
     #: names written to the lease as "about to be submitted" in one go
     intent_chunk = 100
 
@@ -48,6 +51,7 @@ class Submitter:
         self._in_flight: dict[str, dict[str, dict]] = {}   # queue -> identity prefix -> summary
         self.tracked: dict[str, Tracked] = {}
         self.leases: dict[str, object] = {}                # queue -> Lease held while submitting
+        self.homes: dict[str, str] = {}                    # queue -> where manifests and scripts go
         self.upcoming: list[JobSpec] = []                  # what the caller is about to submit
         self._intended: set[str] = set()
         self._position: dict[str, int] = {}
@@ -56,9 +60,31 @@ class Submitter:
         self.submitted = 0
         self.reused = 0
 
-    def forget(self, queue: str) -> None:
-        """List ``queue`` afresh on next use (the lease was just taken)."""
-        self._in_flight.pop(queue, None)
+    @contextlib.contextmanager
+    def leased(self, buckets: dict[str, set[str]], ttl: float = LEASE_TTL, say=None):
+        """Hold each queue's lease while listing what is in flight and submitting.
+
+        ``buckets``: queue -> the buckets its jobs write to; the lease and the queue's home
+        (for manifests and staged scripts) go in the first. A queue whose jobs write to no
+        bucket gets neither. Every queue is listed afresh once its lease is held.
+        """
+        from .lease import Lease
+        held = []
+        try:
+            for queue in sorted(buckets):
+                if buckets[queue]:
+                    bucket = min(buckets[queue])
+                    lease = Lease(lease_url(bucket, queue), ttl=ttl, on_wait=say)
+                    lease.acquire()
+                    held.append(lease)
+                    self.leases[queue] = lease
+                    self.homes[queue] = jobs_home(bucket)
+                self._in_flight.pop(queue, None)
+            yield
+        finally:
+            for lease in held:
+                lease.release()
+            self.leases.clear()
 
     def in_flight(self, queue: str) -> dict[str, dict]:
         """Jobs s3rules made that are still in flight on ``queue``, by identity (listed once).
@@ -96,7 +122,7 @@ class Submitter:
             for summary in self.service.list_jobs(None, states, array_job_id=parent):
                 index = child_index(summary["jobId"])[1]
                 if index is not None and index < len(children):
-                    known.setdefault(children[index][:16], {
+                    known.setdefault(short(children[index]), {
                         "jobId": summary["jobId"], "jobName": desc.get("jobName"), "status": summary.get("status")})
 
     def _merge_recent(self, queue: str, known: dict[str, dict]) -> None:
@@ -159,22 +185,32 @@ class Submitter:
                 break
         return made[0]["jobId"] if made else None
 
+    def in_flight_summary(self, spec: JobSpec) -> dict | None:
+        """ListJobs' summary of the job in flight for ``spec`` (or of the array child), if any."""
+        return self.in_flight(spec.queue).get(short(spec.identity))
+
     def find(self, spec: JobSpec) -> str | None:
-        summary = self.in_flight(spec.queue).get(spec.identity[:16])
+        summary = self.in_flight_summary(spec)
         return summary["jobId"] if summary else None
+
+    def reuse(self, spec: JobSpec) -> str | None:
+        """The id of the job in flight for ``spec``, counted as reused; None when there is none."""
+        job_id = self.find(spec)
+        if job_id is not None:
+            self.reused += 1
+        return job_id
 
     def submit(self, spec: JobSpec, depends_on=(), command=None, files=None) -> tuple[str, bool]:
         """(job id, reused): an identical in-flight job is reused, never submitted twice.
 
         ``command`` and ``files``: the script staged on S3 (written first) and what fetches it.
         """
-        existing = self.find(spec)
+        existing = self.reuse(spec)
         if existing is not None:
-            self.reused += 1
             self.tracked.setdefault(existing, Tracked(existing, spec, reused=True))
             return existing, True
         job_id = self._send(spec, submit_request(spec, list(depends_on), command=command), files or {}, 1)
-        self.in_flight(spec.queue)[spec.identity[:16]] = {"jobId": job_id, "jobName": spec.name,
+        self.in_flight(spec.queue)[short(spec.identity)] = {"jobId": job_id, "jobName": spec.name,
                                                           "status": "SUBMITTED"}
         self.tracked[job_id] = Tracked(job_id, spec)
         return job_id, False
@@ -189,7 +225,7 @@ class Submitter:
         self.sizes[parent] = len(array.children)
         known = self.in_flight(array.queue)
         for i, child in enumerate(array.children):
-            known[child.identity[:16]] = {"jobId": f"{parent}:{i}", "jobName": array.name, "status": "SUBMITTED"}
+            known[short(child.identity)] = {"jobId": f"{parent}:{i}", "jobName": array.name, "status": "SUBMITTED"}
         return parent
 
     def _send(self, unit, request: dict, files: dict[str, str], jobs: int) -> str:
@@ -258,26 +294,3 @@ class Submitter:
                 tracked.status = desc.get("status", tracked.status)
                 changed[job_id] = tracked
         return changed
-
-
-class Backoff:
-    """Poll interval: starts short, doubles while nothing changes, resets on news."""
-
-    def __init__(self, start: float = 2.0, limit: float = 30.0):
-        self.start, self.limit = start, max(start, limit)
-        self.interval = start
-        self.next_at = 0.0
-
-    def due(self) -> bool:
-        return time.monotonic() >= self.next_at
-
-    def wait_time(self) -> float:
-        return max(0.0, self.next_at - time.monotonic())
-
-    def polled(self, news: bool) -> None:
-        self.interval = self.start if news else min(self.limit, self.interval * 2)
-        self.next_at = time.monotonic() + self.interval
-
-
-def is_final(status: str) -> bool:
-    return status in FINAL_STATES

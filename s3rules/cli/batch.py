@@ -1,6 +1,6 @@
-"""The AWS Batch side of the command line: ``run`` on Batch, ``status``, ``logs``, ``cancel``.
+"""``s3rules status``, ``logs`` and ``cancel``: what is on AWS Batch for a workflow.
 
-Kept apart from ``cli`` so local use never imports boto3. Every command works from the
+Kept apart from ``run`` so local use never imports boto3. Every command works from the
 Batchfile and what S3 and Batch say now: there is no local state to lose or corrupt.
 """
 from __future__ import annotations
@@ -9,42 +9,14 @@ import sys
 import time
 from collections import Counter
 
-from ..aws.jobspec import ACTIVE_STATES
+from ..aws.jobspec import ACTIVE_STATES, job_spec
 from ..errors import PlanError, S3RulesError
-from ..executors.batch import BatchExecutor, job_spec
+from . import EXIT_FAILED, EXIT_OK
 
 
 def _service():
-    from ..aws.client import BatchService
+    from ..aws.service import BatchService
     return BatchService()
-
-
-def batch_executor(the_plan, poll_interval: float, storage=None, say=None) -> BatchExecutor:
-    from ..aws.submitter import Submitter
-    executor = BatchExecutor(Submitter(_service()), poll_start=poll_interval, poll_limit=max(30.0, poll_interval),
-                             storage=storage, say=say, planned_mtimes=the_plan.mtimes)
-    executor.check(list(the_plan.pending))
-    return executor
-
-
-def report_detached(workflow, executor: BatchExecutor, result, args) -> int:
-    sub = executor.submitter
-    bf = workflow.path
-    lines = [f"s3rules: detached: {sub.submitted} job{'s' if sub.submitted != 1 else ''} submitted, "
-             f"{sub.reused} already in flight reused; they run on AWS Batch without s3rules."]
-    if result.interrupted:
-        lines.append("  (the last submission was cut short by Ctrl-C: if it did not land, running s3rules "
-                     "again submits it; if it did, it is reused)")
-    if executor.waiting_count:
-        n = executor.waiting_count
-        lines.append(f"  {n} job{' waits' if n == 1 else 's wait'} for more than 20 unfinished upstream jobs "
-                     "and {} not submitted yet: s3rules submits {} when it runs again."
-                     .format(*(("is", "it") if n == 1 else ("are", "them"))))
-    lines.append(f"  watch:     s3rules status {bf} --watch")
-    lines.append(f"  re-attach: s3rules run {bf}   (submits nothing twice)")
-    lines.append(f"  cancel:    s3rules cancel {bf}")
-    print("\n".join(lines), file=sys.stderr)
-    return 0 if args.detach and not result.interrupted else 130
 
 
 def _load(args):
@@ -74,7 +46,7 @@ def status_table(the_plan, submitter) -> tuple[str, int]:
         if job.rule.settings.executor != "batch":
             row["to do"] += 1
             continue
-        summary = submitter.in_flight(job.rule.settings.batch.queue).get(job_spec(job).identity[:16])
+        summary = submitter.in_flight_summary(job_spec(job))
         row[summary["status"] if summary else "to do"] += 1
     columns = ["done", *ACTIVE_STATES, "to do", "total"]
     width = max([4] + [len(r) for r in rows])
@@ -96,7 +68,7 @@ def cmd_status(args) -> int:
         sys.stdout.write(text)
         sys.stdout.flush()
         if not args.watch or in_flight == 0:
-            return 0
+            return EXIT_OK
         time.sleep(args.interval)
         sys.stdout.write("\n")
 
@@ -123,7 +95,7 @@ def cmd_logs(args) -> int:
         print(f"# {spec.name} {desc.get('jobId', '')} {desc.get('status', '')}", file=sys.stderr)
         for line in service.log_lines(desc):
             print(line)
-    return 0
+    return EXIT_OK
 
 
 def cmd_cancel(args) -> int:
@@ -132,13 +104,12 @@ def cmd_cancel(args) -> int:
     submitter = Submitter(_service())
     doomed = []
     for job in _batch_jobs(the_plan.jobs):
-        spec = job_spec(job)
-        summary = submitter.in_flight(spec.queue).get(spec.identity[:16])
+        summary = submitter.in_flight_summary(job_spec(job))
         if summary:
             doomed.append((job, summary))
     if not doomed:
         print("s3rules: no job of this workflow is in flight", file=sys.stderr)
-        return 0
+        return EXIT_OK
     for job, summary in doomed:
         print(f"  {summary['jobId']}  {summary.get('status', ''):<9}  {job.describe()}", file=sys.stderr)
     if not args.yes:
@@ -147,8 +118,8 @@ def cmd_cancel(args) -> int:
         answer = input(f"Terminate these {len(doomed)} jobs? [y/N] ")
         if answer.strip().lower() not in ("y", "yes"):
             print("s3rules: nothing cancelled", file=sys.stderr)
-            return 1
+            return EXIT_FAILED
     for job, summary in doomed:
         submitter.service.terminate(summary["jobId"], "cancelled with s3rules cancel")
     print(f"s3rules: terminated {len(doomed)} job{'s' if len(doomed) != 1 else ''}", file=sys.stderr)
-    return 0
+    return EXIT_OK

@@ -1,14 +1,16 @@
-"""The executor contract: submit a job, report the ones that finished, cancel.
+"""The executor contract: check, submit, report what finished, cancel.
 
-Small on purpose (the runner owns ordering, retries of the plan and reporting). An executor
-that ``submits_graph`` accepts jobs before their dependencies finish, given the upstream
-handles, as AWS Batch does with ``dependsOn``; otherwise the runner submits a job only once
-everything it needs has succeeded.
+Small on purpose: the runner owns ordering, failure handling and reporting. An executor that
+``submits_graph`` accepts jobs before their dependencies finish, given the upstream handles
+(as AWS Batch does with ``dependsOn``), and its jobs keep running when s3rules stops, so
+Ctrl-C detaches from it; otherwise the runner submits a job only once everything it needs has
+succeeded, and Ctrl-C stops the jobs. ``registry`` names the executors.
 """
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
+from typing import Callable
 
 from ..model import Job
 
@@ -27,34 +29,77 @@ class Outcome:
     upstream_failed: bool = False   # never ran because a job it needs failed
 
 
+class Handle:
+    """What ``submit`` returns: the job and, once known, the executor's id for it."""
+
+    __slots__ = ("job", "job_id")
+
+    def __init__(self, job: Job, job_id: str | None = None):
+        self.job, self.job_id = job, job_id
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """What the command line tells an executor about this run."""
+
+    base_dir: str                    # the Batchfile's directory
+    state_dir: str                   # <base_dir>/.s3rules: logs and other local state
+    jobs: int | None = None          # parallel local jobs (None: one per core)
+    poll_interval: float = 2.0       # first interval between status checks of remote jobs
+    planned_mtimes: dict = field(default_factory=dict)   # outputs' mtimes when planned
+    say: Callable[[str], None] = lambda text: None      # a line for the person watching
+
+
 class Executor(ABC):
-    submits_graph = False
     name = "executor"
+    submits_graph = False
+
+    @classmethod
+    @abstractmethod
+    def create(cls, options: RunOptions, storage) -> "Executor":
+        """The executor for one run (the registry calls this)."""
+
+    def check(self, jobs: list[Job]) -> None:
+        """Before anything is submitted: refuse, with a user error, what cannot run here."""
 
     @abstractmethod
     def capacity(self) -> int:
         """How many more jobs may be submitted now."""
 
     @abstractmethod
-    def submit(self, job: Job, upstream: list[object]) -> object:
-        """Start ``job``; return a handle (the runner passes handles back as ``upstream``)."""
+    def submit(self, job: Job, upstream: list[Handle]) -> Handle:
+        """Start ``job``; the runner passes the handles of the jobs it needs back as ``upstream``."""
+
+    def flush(self) -> None:
+        """Send what ``submit`` collected (executors that submit in bulk do it here)."""
 
     @abstractmethod
     def poll(self, timeout: float) -> list[tuple[Job, Outcome]]:
         """Jobs that finished since the last call; may wait up to ``timeout`` seconds for one."""
 
-    @abstractmethod
-    def cancel(self) -> list[tuple[Job, Outcome]]:
-        """Stop every job still running; return them with how they ended."""
-
-    def flush(self) -> None:
-        """Send what ``submit`` collected (executors that submit in bulk do it here)."""
+    def states(self) -> dict[str, dict[str, int]] | None:
+        """Per rule, jobs per state, when the executor knows finer states than running/done and
+        they changed since the last call; None otherwise."""
+        return None
 
     def abandon(self, jobs: list[Job]) -> None:
         """These submitted jobs must not run (something they need failed): drop or stop them.
 
         Each must still come back from ``poll``; the default lets them finish on their own.
         """
+
+    @abstractmethod
+    def cancel(self) -> list[tuple[Job, Outcome]]:
+        """Ctrl-C: stop what this executor may stop; return those jobs with how they ended."""
+
+    @property
+    def notes(self) -> list[str]:
+        """Things the person running s3rules should know (said once, before the run)."""
+        return []
+
+    def detached(self, batchfile: str, interrupted: bool) -> list[str]:
+        """What to tell the person when s3rules leaves jobs running without it."""
+        return []
 
     def close(self) -> None:
         pass

@@ -15,9 +15,7 @@ import time
 from collections import deque
 
 from ..model import Job
-from .base import Executor, Outcome
-
-_STRICT_SHELLS = ("bash", "zsh", "ksh")
+from .base import Executor, Handle, Outcome, RunOptions
 
 
 def log_path_for(log_dir: str, job: Job) -> str:
@@ -47,26 +45,29 @@ class LocalExecutor(Executor):
     def __init__(self, base_dir: str, log_dir: str, jobs: int | None = None):
         self.base_dir = base_dir
         self.log_dir = log_dir
-        self.notes: list[str] = []
+        self._notes: list[str] = []
         try:   # .s3rules/ is only a cache: when something is in the way, logs go elsewhere
             os.makedirs(log_dir, exist_ok=True)
         except OSError as exc:
             self.log_dir = tempfile.mkdtemp(prefix="s3rules-logs-")
-            self.notes.append(f"cannot use {log_dir} for job logs ({exc.strerror}); this run's logs go to "
+            self._notes.append(f"cannot use {log_dir} for job logs ({exc.strerror}); this run's logs go to "
                               f"{self.log_dir}")
         self.jobs = max(1, jobs or os.cpu_count() or 1)
         self.running: dict[int, tuple[Job, subprocess.Popen, str, float]] = {}
         self.finished: deque[tuple[Job, Outcome]] = deque()
 
+    @classmethod
+    def create(cls, options: RunOptions, storage) -> "LocalExecutor":
+        return cls(options.base_dir, os.path.join(options.state_dir, "logs"), options.jobs)
+
+    @property
+    def notes(self) -> list[str]:
+        return self._notes
+
     def capacity(self) -> int:
         return self.jobs - len(self.running)
 
-    def argv(self, job: Job) -> list[str]:
-        shell = job.rule.settings.shell_executable
-        preamble = "set -euo pipefail\n" if os.path.basename(shell) in _STRICT_SHELLS else "set -eu\n"
-        return [shell, "-c", preamble + job.command(self.base_dir)]
-
-    def submit(self, job: Job, upstream: list[object]) -> object:
+    def submit(self, job: Job, upstream: list[Handle]) -> Handle:
         log_path = log_path_for(self.log_dir, job)
         env = dict(os.environ)
         env.update(job.environment())
@@ -79,14 +80,14 @@ class LocalExecutor(Executor):
             log = os.fdopen(fd, "wb")
         with log:
             try:
-                proc = subprocess.Popen(self.argv(job), cwd=self.base_dir, stdout=log, stderr=subprocess.STDOUT,
+                proc = subprocess.Popen(job.argv(self.base_dir), cwd=self.base_dir, stdout=log, stderr=subprocess.STDOUT,
                                         stdin=subprocess.DEVNULL, env=env, start_new_session=True)
             except (OSError, ValueError) as exc:
                 self.finished.append((job, Outcome(False, None, f"could not start: {exc}", log_path=log_path,
                                                    started_at=started)))
-                return None
+                return Handle(job)
         self.running[proc.pid] = (job, proc, log_path, started)
-        return proc.pid
+        return Handle(job, str(proc.pid))
 
     def poll(self, timeout: float) -> list[tuple[Job, Outcome]]:
         deadline = time.monotonic() + timeout

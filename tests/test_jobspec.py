@@ -1,4 +1,4 @@
-"""batchjobs.py without a server: job names, identity, and the SubmitJob request with Batch's limits."""
+"""aws/jobspec.py without a server: identity and the SubmitJob request with Batch's limits."""
 import json
 import re
 import subprocess
@@ -7,10 +7,8 @@ from dataclasses import replace
 
 import pytest
 
-from s3rules.aws.jobspec import (IDENTITY_TAG, MAX_DEPENDS_ON, MAX_NAME, MAX_REQUEST_BYTES, JobSpec,
-                               identity_of_name, job_name, submit_request)
-
-BATCH_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,127}$")
+from s3rules.aws.jobspec import MAX_DEPENDS_ON, MAX_REQUEST_BYTES, JobSpec, submit_request
+from s3rules.aws.naming import IDENTITY_TAG
 
 
 def spec(**changes) -> JobSpec:
@@ -18,39 +16,6 @@ def spec(**changes) -> JobSpec:
                    command=("bash", "-c", "set -eu\ntrim s3://b/in/S01.txt"), outputs=("s3://b/out/S01.txt",),
                    vcpus=2, memory=4096)
     return replace(base, **changes)
-
-
-# -- names ------------------------------------------------------------------------------------
-
-@pytest.mark.parametrize("label", [
-    "trim-S01", "a", "-", "", "_x_", "rule-sample=A/B", "ünïcödé-ßample", "with space and 'quotes'",
-    "x" * 500, "trim-" + "S" * 10_000, "-" * 300 + "a", "a" * 127, "a" * 128, "rule.with.dots:and:colons",
-])
-def test_names_are_valid_for_batch_whatever_the_label(label):
-    s = spec(label=label)
-    name = s.name
-    assert BATCH_NAME.match(name), name
-    assert len(name) <= MAX_NAME
-    assert identity_of_name(name) == s.identity[:16]
-
-
-def test_name_keeps_a_readable_label_and_ends_with_the_identity():
-    s = spec()
-    assert s.name == f"s3rules-trim-S01-{s.identity[:16]}"
-    assert job_name("trim-S01", "f" * 64) == "s3rules-trim-S01-ffffffffffffffff"
-
-
-def test_huge_wildcards_that_differ_only_at_the_end_still_get_different_names():
-    a = spec(label="trim-" + "S" * 5000 + "1", outputs=("s3://b/" + "S" * 5000 + "1",))
-    b = spec(label="trim-" + "S" * 5000 + "2", outputs=("s3://b/" + "S" * 5000 + "2",))
-    assert len(a.name) == len(b.name) == MAX_NAME
-    assert a.name != b.name
-
-
-@pytest.mark.parametrize("name", ["s3rules-x", "trim-0123456789abcdef", "s3rules-x-0123456789ABCDEF",
-                                  "s3rules-x_0123456789abcdef", "s3rules-x-0123456789abcdeg", ""])
-def test_identity_of_name_ignores_names_s3rules_did_not_make(name):
-    assert identity_of_name(name) is None
 
 
 # -- identity ---------------------------------------------------------------------------------
@@ -167,24 +132,3 @@ def test_request_size_limit():
         submit_request(spec(command=("bash", "-c", "x" * MAX_REQUEST_BYTES)))
     with pytest.raises(ValueError, match="shorten"):
         submit_request(spec(environment=tuple((f"V{i}", "y" * 100) for i in range(400))))
-
-
-def test_batch_requests_are_paced_below_the_account_limit():
-    """Every Batch request waits its turn in one token bucket: whatever the burst, no second
-    of (simulated) time sees more than rate + burst requests."""
-    from s3rules.aws.client import RateLimit
-    now = [0.0]
-    sent: list[float] = []
-
-    def sleep(seconds):
-        now[0] += seconds
-
-    pace = RateLimit(rate=40, burst=10, clock=lambda: now[0], sleep=sleep)
-    for i in range(1000):                  # 1,000 DescribeJobs at once (100,000 jobs in flight)
-        pace.wait()
-        sent.append(now[0])
-        if i % 7 == 0:
-            now[0] += 0.001                # a little work between some of them
-    busiest = max(sum(1 for t in sent if start <= t < start + 1) for start in sent)
-    assert busiest <= 40 + 10
-    assert sent[-1] >= (1000 - 10) / 40 - 0.01   # paced, not dropped: it took about 25 s

@@ -1,0 +1,75 @@
+"""Which collected or held Batch jobs may go up now, and how: a wave at a time, as arrays or alone.
+
+Pure: no AWS calls. A job may be submitted once every job it waits on has a job id (or has
+finished) and its ``dependsOn`` fits in Batch's 20 entries; the jobs of one wave that share a
+rule and the same unfinished upstream jobs go up together as array jobs.
+"""
+from __future__ import annotations
+
+from ..executors.base import Handle
+from ..model import Job
+from .arrays import MIN_ARRAY, ArrayJob, build_array, child_index
+from .jobspec import FINAL_STATES, MAX_DEPENDS_ON, JobSpec, chunks
+
+
+class BatchHandle(Handle):
+    """A job on its way to Batch: its spec, what it waits on, and its status as last seen."""
+
+    __slots__ = ("spec", "status", "upstream", "waits_on")
+
+    def __init__(self, job: Job, spec: JobSpec, upstream: list["BatchHandle"]):
+        super().__init__(job)           # job_id: a single job's id, or an array child's "parent:index"
+        self.spec, self.upstream = spec, upstream
+        self.status = "WAITING"         # held here until its upstream allows dependsOn
+        self.waits_on: tuple[str, ...] = ()   # jobs and arrays its SubmitJob waits for whole
+
+    @property
+    def unit(self) -> str | None:
+        """What a dependent waits for: the job, or the whole array it is a child of."""
+        return child_index(self.job_id)[0] if self.job_id else None
+
+    def open_upstream(self) -> list["BatchHandle"]:
+        return [u for u in self.upstream if u.status != "SUCCEEDED"]
+
+    def upstream_failed(self) -> bool:
+        return any(u.status == "FAILED" for u in self.upstream)
+
+
+def may_submit(handle: BatchHandle) -> bool:
+    """Submittable now: an upstream failed (to report), or dependsOn fits in 20."""
+    if handle.upstream_failed():
+        return True
+    if any(u.job_id is None and u.status != "SUCCEEDED" for u in handle.upstream):
+        return False
+    return len({u.unit for u in handle.open_upstream()}) <= MAX_DEPENDS_ON
+
+
+def next_wave(todo: list[BatchHandle]) -> list[BatchHandle]:
+    """The jobs whose upstream jobs all have a job id or have finished."""
+    return [h for h in todo if all(u.job_id or u.status in FINAL_STATES for u in h.upstream)]
+
+
+def units(wave: list[BatchHandle], homes: dict[str, str]) -> list[tuple[list[BatchHandle], ArrayJob | None]]:
+    """Split a wave into arrays (one rule, the same upstream jobs) and single jobs.
+
+    Only queues with a home on S3 (``homes``) get arrays: an array's manifest lives there.
+    """
+    groups: dict[tuple, list[BatchHandle]] = {}
+    out: list[tuple[list[BatchHandle], ArrayJob | None]] = []
+    for h in wave:
+        if h.job.rule.settings.batch.array_size < 2 or h.spec.queue not in homes or h.upstream_failed():
+            out.append(([h], None))
+            continue
+        signature = tuple(sorted({u.unit for u in h.open_upstream()}))
+        groups.setdefault((h.job.rule.name, signature), []).append(h)
+    for (rule, _), group in groups.items():
+        # children in the order of their upstream children, so that N_TO_N can line up
+        group.sort(key=lambda h: sorted(child_index(u.job_id)[1] or 0 for u in h.open_upstream()))
+        settings = group[0].job.rule.settings
+        for chunk in chunks(group, settings.batch.array_size):
+            if len(chunk) < MIN_ARRAY:
+                out.append((chunk, None))
+                continue
+            out.append((chunk, build_array(rule, [h.spec for h in chunk], homes[chunk[0].spec.queue],
+                                           settings.batch.fetch_command, settings.shell_executable)))
+    return out

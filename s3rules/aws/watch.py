@@ -1,0 +1,143 @@
+"""Watching this run's Batch jobs: DescribeJobs and ListJobs answers -> outcomes.
+
+One DescribeJobs per 100 single jobs and array parents per poll. An array's ``statusSummary``
+says when children finished; only then are its children listed (ListJobs by final state), and
+a listing that lags behind the summary is simply asked again next poll.
+"""
+from __future__ import annotations
+
+from collections import Counter
+
+from ..executors.base import Outcome
+from .arrays import child_index
+from .grouping import BatchHandle
+from .jobspec import ACTIVE_STATES, FINAL_STATES
+from .service import BatchService
+
+
+class Watch:
+    """The jobs of this run in flight on Batch, and what each poll says of them."""
+
+    def __init__(self, service: BatchService):
+        self.service = service
+        self.active: dict[str, BatchHandle] = {}               # single jobs by id
+        self.arrays: dict[str, dict[int, BatchHandle]] = {}    # array parent -> child index -> handle
+        self.summaries: dict[str, dict[str, int]] = {}         # array parent -> children per state
+        self.listed: dict[str, dict[str, int]] = {}            # array parent -> children listed per final state
+        self.failed_units: set[str] = set()                    # jobs and arrays with a failure
+
+    def __bool__(self) -> bool:
+        return bool(self.active or self.arrays)
+
+    def track(self, handle: BatchHandle, job_id: str) -> None:
+        handle.job_id, handle.status = job_id, "SUBMITTED"
+        parent, index = child_index(job_id)
+        if index is None:
+            self.active[job_id] = handle
+        else:
+            self.arrays.setdefault(parent, {})[index] = handle
+
+    def untrack(self, handle: BatchHandle) -> None:
+        parent, index = child_index(handle.job_id)
+        if index is None:
+            self.active.pop(handle.job_id, None)
+            return
+        children = self.arrays.get(parent, {})
+        children.pop(index, None)
+        if not children:
+            self.arrays.pop(parent, None)
+            self.summaries.pop(parent, None)
+            self.listed.pop(parent, None)
+
+    def submitted(self) -> list[BatchHandle]:
+        return list(self.active.values()) + [h for children in self.arrays.values() for h in children.values()]
+
+    def poll(self) -> tuple[bool, list[tuple[BatchHandle, Outcome]]]:
+        """(news, the jobs that ended with their outcomes), untracked."""
+        described = self.service.describe(list(self.active) + list(self.arrays))
+        news, ended = self._singles(described)
+        array_news, children, failed_children = self._children(described)
+        ended += children
+        if failed_children:   # their reason, exit code and log stream
+            more = self.service.describe([h.job_id for h in failed_children])
+            ended += [(h, more.get(h.job_id, {})) for h in failed_children]
+        # every status first: a job may be listed before the upstream job whose failure failed
+        # it, and outcome() must see that upstream as FAILED
+        for handle, _ in ended:
+            if handle.status == "FAILED":
+                self.failed_units.add(handle.unit)
+        outcomes = []
+        for handle, desc in ended:
+            self.untrack(handle)
+            outcomes.append((handle, self.outcome(handle, desc)))
+        return news or array_news or bool(ended), outcomes
+
+    def _singles(self, described: dict[str, dict]) -> tuple[bool, list[tuple[BatchHandle, dict]]]:
+        news, ended = False, []
+        for job_id, handle in list(self.active.items()):
+            desc = described.get(job_id)
+            if desc and desc.get("status") != handle.status:
+                news = True
+                handle.status = desc["status"]
+                if handle.status in FINAL_STATES:
+                    ended.append((handle, desc))
+        return news, ended
+
+    def _children(self, described: dict[str, dict]):
+        """(news, children that succeeded with their summaries, children that failed)."""
+        news, ended, failed = False, [], []
+        for parent, children in list(self.arrays.items()):
+            desc = described.get(parent) or {}
+            counts = (desc.get("arrayProperties") or {}).get("statusSummary") or {}
+            news = news or counts != self.summaries.get(parent, {})
+            self.summaries[parent] = counts
+            # list a final state while it counts more children than its last listing showed
+            listed = self.listed.setdefault(parent, {})
+            finals = [s for s in FINAL_STATES if counts.get(s, 0) > listed.get(s, 0)]
+            if desc.get("status") in FINAL_STATES and not counts:
+                finals = list(FINAL_STATES)
+            if not finals:
+                continue
+            children_listed = self.service.list_jobs(None, finals, array_job_id=parent)
+            for state in finals:
+                listed[state] = sum(1 for c in children_listed if c.get("status") == state)
+            for summary in children_listed:
+                handle = children.get(child_index(summary["jobId"])[1])
+                if handle is None or handle.status in FINAL_STATES:
+                    continue
+                handle.status = summary["status"]
+                if handle.status == "FAILED":
+                    failed.append(handle)
+                else:
+                    ended.append((handle, summary))
+        return news, ended, failed
+
+    def doomed(self) -> list[BatchHandle]:
+        """Submitted jobs that wait for a whole job or array with a failure: they will never run."""
+        return [h for h in self.submitted() if self.failed_units.intersection(h.waits_on)]
+
+    def outcome(self, handle: BatchHandle, desc: dict) -> Outcome:
+        container = desc.get("container") or {}
+        if handle.status == "SUCCEEDED":
+            return Outcome(True, container.get("exitCode", 0), external_id=handle.job_id)
+        upstream_failed = handle.upstream_failed() or bool(self.failed_units.intersection(handle.waits_on))
+        code = container.get("exitCode")
+        reason = desc.get("statusReason") or container.get("reason") or "failed"
+        if code is not None:
+            reason = f"exit code {code} ({reason})" if reason != "failed" else f"exit code {code}"
+        tail = [] if upstream_failed else self.service.log_lines(desc, last=15)
+        return Outcome(False, code, reason, tail, external_id=handle.job_id, upstream_failed=upstream_failed)
+
+    def state_counts(self, waiting) -> dict[str, dict[str, int]]:
+        """Per rule, jobs per Batch state; an array's children as its statusSummary counts them."""
+        counts: dict[str, Counter] = {}
+        for handle in [*self.active.values(), *waiting]:
+            counts.setdefault(handle.job.rule.name, Counter())[handle.status] += 1
+        for parent, children in self.arrays.items():
+            rule = next(iter(children.values())).job.rule.name
+            summary = self.summaries.get(parent)
+            active = {s: summary.get(s, 0) for s in ACTIVE_STATES} if summary else {}
+            if sum(active.values()) != len(children):   # not known yet, or shared with other runs
+                active = Counter(h.status for h in children.values())
+            counts.setdefault(rule, Counter()).update(active)
+        return {rule: {k: v for k, v in c.items() if v} for rule, c in counts.items()}

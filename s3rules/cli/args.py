@@ -1,0 +1,107 @@
+"""The command line's words: one argparse parser per command, options anywhere."""
+from __future__ import annotations
+
+import argparse
+import sys
+
+from .. import __version__
+from ..settings import EXECUTORS
+
+
+def _config_pair(text: str) -> tuple[str, str]:
+    key, sep, value = text.partition("=")
+    if not sep or not key.strip():
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
+    return key.strip(), value
+
+
+def _positive(text: str) -> int:
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if n < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return n
+
+
+def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParser]]:
+    """The top-level parser (for --help) and one parser per command.
+
+    Commands are parsed on their own with ``parse_intermixed_args`` so options may come before
+    or after positionals (argparse cannot intermix through subparsers).
+    """
+    parser = argparse.ArgumentParser(
+        prog="s3rules", description="Make-style rules over S3 targets, filled from a sample sheet; "
+                                    "runs only what is missing, locally or on AWS Batch.")
+    parser.add_argument("--version", action="version", version=f"s3rules {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    run = sub.add_parser("run", help="run what is pending (or show it with -n)",
+                         description="Run the jobs whose outputs are missing for the given targets or rules "
+                                     "(default: the first rule). With no positional argument the Batchfile "
+                                     "is ./Batchfile.")
+    run.add_argument("batchfile", nargs="?", default=None, metavar="BATCHFILE")
+    run.add_argument("targets", nargs="*", metavar="TARGET|RULE",
+                     help="output paths (relative to the Batchfile's directory) or rule names")
+    run.add_argument("-n", "--dry-run", action="store_true", help="show what is pending and why; run nothing")
+    run.add_argument("--json", action="store_true", help="with -n: print the plan as one JSON document")
+    run.add_argument("-f", "--force", action="append", default=[], metavar="TARGET",
+                     help="rerun the job making TARGET even if it exists (repeatable)")
+    run.add_argument("-R", "--forcerun", action="append", default=[], metavar="RULE",
+                     help="rerun every job of RULE (repeatable)")
+    run.add_argument("-F", "--forceall", action="store_true", help="rerun every job")
+    run.add_argument("--rerun-stale", action="store_true",
+                     help="also rerun jobs whose outputs are older than an input (Make's rule)")
+    run.add_argument("--until", action="append", default=[], metavar="TARGET|RULE",
+                     help="run only what these targets or rules need, and stop there")
+    run.add_argument("-j", "--jobs", type=_positive, default=None,
+                     help="parallel local jobs (default: number of cores)")
+    run.add_argument("-k", "--keep-going", action="store_true",
+                     help="after a failure, carry on with the jobs that do not depend on it")
+    run.add_argument("--config", action="append", default=[], type=_config_pair, metavar="KEY=VALUE",
+                     help="override a Batchfile variable (repeatable)")
+    run.add_argument("--executor", choices=tuple(EXECUTORS), default=None,
+                     help="where jobs run (default: the Batchfile's `executor:`, else local)")
+    run.add_argument("--dag", action="store_true", help="print the job graph in Graphviz DOT and exit")
+    run.add_argument("--rulegraph", action="store_true", help="print the rule graph in Graphviz DOT and exit")
+    run.add_argument("--list", action="store_true", help="list rules with their inputs and outputs and exit")
+    run.add_argument("-q", "--quiet", action="store_true", help="no progress output (with -n: the table only)")
+    run.add_argument("--detach", action="store_true",
+                     help="on AWS Batch: submit everything and exit; jobs run on without s3rules")
+    run.add_argument("--poll-interval", type=float, default=2.0, metavar="SECONDS",
+                     help="first interval between Batch status checks; it backs off to 30 s while "
+                          "nothing changes (default: 2)")
+
+    status = sub.add_parser("status", help="what is done, in flight on AWS Batch, and still to do",
+                            description="Show each rule's jobs: done (outputs exist), in flight on AWS Batch "
+                                        "by state, or not submitted. Submits nothing.")
+    _workflow_arguments(status)
+    status.add_argument("--watch", action="store_true", help="refresh until nothing is in flight")
+    status.add_argument("--interval", type=float, default=10.0, metavar="SECONDS",
+                        help="with --watch: seconds between refreshes (default: 10)")
+
+    logs = sub.add_parser("logs", help="print the CloudWatch log of the Batch job making TARGET")
+    logs.add_argument("batchfile", metavar="BATCHFILE")
+    logs.add_argument("target", metavar="TARGET", help="an output path of the job, relative to the Batchfile")
+    logs.add_argument("--config", action="append", default=[], type=_config_pair, metavar="KEY=VALUE")
+
+    cancel = sub.add_parser("cancel", help="terminate this workflow's jobs still in flight on AWS Batch")
+    _workflow_arguments(cancel)
+    cancel.add_argument("-y", "--yes", action="store_true", help="do not ask for confirmation")
+    return parser, dict(sub.choices)
+
+
+def _workflow_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("batchfile", nargs="?", default=None, metavar="BATCHFILE")
+    p.add_argument("targets", nargs="*", metavar="TARGET|RULE")
+    p.add_argument("--config", action="append", default=[], type=_config_pair, metavar="KEY=VALUE")
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    parser, commands = build_parser()
+    if not argv or argv[0] not in commands:
+        return parser.parse_args(argv)  # prints help, the version, or a usage error
+    args = commands[argv[0]].parse_intermixed_args(argv[1:])
+    args.command = argv[0]
+    return args

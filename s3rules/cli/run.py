@@ -1,0 +1,120 @@
+"""``s3rules run``: load, plan, then show the plan or run it on the executor the rules name."""
+from __future__ import annotations
+
+import gc
+import os
+import sys
+
+from ..errors import JobFailed, S3RulesError
+from ..settings import EXECUTORS
+from . import EXIT_INTERRUPTED, EXIT_OK
+
+
+def cmd_run(args) -> int:
+    # Loading and planning make up to millions of long-lived objects and no garbage: the cyclic
+    # collector would only walk them again and again. It stays off until jobs are about to run.
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        return _cmd_run(args, collecting)
+    finally:
+        if collecting:
+            gc.enable()
+
+
+def _cmd_run(args, collecting: bool) -> int:
+    from .. import views
+    from ..language.loader import load_workflow
+    from ..planner import plan
+    from ..storage import Storage
+
+    batchfile = args.batchfile or "Batchfile"
+    workflow = load_workflow(batchfile, dict(args.config))
+    out = sys.stdout
+    if args.list:
+        views.rule_list(workflow, out)
+        return EXIT_OK
+    storage = Storage()
+    the_plan = plan(workflow, storage, args.targets, force=args.force, forcerun=args.forcerun,
+                    forceall=args.forceall, until=args.until, rerun_stale=args.rerun_stale)
+    if args.dag:
+        views.dag_dot(the_plan, out)
+        return EXIT_OK
+    if args.rulegraph:
+        views.rulegraph_dot(the_plan, out)
+        return EXIT_OK
+    if args.dry_run:
+        if args.json:
+            views.write_json(views.plan_json(the_plan), out)
+        else:
+            views.plan_table(the_plan, out, list_jobs=not args.quiet)
+        return EXIT_OK
+    if args.json:
+        raise S3RulesError("--json goes with -n/--dry-run")
+    if not the_plan.pending:
+        if not args.quiet:
+            print("s3rules: nothing to do: every requested target exists", file=sys.stderr)
+        return EXIT_OK
+    if collecting:
+        gc.enable()
+    return execute(workflow, the_plan, storage, args)
+
+
+def execute(workflow, the_plan, storage, args) -> int:
+    """Run the pending jobs on the one executor their rules (or --executor) name."""
+    from ..executors.base import RunOptions
+    from ..executors.registry import executor_class
+    from ..progress import make_reporter
+    from ..runner import Runner
+
+    kinds = {args.executor or job.rule.settings.executor for job in the_plan.pending}
+    if len(kinds) > 1:
+        first, *others = sorted(kinds, key=list(EXECUTORS).index)
+        raise S3RulesError(f"some pending jobs use executor: {first} and others executor: {', '.join(others)}; "
+                           f"one run uses one executor: pass --executor, or run the {first} rules first as targets")
+    reporter = make_reporter(args.quiet)
+    options = RunOptions(base_dir=workflow.base_dir, state_dir=os.path.join(workflow.base_dir, ".s3rules"),
+                         jobs=args.jobs, poll_interval=args.poll_interval, planned_mtimes=the_plan.mtimes,
+                         say=reporter.message)
+    executor = executor_class(kinds.pop()).create(options, storage)
+    executor.check(list(the_plan.pending))
+    for note in executor.notes:
+        reporter.message(f"s3rules: note: {note}")
+    result = Runner(the_plan, executor, storage, reporter, keep_going=args.keep_going, detach=args.detach).run()
+    if result.detached:
+        print("\n".join(executor.detached(workflow.path, result.interrupted)), file=sys.stderr)
+        return EXIT_OK if args.detach and not result.interrupted else EXIT_INTERRUPTED
+    if result.ok:
+        if not args.quiet:
+            n = len(result.succeeded)
+            print(f"s3rules: {n} job{'s' if n != 1 else ''} done; every requested target exists",
+                  file=sys.stderr)
+        return EXIT_OK
+    raise JobFailed(failure_report(result))
+
+
+def failure_report(result) -> str:
+    from ..views import display_path
+
+    lines = []
+    if result.interrupted:
+        lines.append("interrupted; running jobs were stopped.")
+    for job, outcome in result.failed:
+        wildcards = ", ".join(f"{k}={v}" for k, v in job.wildcards.items()) or "-"
+        head = f"job failed: rule {job.rule.name} ({wildcards}): {outcome.reason}"
+        if outcome.external_id:
+            head += f" [job id {outcome.external_id}]"
+        lines.append(head)
+        if outcome.log_path:
+            lines.append(f"  log: {display_path(outcome.log_path)}")
+        lines.extend("  | " + line for line in outcome.log_tail)
+    if result.removed:
+        lines.append("removed outputs written by failed jobs: "
+                     + ", ".join(display_path(p) for p in result.removed[:5])
+                     + (" ..." if len(result.removed) > 5 else ""))
+    if result.not_run:
+        lines.append(f"{len(result.not_run)} job{'s were' if len(result.not_run) != 1 else ' was'} not run "
+                     "because a job they need failed")
+    n = len(result.failed)
+    lines.insert(0, f"{n} job{'s' if n != 1 else ''} failed" if n else "the run did not finish")
+    return "\n".join(lines)
