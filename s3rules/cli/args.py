@@ -40,6 +40,28 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argument
                          description="Run the jobs whose outputs are missing for the given targets or rules "
                                      "(default: the first rule). With no positional argument the Batchfile "
                                      "is ./Batchfile.")
+    _run_arguments(run)
+
+    status = sub.add_parser("status", help="what is done, in flight on AWS Batch, and still to do",
+                            description="Show each rule's jobs: done (outputs exist), in flight on AWS Batch "
+                                        "by state, or not submitted. Submits nothing.")
+    _workflow_arguments(status)
+    status.add_argument("--watch", action="store_true", help="refresh until nothing is in flight")
+    status.add_argument("--interval", type=float, default=10.0, metavar="SECONDS",
+                        help="with --watch: seconds between refreshes (default: 10)")
+
+    logs = sub.add_parser("logs", help="print the CloudWatch log of the Batch job making TARGET")
+    logs.add_argument("batchfile", metavar="BATCHFILE")
+    logs.add_argument("target", metavar="TARGET", help="an output path of the job, relative to the Batchfile")
+    logs.add_argument("--config", action="append", default=[], type=_config_pair, metavar="KEY=VALUE")
+
+    cancel = sub.add_parser("cancel", help="terminate this workflow's jobs still in flight on AWS Batch")
+    _workflow_arguments(cancel)
+    cancel.add_argument("-y", "--yes", action="store_true", help="do not ask for confirmation")
+    return parser, dict(sub.choices)
+
+
+def _run_arguments(run: argparse.ArgumentParser) -> None:
     run.add_argument("batchfile", nargs="?", default=None, metavar="BATCHFILE")
     run.add_argument("targets", nargs="*", metavar="TARGET|RULE",
                      help="output paths (relative to the Batchfile's directory) or rule names")
@@ -71,24 +93,6 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argument
     run.add_argument("--poll-interval", type=float, default=2.0, metavar="SECONDS",
                      help="first interval between Batch status checks; it backs off to 30 s while "
                           "nothing changes (default: 2)")
-
-    status = sub.add_parser("status", help="what is done, in flight on AWS Batch, and still to do",
-                            description="Show each rule's jobs: done (outputs exist), in flight on AWS Batch "
-                                        "by state, or not submitted. Submits nothing.")
-    _workflow_arguments(status)
-    status.add_argument("--watch", action="store_true", help="refresh until nothing is in flight")
-    status.add_argument("--interval", type=float, default=10.0, metavar="SECONDS",
-                        help="with --watch: seconds between refreshes (default: 10)")
-
-    logs = sub.add_parser("logs", help="print the CloudWatch log of the Batch job making TARGET")
-    logs.add_argument("batchfile", metavar="BATCHFILE")
-    logs.add_argument("target", metavar="TARGET", help="an output path of the job, relative to the Batchfile")
-    logs.add_argument("--config", action="append", default=[], type=_config_pair, metavar="KEY=VALUE")
-
-    cancel = sub.add_parser("cancel", help="terminate this workflow's jobs still in flight on AWS Batch")
-    _workflow_arguments(cancel)
-    cancel.add_argument("-y", "--yes", action="store_true", help="do not ask for confirmation")
-    return parser, dict(sub.choices)
 
 
 def _workflow_arguments(p: argparse.ArgumentParser) -> None:
