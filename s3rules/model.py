@@ -230,9 +230,13 @@ class InputSpec:
     expand: bool = False
 
 
-@dataclass(eq=False)
+@dataclass(frozen=True, eq=False)
 class Rule:
-    """One rule of a Batchfile. ``wildcards`` come from the outputs, in order of appearance."""
+    """One rule of a Batchfile. ``wildcards`` come from the outputs, in order of appearance.
+
+    Frozen, so the planner can trust a rule not to change under it; ``eq=False`` keeps identity
+    hashing, because the planner keys its tables by rule.
+    """
 
     name: str
     index: int
@@ -242,12 +246,12 @@ class Rule:
     shell: Template | None
     settings: Settings
     wildcards: tuple[str, ...] = ()
-    # Sample-sheet binding, filled by the loader: names visible to this rule's jobs, in order
+    # Sample-sheet binding, worked out by the loader: names visible to this rule's jobs, in order
     # (wildcards first, then the sheet's columns when the wildcards include the sheet's key).
     namespace: tuple[str, ...] = ()
     uses_row: bool = False
     expand_filter: tuple[str, ...] = ()   # wildcards that are sheet columns: expand keeps matching rows
-    _formats: dict = field(default_factory=dict, repr=False)
+    _formats: dict = field(default_factory=dict, repr=False, compare=False)   # output_formats' cache
 
     @property
     def is_target_list(self) -> bool:

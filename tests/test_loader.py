@@ -1,9 +1,11 @@
 """The semantic pass: names, keys, types and variables, each error at file:line:col."""
+import dataclasses
+
 import pytest
 
 from s3rules.errors import BatchfileError, SampleSheetError
 from s3rules.language.loader import load_workflow
-from workflows import load, write
+from workflows import load
 
 SHEET = "sample,group,reads\nA,g1,data/A.txt\nB,g2,data/B.txt\n"
 
@@ -40,6 +42,30 @@ def test_variables_settings_and_defaults(tmp_path):
     assert rule.settings.batch.timeout == 600 and rule.settings.batch.tags == (("project", "x"),)
     assert [(k, t.text) for k, t in rule.settings.environment] == [("REF", "hg38")]
     assert wf.default_rule == "a" and wf.variables == {"root": "s3://bucket/run2", "sub": "s3://bucket/run2/sub"}
+
+
+def test_rules_are_built_bound_to_the_sheet_and_frozen(tmp_path):
+    wf = load(tmp_path, '''
+        samples: "samples.csv"
+        rule all:
+            input: expand("o/{group}/{sample}.txt")
+        rule a:
+            output: "o/{group}/{sample}.txt"
+            shell: "echo {reads} > {output}"
+        rule g:
+            output: "g/{group}.txt"
+            shell: "touch {output}"
+        ''', SHEET)
+    a, g, everything = wf.rules["a"], wf.rules["g"], wf.rules["all"]
+    # a wildcard that is the sheet's key brings the whole row, after the wildcards
+    assert (a.wildcards, a.uses_row) == (("group", "sample"), True)
+    assert a.namespace == ("group", "sample", "sample", "group", "reads")
+    assert a.expand_filter == ("group", "sample")
+    assert (g.namespace, g.uses_row, g.expand_filter) == (("group",), False, ("group",))
+    assert (everything.namespace, everything.uses_row, everything.expand_filter) == ((), False, ())
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        a.namespace = ()
+    assert len({a, g, everything}) == 3 and a != wf.rules["g"]   # hashed by identity
 
 
 def test_local_paths_are_relative_to_the_batchfile(tmp_path):
@@ -93,19 +119,15 @@ def test_missing_batchfile(tmp_path):
         load_workflow(str(tmp_path / "nope"))
 
 
+# Errors of the sheet alone (its header, keys, row widths) are in test_samples.py; these come
+# from the Batchfile's use of it: a value that fills a path segment must stay inside it.
 @pytest.mark.parametrize("sheet, row, column, fragment", [
-    ("sample,group\nA,g1\nA,g2\n", 3, "sample", "duplicate key 'A': it is already used on line 2"),
-    ("sample,group\nA,g1\nB\n", 3, None, "this row has 1 fields but the header has 2"),
-    ("sample,my-group\nA,g1\n", 1, "my-group", "not a valid wildcard name"),
-    ("sample,group,group\nA,g1,g2\n", 1, "group", "appears twice"),
-    ("sample,group\n,g1\n", 2, "sample", "the key (first column) is empty"),
-    ("sample,group\n", 1, None, "header but no rows"),
-    ("", 1, None, "the sample sheet is empty"),
     ("sample,group\nA,g/1\n", 2, "group", "contains '/'"),
     ("sample,group\n..,g1\n", 2, "sample", "is '..'"),
     ("sample,group\nA,\n", 2, "group", "is empty"),
 ])
-def test_sample_sheet_errors_name_row_and_column(tmp_path, sheet, row, column, fragment):
+def test_sample_sheet_errors_name_row_and_column(tmp_path, monkeypatch, sheet, row, column, fragment):
+    monkeypatch.chdir(tmp_path)   # the message names the sheet relative to here
     text = ('samples: "samples.csv"\nrule all:\n    input: expand("out/{group}/{sample}.txt")\n'
             'rule a:\n    output: "out/{group}/{sample}.txt"\n    shell: "touch {output}"\n')
     err = error_of(tmp_path, text, sheet, cls=SampleSheetError)
@@ -121,13 +143,3 @@ def test_whole_path_column_may_hold_a_url(tmp_path):
                         '    shell: "cp {input} {output}"\n', "sample,reads\nA,s3://bucket/raw/A.fq\n")
     assert wf.rules["a"].inputs[0].pattern.whole
 
-
-def test_tsv_sheet_by_extension(tmp_path):
-    write(tmp_path, "", None, {"s.tsv": "sample\tgroup\nA\tg,1\n"})
-    wf = load(tmp_path, 'samples: "s.tsv"\nrule a:\n    output: "o/{sample}.txt"\n    shell: "echo {group} > {output}"\n')
-    assert wf.sheet.rows == [("A", "g,1")]
-
-
-def test_missing_sheet_is_a_sheet_error(tmp_path):
-    err = error_of(tmp_path, 'samples: "nope.csv"\nrule a:\n    input: "x"\n', sheet=None, cls=SampleSheetError)
-    assert "does not exist" in str(err)

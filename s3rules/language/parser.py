@@ -182,11 +182,15 @@ class _ToNodes(Transformer):
 
 
 class _BareValue(Exception):
+    """A value line directly in a rule; raised in ``_ToNodes``, located by ``parse``."""
+
     def __init__(self, value: Value):
         self.value = value
 
 
 class _BadToken(Exception):
+    """A string or number token Python cannot read; raised in ``_ToNodes``, located by ``parse``."""
+
     def __init__(self, token: Token, message: str):
         self.token, self.message = token, message
 
@@ -213,53 +217,69 @@ def parse(text: str, path: str = "<Batchfile>") -> Document:
         text += "\n"
     try:
         items = _ToNodes().transform(_lark().parse(text))
-    except UnexpectedCharacters as exc:
+    except Exception as exc:
+        error = _syntax_error(exc, source, text)
+        if error is None:
+            raise
+        raise error from None
+    return Document(source, items)
+
+
+def _syntax_error(exc: Exception, source: Source, text: str) -> BatchfileError | None:
+    """The located error for what Lark or ``_ToNodes`` raised; None for anything else (a bug)."""
+    if isinstance(exc, UnexpectedCharacters):
         char = text[exc.pos_in_stream] if exc.pos_in_stream < len(text) else ""
         hint = " (unterminated string?)" if char in "\"'" else ""
-        raise source.error(f"unexpected character {char!r}{hint}", exc.line, exc.column) from None
-    except UnexpectedToken as exc:
-        tok = exc.token
-        if tok.type == "$END":
-            raise _eof_error(source, text) from None
-        if "RPAR" in exc.expected and tok.type in ("_DEDENT", "_NL", "$END"):
-            opened = _unclosed_paren(text)
-            if opened is not None:
-                raise source.error("this '(' is never closed", *opened) from None
-        line, column = tok.line, tok.column
-        if tok.type in ("_NL", "_INDENT", "_DEDENT"):
-            line, column = _position_after_token(source, tok)
-        if tok.type == "_INDENT":
-            message = "unexpected indentation"
-        elif exc.expected == {"_NL"} and source.line_text(line - 1).rstrip().endswith(":"):
-            message = "expected an indented block after the line ending with ':'"
-        else:
-            what = {"_NL": "end of line", "_DEDENT": "end of block"}.get(tok.type, repr(tok.value))
-            message = f"unexpected {what}; expected {_describe_expected(exc.expected)}"
-        raise source.error(message, line, column) from None
-    except UnexpectedEOF:
-        raise _eof_error(source, text) from None
-    except DedentError:
+        return source.error(f"unexpected character {char!r}{hint}", exc.line, exc.column)
+    if isinstance(exc, UnexpectedToken):
+        return _unexpected_token(exc, source, text)
+    if isinstance(exc, UnexpectedEOF):
+        return _eof_error(source, text)
+    if isinstance(exc, DedentError):
         nl = _lark().options.postlex.last_newline
         line, column = (nl.end_line, nl.end_column) if nl is not None else (None, None)
-        raise source.error("this line's indentation matches no enclosing block", line, column) from None
-    except RecursionError:
-        line, column = _deepest(text)
-        raise source.error(f"nested more than {MAX_DEPTH} levels deep", line, column) from None
-    except UnexpectedInput as exc:  # any other Lark complaint, still located
-        raise source.error(str(exc).splitlines()[0], exc.line, exc.column) from None
-    except Exception as exc:
-        bare = getattr(exc, "orig_exc", None)
-        if isinstance(bare, RecursionError):
-            line, column = _deepest(text)
-            raise source.error(f"nested more than {MAX_DEPTH} levels deep", line, column) from None
-        if isinstance(bare, _BadToken):
-            raise source.error(bare.message, bare.token.line, bare.token.column) from None
-        if isinstance(bare, _BareValue):
-            v = bare.value
-            raise source.error("a value without a key; write `key: value` (input:, output:, shell: ...)",
-                               v.line, v.column) from None
-        raise
-    return Document(source, items)
+        return source.error("this line's indentation matches no enclosing block", line, column)
+    if isinstance(exc, RecursionError):
+        return _too_deep(source, text)
+    if isinstance(exc, UnexpectedInput):   # any other Lark complaint, still located
+        return source.error(str(exc).splitlines()[0], exc.line, exc.column)
+    bare = getattr(exc, "orig_exc", None)   # raised inside _ToNodes, wrapped by Lark
+    if isinstance(bare, RecursionError):
+        return _too_deep(source, text)
+    if isinstance(bare, _BadToken):
+        return source.error(bare.message, bare.token.line, bare.token.column)
+    if isinstance(bare, _BareValue):
+        v = bare.value
+        return source.error("a value without a key; write `key: value` (input:, output:, shell: ...)",
+                            v.line, v.column)
+    return None
+
+
+def _unexpected_token(exc: UnexpectedToken, source: Source, text: str) -> BatchfileError:
+    """Lark names the token it stopped at; say it the way the Batchfile's writer sees it."""
+    tok = exc.token
+    if tok.type == "$END":
+        return _eof_error(source, text)
+    if "RPAR" in exc.expected and tok.type in ("_DEDENT", "_NL", "$END"):
+        opened = _unclosed_paren(text)
+        if opened is not None:
+            return source.error("this '(' is never closed", *opened)
+    line, column = tok.line, tok.column
+    if tok.type in ("_NL", "_INDENT", "_DEDENT"):
+        line, column = _position_after_token(source, tok)
+    if tok.type == "_INDENT":
+        message = "unexpected indentation"
+    elif exc.expected == {"_NL"} and source.line_text(line - 1).rstrip().endswith(":"):
+        message = "expected an indented block after the line ending with ':'"
+    else:
+        what = {"_NL": "end of line", "_DEDENT": "end of block"}.get(tok.type, repr(tok.value))
+        message = f"unexpected {what}; expected {_describe_expected(exc.expected)}"
+    return source.error(message, line, column)
+
+
+def _too_deep(source: Source, text: str) -> BatchfileError:
+    line, column = _deepest(text)
+    return source.error(f"nested more than {MAX_DEPTH} levels deep", line, column)
 
 
 def _position_after_token(source: Source, tok: Token) -> tuple[int, int]:
@@ -275,20 +295,17 @@ def _position_after_token(source: Source, tok: Token) -> tuple[int, int]:
     return line, min(max(tok.column or 1, 1), len(source.line_text(line)) + 1)
 
 
-_SKIP = re.compile(r'''""".*?"""|\'\'\'.*?\'\'\'|"(?:[^"\\\n]|\\.)*"|'(?:[^'\\\n]|\\.)*'|#[^\n]*''', re.S)
+# A string or a comment (skipped whole), else a bracket (group 1): one regex scan finds the
+# brackets outside strings and comments, fast enough for the deepest file an error reports on.
+_BRACKET = re.compile(r'''""".*?"""|\'\'\'.*?\'\'\'|"(?:[^"\\\n]|\\.)*"|'(?:[^'\\\n]|\\.)*'|#[^\n]*|([()])''',
+                      re.S)
 
 
 def _brackets(text: str):
     """Positions and characters of the brackets outside strings and comments."""
-    pos = 0
-    while pos < len(text):
-        m = _SKIP.match(text, pos)
-        if m:
-            pos = m.end()
-            continue
-        if text[pos] in "()":
-            yield pos, text[pos]
-        pos += 1
+    for m in _BRACKET.finditer(text):
+        if m.group(1):
+            yield m.start(), m.group(1)
 
 
 def _line_col(text: str, pos: int) -> tuple[int, int]:

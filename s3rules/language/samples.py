@@ -1,7 +1,8 @@
 """Sample sheets: one row per sample, the first column is the key.
 
-Read once through fsspec (local path or any URL, compressed by extension), kept as tuples so a
-million rows stay small, and indexed by key and by any group of columns that ``expand`` filters on.
+Read once (a local file directly; a URL or a compressed file through fsspec), CSV or TSV by
+extension, kept as tuples so a million rows stay small, and indexed by key and by any group of
+columns that ``expand`` filters on. Every problem is a ``SampleSheetError`` at file:row[:column].
 """
 from __future__ import annotations
 
@@ -12,10 +13,14 @@ from collections import defaultdict
 from ..errors import SampleSheetError, StorageError
 
 
-RESERVED = ("input", "output", "vcpus", "memory", "gpus")   # names a shell command already gives
+# Names a shell command gives every job; a column may not take one, or {name} would mean two things.
+SHELL_NAMES = ("input", "output", "vcpus", "memory", "gpus")
+_COMPRESSED = (".gz", ".bz2", ".xz", ".zst")   # read through fsspec, which unpacks them
 
 
 class SampleSheet:
+    """The rows of a checked sheet; ``lines`` keeps each row's line in the file, for messages."""
+
     def __init__(self, path: str, columns: tuple[str, ...], rows: list[tuple[str, ...]],
                  lines: list[int]):
         self.path = path
@@ -42,13 +47,15 @@ class SampleSheet:
         return groups.get(values, [])
 
     def error(self, message: str, row: int | None = None, column: str | None = None) -> SampleSheetError:
+        """An error at ``rows[row]``, named by its line in the file."""
         line = self.lines[row] if row is not None else None
         return SampleSheetError(message, self.path, line, column)
 
 
 def _delimiter(path: str) -> str:
+    """Tab for .tsv, .tab and .txt (compressed or not), else comma."""
     name = path.lower()
-    for ext in (".gz", ".bz2", ".xz", ".zst"):
+    for ext in _COMPRESSED:
         if name.endswith(ext):
             name = name[: -len(ext)]
     if name.endswith((".tsv", ".tab", ".txt")):
@@ -60,7 +67,7 @@ def load_sheet(path: str, display: str | None = None) -> SampleSheet:
     """Read a CSV/TSV sample sheet; every problem is a ``SampleSheetError`` at file:row:column."""
     display = display or path
     try:
-        if "://" not in path and not path.endswith((".gz", ".bz2", ".xz", ".zst")):
+        if "://" not in path and not path.endswith(_COMPRESSED):
             with open(path, "rb") as fh:   # the common case, without importing fsspec
                 raw = fh.read()
         else:
@@ -96,7 +103,7 @@ def parse_sheet(text: str, path: str, delimiter: str = ",") -> SampleSheet:
 
 def _parse_quickly(text: str, path: str, delimiter: str) -> SampleSheet | None:
     """The sheet if every row has the header's width, a key, and no key twice; else None."""
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=True)
+    reader = _reader(text, delimiter)
     try:
         columns, _ = _header(reader, path)
         width = len(columns)
@@ -106,8 +113,8 @@ def _parse_quickly(text: str, path: str, delimiter: str) -> SampleSheet | None:
         lines: list[int] = []
         for record in reader:
             if len(record) != width or not record[0]:
-                if not record or (len(record) == 1 and not record[0].strip()):
-                    continue   # a blank line
+                if _is_blank(record):
+                    continue
                 return None
             rows.append(tuple(record))
             lines.append(reader.line_num)
@@ -117,6 +124,15 @@ def _parse_quickly(text: str, path: str, delimiter: str) -> SampleSheet | None:
         return None
     sheet = SampleSheet(path, columns, rows, lines)
     return sheet if len(sheet.row_of) == len(rows) else None
+
+
+def _reader(text: str, delimiter: str):
+    return csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=True)
+
+
+def _is_blank(record: list[str]) -> bool:
+    """An empty line or a line of spaces: skipped, not a row."""
+    return not record or (len(record) == 1 and not record[0].strip())
 
 
 def _header(reader, path: str) -> tuple[tuple[str, ...], int]:
@@ -137,7 +153,7 @@ def _header(reader, path: str) -> tuple[tuple[str, ...], int]:
             raise SampleSheetError(
                 f"column name {name!r} is not a valid wildcard name (letters, digits, _)",
                 path, header_line, name)
-        if name in RESERVED:
+        if name in SHELL_NAMES:
             raise SampleSheetError(f"column name {name!r} is reserved: in a shell command {{{name}}} means "
                                    "the job's own value; rename the column", path, header_line, name)
         if name in seen:
@@ -147,7 +163,8 @@ def _header(reader, path: str) -> tuple[tuple[str, ...], int]:
 
 
 def _parse_checking(text: str, path: str, delimiter: str) -> SampleSheet:
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=True)
+    """The sheet read row by row, so that the first problem is named with its line."""
+    reader = _reader(text, delimiter)
     try:
         columns, header_line = _header(reader, path)
         rows: list[tuple[str, ...]] = []
@@ -156,7 +173,7 @@ def _parse_checking(text: str, path: str, delimiter: str) -> SampleSheet:
         width = len(columns)
         for record in reader:
             line = reader.line_num
-            if not record or (len(record) == 1 and not record[0].strip()):
+            if _is_blank(record):
                 continue
             if len(record) != width:
                 raise SampleSheetError(f"this row has {len(record)} fields but the header has {width}",
