@@ -196,6 +196,22 @@ def sheet_line_count(data: bytes) -> int:
     return max(len(re.split(r"\r\n|\r|\n", text)), data.count(b"\n") + 1)
 
 
+# The only exit-2 messages allowed without file:line:col or file:row: they are about the plan
+# (what the rules make, what exists, the command line), not about a place in a file.
+UNLOCATED = re.compile("|".join([
+    r"missing input ", r"the rules form a cycle: ", r"\S.* can be made by several rules ",
+    r"'.*' is neither a rule nor an output of any rule", r"\S.* does not exist and no rule makes it",
+    r"(\S.*: )?rule '[^']*'", r"\S.*: wildcard \w+=.* disagrees with the sample sheet",
+    r"--config \S+=\.\.\.: ", r"--force ", r"--forcerun ", r"--json goes with",
+    r"some pending jobs use executor: ",
+    # storage: the path or URL is the place
+    r"cannot (check|read|list|create|remove|get|reach S3) ", r"permission denied checking ",
+    r"no usable AWS credentials ", r"AWS rejected the credentials ", r"S3 bucket '",
+    # a sample sheet named by a path that no file is at: the whole sheet is the place
+    r"(?s:\S.*?): (" + "|".join(map(re.escape, WHOLE_SHEET)) + ")$",
+]))
+
+
 def check_outcome(code: int, out: str, err: str, files: dict[str, bytes]) -> str:
     """Exit 0, or exit 2 with one located message. Returns a label for ``event``."""
     assert "Traceback" not in err and "Traceback" not in out, err
@@ -214,8 +230,8 @@ def check_outcome(code: int, out: str, err: str, files: dict[str, bytes]) -> str
     if body.startswith("Batchfile: "):
         assert body.startswith(WHOLE_BATCHFILE, len("Batchfile: ")), f"a Batchfile error without LINE:COL:\n{err}"
         return "error in the whole Batchfile"
-    for name, data in files.items():
-        if name != "Batchfile" and body.startswith(name + ":"):
+    for name, data in files.items():   # the Batchfile too: `samples: "Batchfile"` reads it as a sheet
+        if body.startswith(name + ":"):
             m = re.match(re.escape(name) + r":(\d+)[:\s]", body)
             if m:
                 row = int(m[1])
@@ -223,7 +239,8 @@ def check_outcome(code: int, out: str, err: str, files: dict[str, bytes]) -> str
                 return "error at samples:ROW"
             assert body.startswith(WHOLE_SHEET, len(name) + 2), f"a sheet error without ROW:\n{err}"
             return "error in the whole sheet"
-    return "other error: " + re.split(r"['\"{(/\d]", body, maxsplit=1)[0][:40]
+    assert UNLOCATED.match(body), f"exit 2 with an error that is neither located nor about the plan:\n{err}"
+    return "plan error: " + re.split(r"['\"{(/\d]", body, maxsplit=1)[0][:40]
 
 
 # ---------------------------------------------------------------------------------------------
