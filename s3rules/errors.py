@@ -63,3 +63,9 @@ class JobFailed(S3RulesError):
     """One or more jobs failed; the message lists them. Exit status 1."""
 
     exit_code = 1
+
+
+class Interrupted(S3RulesError):
+    """Ctrl-C stopped the run; the message says what was stopped, finished and never started."""
+
+    exit_code = 130

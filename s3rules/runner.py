@@ -24,6 +24,7 @@ class RunResult:
     interrupted: bool = False
     detached: bool = False
     removed: list[str] = field(default_factory=list)   # outputs of failed jobs that were removed
+    restored: list[str] = field(default_factory=list)  # previous outputs put back after a failed rerun
 
     @property
     def ok(self) -> bool:
@@ -85,6 +86,7 @@ class Runner:
         self.detach = detach and executor.submits_graph
         self.schedule = Schedule(plan.pending, executor.submits_graph)
         self.handles: dict[Job, Handle] = {}
+        self.aside: dict[Job, list[tuple[str, str]]] = {}   # outputs kept safe while their job reruns
         self.active: set[Job] = set()
         self.result = RunResult()
 
@@ -132,19 +134,24 @@ class Runner:
                 self.reporter.states(states)
 
     def _submit(self, job: Job) -> None:
+        """Start ``job``; an output it is about to rewrite is set aside until the new one is complete."""
         for out in job.outputs:
             self.storage.make_parent_dirs(out)
+            aside = self.storage.set_aside(out) if out in self.plan.mtimes else None
+            if aside:
+                self.aside.setdefault(job, []).append((out, aside))
         upstream = [self.handles[d] for d in job.deps if d in self.handles]
         self.handles[job] = self.executor.submit(job, upstream)
         self.active.add(job)
         self.reporter.submitted(job)
 
     def _cancel(self, report: bool) -> None:
-        """Ctrl-C or an error: the executor stops what it may stop (Batch: nothing)."""
+        """Ctrl-C or an error: the executor stops what it may stop (Batch: nothing); what they
+        were rewriting gets its previous outputs back."""
         for job, outcome in self.executor.cancel():
+            self.active.discard(job)
+            self.result.removed += self.discard_partial_outputs(job)
             if report:
-                self.active.discard(job)
-                self.result.removed += self.discard_partial_outputs(job)
                 self.result.failed.append((job, outcome))
                 self.reporter.failed(job, outcome)
 
@@ -170,6 +177,8 @@ class Runner:
                     outcome.reason = (f"finished without writing its output{'s' if len(missing) > 1 else ''} "
                                       f"{shown}")
             if outcome.ok:
+                for _, aside in self.aside.pop(job, ()):   # replaced: the previous outputs go
+                    self.storage.remove(aside)
                 self.result.succeeded.append(job)
                 self.reporter.finished(job, outcome)
             elif outcome.upstream_failed:
@@ -195,8 +204,12 @@ class Runner:
 
         "Wrote" means the mtime differs from the one the plan saw before the run, so an older
         good copy the job never touched stays. If some output is missing, the job is already
-        pending as incomplete, so nothing is removed.
+        pending as incomplete, so nothing is removed. Outputs set aside before the job ran are
+        put back first, over whatever the job left there.
         """
+        for out, aside in self.aside.pop(job, ()):
+            self.storage.put_back(out, aside)
+            self.result.restored.append(out)
         self.storage.invalidate(job.outputs)
         mtimes = self.storage.stat_many(job.outputs)
         if len(mtimes) < len(job.outputs):

@@ -150,14 +150,66 @@ def test_a_failed_job_never_leaves_a_complete_looking_target(tmp_path):
 
 
 def test_forced_rerun_keeps_the_old_output_until_replaced(tmp_path):
+    """A rerun that overwrites its outputs and then fails leaves the old ones byte for byte."""
+    old = "precious\n\x00bytes\xff".encode("latin-1")
+    bf = write(tmp_path, '''
+        rule make:
+            output: "out/x.txt", "out/y.txt"
+            shell: "echo half > {output[0]}; echo half > {output[1]}; exit 1"
+        ''')
+    for name in ("x", "y"):
+        (tmp_path / f"out/{name}.txt").parent.mkdir(exist_ok=True)
+        (tmp_path / f"out/{name}.txt").write_bytes(old + name.encode())
+    r = s3rules("run", str(bf), "-F")
+    assert r.returncode == 1
+    assert "kept the previous outputs of failed jobs: " in r.stderr
+    assert "removed outputs" not in r.stderr
+    for name in ("x", "y"):
+        assert (tmp_path / f"out/{name}.txt").read_bytes() == old + name.encode()
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["x.txt", "y.txt"]
+    assert "nothing to do" in s3rules("run", "-n", str(bf)).stdout
+
+
+def test_a_forced_rerun_that_succeeds_replaces_the_old_output_and_leaves_nothing_aside(tmp_path):
     bf = write(tmp_path, '''
         rule make:
             output: "out/x.txt"
-            shell: "exit 1"
-        ''', files={"out/x.txt": "precious"})
+            shell: "echo new > {output}"
+        ''', files={"out/x.txt": "old"})
     r = s3rules("run", str(bf), "-F")
-    assert r.returncode == 1
-    assert (tmp_path / "out/x.txt").read_text() == "precious"
+    assert r.returncode == 0, r.stderr
+    assert (tmp_path / "out/x.txt").read_text() == "new\n"
+    assert [p.name for p in (tmp_path / "out").iterdir()] == ["x.txt"]
+
+
+def test_ctrl_c_during_a_rerun_puts_the_old_output_back(tmp_path):
+    import signal
+    import subprocess
+    import sys
+    bf = write(tmp_path, '''
+        rule make:
+            output: "out/x.txt"
+            shell: "echo half > {output}; touch started; while true; do sleep 0.05; done"
+        ''', files={"out/x.txt": "old"})
+    proc = subprocess.Popen([sys.executable, "-m", "s3rules", "run", str(bf), "-F", "-q"], cwd=tmp_path,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        for _ in range(1200):          # wait for the job to have started (at most a minute)
+            if (tmp_path / "started").exists() or proc.poll() is not None:
+                break
+            subprocess.run(["sleep", "0.05"])
+        assert (tmp_path / "started").exists()
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130, err
+    assert err.splitlines()[:2] == ["s3rules: interrupted: 1 job stopped, 0 finished, 0 never started",
+                                    "stopped: make (-)"], err
+    assert "kept the previous outputs of failed jobs: out/x.txt" in err and "failed" not in err.split("\n")[0]
+    assert (tmp_path / "out/x.txt").read_text() == "old"
+    assert [p.name for p in (tmp_path / "out").iterdir()] == ["x.txt"]
 
 
 def test_sample_values_reach_the_command_byte_for_byte(tmp_path):

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import sys
 
-from ..errors import JobFailed, S3RulesError
+from ..errors import Interrupted, JobFailed, S3RulesError
 from .args import parse_args
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
@@ -21,7 +21,7 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_run(args)
         from . import batch
         return getattr(batch, f"cmd_{args.command}")(args)
-    except JobFailed as exc:
+    except (JobFailed, Interrupted) as exc:
         print(f"s3rules: {exc}", file=sys.stderr)
         return exc.exit_code
     except S3RulesError as exc:

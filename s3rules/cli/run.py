@@ -5,7 +5,7 @@ import gc
 import os
 import sys
 
-from ..errors import JobFailed, S3RulesError
+from ..errors import Interrupted, JobFailed, S3RulesError
 from ..settings import EXECUTORS
 from . import EXIT_INTERRUPTED, EXIT_OK
 
@@ -90,31 +90,49 @@ def execute(workflow, the_plan, storage, args) -> int:
             print(f"s3rules: {n} job{'s' if n != 1 else ''} done; every requested target exists",
                   file=sys.stderr)
         return EXIT_OK
+    if result.interrupted:
+        raise Interrupted(failure_report(result))
     raise JobFailed(failure_report(result))
 
 
 def failure_report(result) -> str:
+    """What went wrong, job by job; for Ctrl-C, what was stopped, finished and never started."""
     from ..views import display_path
 
+    stopped = [job for job, outcome in result.failed if result.interrupted and outcome.reason == "cancelled"]
+    failed = [(job, outcome) for job, outcome in result.failed if job not in stopped]
     lines = []
-    if result.interrupted:
-        lines.append("interrupted; running jobs were stopped.")
-    for job, outcome in result.failed:
-        wildcards = ", ".join(f"{k}={v}" for k, v in job.wildcards.items()) or "-"
-        head = f"job failed: rule {job.rule.name} ({wildcards}): {outcome.reason}"
+    for job, outcome in failed:
+        head = f"job failed: rule {job.rule.name} ({_wildcards(job)}): {outcome.reason}"
         if outcome.external_id:
             head += f" [job id {outcome.external_id}]"
         lines.append(head)
         if outcome.log_path:
             lines.append(f"  log: {display_path(outcome.log_path)}")
         lines.extend("  | " + line for line in outcome.log_tail)
-    if result.removed:
-        lines.append("removed outputs written by failed jobs: "
-                     + ", ".join(display_path(p) for p in result.removed[:5])
-                     + (" ..." if len(result.removed) > 5 else ""))
+    if stopped:
+        lines.append("stopped: " + ", ".join(f"{job.rule.name} ({_wildcards(job)})" for job in stopped[:10])
+                     + (" ..." if len(stopped) > 10 else ""))
+    for paths, what in ((result.removed, "removed outputs written by failed jobs"),
+                        (result.restored, "kept the previous outputs of failed jobs")):
+        if paths:
+            lines.append(f"{what}: " + ", ".join(display_path(p) for p in paths[:5])
+                         + (" ..." if len(paths) > 5 else ""))
+    if result.interrupted:
+        lines.insert(0, f"interrupted: {_count(len(stopped))} stopped, {len(result.succeeded)} finished, "
+                        f"{len(result.not_run)} never started" + (f", {len(failed)} failed" if failed else ""))
+        return "\n".join(lines)
     if result.not_run:
         lines.append(f"{len(result.not_run)} job{'s were' if len(result.not_run) != 1 else ' was'} not run "
                      "because a job they need failed")
-    n = len(result.failed)
-    lines.insert(0, f"{n} job{'s' if n != 1 else ''} failed" if n else "the run did not finish")
+    n = len(failed)
+    lines.insert(0, f"{_count(n)} failed" if n else "the run did not finish")
     return "\n".join(lines)
+
+
+def _wildcards(job) -> str:
+    return ", ".join(f"{k}={v}" for k, v in job.wildcards.items()) or "-"
+
+
+def _count(n: int) -> str:
+    return f"{n} job{'s' if n != 1 else ''}"

@@ -128,6 +128,18 @@ class Storage:
         finally:
             self.invalidate([path])
 
+    def set_aside(self, path: str) -> str | None:
+        """Keep an existing local ``path`` safe while its job rewrites it (see ``put_back``).
+
+        Returns where it went, or None: no such file, or not a local path (an S3 object stays
+        where it is until the job overwrites it).
+        """
+        return local.set_aside(path) if self.is_local(path) else None
+
+    def put_back(self, path: str, aside: str) -> None:
+        """The job that was to replace ``path`` failed: the old file takes its place again."""
+        local.put_back(path, aside)
+
     def make_parent_dirs(self, path: str) -> None:
         """Create the parent directories of a local ``path``; a no-op for object stores and URLs."""
         if self.is_local(path):

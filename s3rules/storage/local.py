@@ -19,8 +19,8 @@ from typing import Iterable
 from ..errors import StorageError
 from .base import MISSING_ERRNO_TYPES, fs_key
 
-__all__ = ["LOCAL_PREFIXES", "group", "is_local", "local_path", "make_parent_dirs", "remove",
-           "stat_local"]
+__all__ = ["LOCAL_PREFIXES", "group", "is_local", "local_path", "make_parent_dirs", "put_back", "remove",
+           "set_aside", "stat_local"]
 
 LOCAL_PREFIXES = ("file://", "local://")
 _SCANDIR_FD = os.scandir in os.supports_fd and hasattr(os, "O_DIRECTORY")
@@ -173,3 +173,32 @@ def make_parent_dirs(path: str) -> None:
         raise StorageError(
             f"cannot create directory {parent} for {path}: {e.strerror or e}. Check the "
             "permissions of the nearest existing parent directory.") from None
+
+
+def aside_path(path: str) -> str:
+    """Where ``set_aside`` keeps the old ``path``: a hidden file beside it (a rename, never a copy)."""
+    head, name = os.path.split(local_path(path))
+    return os.path.join(head, f".{name}.s3rules-old")
+
+
+def set_aside(path: str) -> str | None:
+    """Move the local file ``path`` out of the way of a job about to write it; where it went,
+    or None when there was no file."""
+    aside = aside_path(path)
+    try:
+        os.replace(local_path(path), aside)
+    except MISSING_ERRNO_TYPES:
+        return None
+    except OSError as e:
+        raise StorageError(f"cannot move {path} aside before its job runs: {e.strerror or e}. Check the "
+                           "permissions of its directory.") from None
+    return aside
+
+
+def put_back(path: str, aside: str) -> None:
+    """Undo ``set_aside``: the old file takes its place again, over whatever the job left."""
+    try:
+        os.replace(aside, local_path(path))
+    except OSError as e:
+        raise StorageError(f"cannot put the previous {path} back from {aside}: {e.strerror or e}. Move it "
+                           "back by hand.") from None
