@@ -1,0 +1,172 @@
+"""What must run: targets and --force resolved, the graph built, a reason for each pending job.
+
+Existence decides what is pending; only --rerun-stale compares mtimes. Storage is asked in
+batches (``exists_many`` / ``stat_many``), once for the whole graph.
+"""
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from itertools import chain
+from operator import attrgetter
+from typing import Sequence
+
+from ..errors import PlanError
+from ..model import Job, Workflow
+from .graph import job_graph
+from .jobs import Planner, closest_rule
+
+MISSING, INCOMPLETE, FORCED, STALE, UPSTREAM = "missing", "incomplete", "forced", "stale", "upstream"
+REASONS = (MISSING, INCOMPLETE, FORCED, STALE, UPSTREAM)
+_rule_of, _outputs_of = attrgetter("rule"), attrgetter("outputs")
+
+
+@dataclass
+class Plan:
+    """The job graph below the requested targets and what of it must run.
+
+    Nothing changes its jobs once ``plan()`` returns: ``deps`` is written only while the graph
+    is built (``graph._set_deps``), and everything after that reads them.
+    """
+
+    workflow: Workflow
+    jobs: list[Job]                      # every job in the graph, dependencies first
+    pending: dict[Job, str]              # job -> reason, dependencies first
+    targets: list[Job]                   # the jobs that were asked for
+    # mtimes of the pending jobs' existing outputs (of every path with --rerun-stale): a run
+    # compares them with what it finds afterwards to tell what a job wrote
+    mtimes: dict[str, float] = field(repr=False, default_factory=dict)
+
+    def done(self, job: Job) -> bool:
+        return job not in self.pending
+
+    def summary(self) -> dict[str, dict[str, int]]:
+        """Per rule: pending / done / total (target lists such as ``all`` are not jobs)."""
+        totals = Counter(map(_rule_of, self.jobs))
+        pending = Counter(map(_rule_of, self.pending))
+        return {rule.name: {"pending": pending[rule], "done": n - pending[rule], "total": n}
+                for rule, n in totals.items() if not rule.is_target_list}
+
+
+def plan(workflow: Workflow, storage, targets: Sequence[str] = (), *, force: Sequence[str] = (),
+         forcerun: Sequence[str] = (), forceall: bool = False, until: Sequence[str] = (),
+         rerun_stale: bool = False, check_sources: bool = True) -> Plan:
+    """Work out the job graph for ``targets`` (default: the first rule) and what is pending.
+
+    ``check_sources=False`` tolerates missing source files (for status, logs and cancel,
+    which look at a workflow without running it).
+    """
+    planner = Planner(workflow)
+    for name in list(forcerun):
+        if name not in workflow.rules:
+            raise PlanError(f"--forcerun {name}: no such rule" + _rule_hint(name, workflow))
+    requested, forced_jobs = _requested(planner, targets or [workflow.default_rule], force)
+    roots = [t for t in requested if isinstance(t, Job)]
+    source_targets = [t for t in requested if isinstance(t, str)]
+    order = job_graph(planner, roots)
+
+    paths = list(chain(chain.from_iterable(map(_outputs_of, order)), planner.needed_by, source_targets))
+    mtimes: dict[str, float] = {}
+    if rerun_stale:
+        mtimes = storage.stat_many(paths)
+        exists = mtimes.keys()
+    else:
+        exists = storage.exists_many(paths)
+    forced_rules = {rule for rule in workflow.rules.values() if forceall or rule.name in forcerun}
+    pending = _reasons(workflow, order, exists, mtimes if rerun_stale else None, forced_rules, forced_jobs)
+    if until:
+        pending, roots = _until(planner, until, pending)
+    if check_sources:
+        _check_sources(planner, pending, exists, source_targets)
+    if not rerun_stale:   # a run tells what a job wrote by these mtimes
+        mtimes = storage.stat_many([o for job in pending for o in job.outputs if o in exists])
+    return Plan(workflow, order, pending, roots, mtimes)
+
+
+def _requested(planner: Planner, targets: Sequence[str], force: Sequence[str]) -> tuple[list, set[Job]]:
+    """The targets' jobs (or source paths), then the --force jobs not already among them."""
+    requested = planner.resolve_targets(targets)
+    forced_jobs: set[Job] = set()
+    for name in force:
+        for item in planner.resolve_targets([name]):
+            if isinstance(item, str):
+                raise PlanError(f"--force {name}: no rule makes {planner.display(item)}, so there is "
+                                "nothing to rerun")
+            forced_jobs.add(item)
+            if item not in requested:
+                requested.append(item)
+    return requested, forced_jobs
+
+
+def _reasons(workflow: Workflow, order: list[Job], exists, mtimes: dict[str, float] | None,
+             forced_rules: set, forced_jobs: set[Job]) -> dict[Job, str]:
+    """Job -> why it must run, dependencies first (``mtimes`` only with --rerun-stale)."""
+    target_lists = {rule for rule in workflow.rules.values() if rule.is_target_list}
+    pending: dict[Job, str] = {}
+    is_pending = pending.keys()
+    for job in order:
+        rule = job.rule
+        if rule in target_lists:
+            continue
+        outputs = job.outputs
+        if rule in forced_rules or job in forced_jobs:
+            pending[job] = FORCED
+        elif exists.isdisjoint(outputs):
+            pending[job] = MISSING
+        elif len(outputs) > 1 and not all(o in exists for o in outputs):
+            pending[job] = INCOMPLETE
+        elif not is_pending.isdisjoint(job.deps):
+            pending[job] = UPSTREAM
+        elif mtimes is not None and job.inputs:
+            newest_input = max((mtimes.get(p, 0.0) for p in job.inputs), default=0.0)
+            if newest_input > min(mtimes[o] for o in job.outputs):
+                pending[job] = STALE
+    return pending
+
+
+def _until(planner: Planner, until: Sequence[str],
+           pending: dict[Job, str]) -> tuple[dict[Job, str], list[Job]]:
+    """--until: only what the named jobs need, and those jobs become the targets."""
+    limit = [j for j in planner.resolve_targets(until) if isinstance(j, Job)]
+    keep = _ancestors(limit)
+    return {j: r for j, r in pending.items() if j in keep}, limit
+
+
+def _ancestors(jobs: list[Job]) -> set[Job]:
+    seen: set[Job] = set()
+    stack = list(jobs)
+    while stack:
+        job = stack.pop()
+        if job in seen:
+            continue
+        seen.add(job)
+        stack.extend(job.deps)
+    return seen
+
+
+def _check_sources(planner: Planner, pending: dict[Job, str], exists, source_targets: list[str]) -> None:
+    """A missing source file is an error only where a job that must run needs it."""
+    missing = [t for t in source_targets if t not in exists]
+    if missing:
+        raise PlanError(f"{planner.display(missing[0])} does not exist and no rule makes it")
+    needs = {}
+    for path, job in planner.needed_by.items():
+        if path not in exists:
+            needs[path] = job
+    if not needs:
+        return
+    blocking = []
+    for job in pending:
+        for path in job.inputs:
+            if path in needs:
+                blocking.append((path, job))
+    if blocking:
+        path, job = blocking[0]
+        more = f" (and {len(blocking) - 1} more)" if len(blocking) > 1 else ""
+        raise PlanError(f"missing input {planner.display(path)}{more}: job {job.describe()} needs it, "
+                        "no rule makes it, and it does not exist")
+
+
+def _rule_hint(name: str, workflow: Workflow) -> str:
+    hint = closest_rule(name, workflow)
+    return f"; did you mean '{hint}'?" if hint else f" (rules: {', '.join(workflow.rules)})"
