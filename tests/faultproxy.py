@@ -49,8 +49,21 @@ Models of AWS behaviour moto lacks
     ``list_lag``: seconds during which a just-created Batch job is left out of ListJobs answers
     (AWS's eventual consistency, which s3rules' lease docstring assumes); default 0.
 
+Rewriting answers (AWS answers moto never gives)
+    ``rewrite(op, fn)``: every 200 JSON answer of ``op`` is parsed and passed to
+    ``fn(doc, info)`` before it is relayed (``info["request"]`` is the parsed JSON request,
+    ``info["n"]`` the n-th forwarded call of ``op``); ``fn`` edits ``doc`` in place or returns
+    a new one. E.g. a ListJobs of an array's children that lags behind its ``statusSummary``,
+    a DescribeJobQueues answer with a queue that is ``INVALID``, DescribeJobs in another order.
+    ``page_list_jobs(n)``: ListJobs answers come in pages of at most ``n`` job summaries, as
+    AWS pages them (moto returns everything in one answer and never a ``nextToken``). The
+    first request is forwarded; the proxy relays the first ``n`` summaries with its own
+    ``nextToken`` and keeps the rest; a request carrying that token is answered from what was
+    kept (not forwarded), ``n`` at a time, with a new token while more remain.
+
 Counters: ``forwarded[op]``, ``faulted[(op, kind)]``, ``requests[op]`` (all calls seen),
-``hidden[op]`` (job summaries hidden by ``list_lag``). ``stop()`` closes the listening socket
+``hidden[op]`` (job summaries hidden by ``list_lag``), ``rewritten[op]`` (answers changed by a
+``rewrite``), ``paged[op]`` (follow-up pages answered from kept summaries). ``stop()`` closes the listening socket
 and every open connection; all waits are bounded.
 """
 from __future__ import annotations
@@ -164,6 +177,15 @@ def error_answer(service: str, kind: str, op: str) -> tuple[int, dict[str, str],
     return status, {"Content-Type": ctype, "x-amzn-ErrorType": f"{code}:", "x-amzn-RequestId": "FAULTPROXY"}, body
 
 
+def _json(body: bytes) -> dict:
+    """A JSON object from a request or answer body ({} when it is not one)."""
+    try:
+        doc = json.loads(body or b"{}")
+    except ValueError:
+        return {}
+    return doc if isinstance(doc, dict) else {}
+
+
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
     block_on_close = False
@@ -201,6 +223,11 @@ class FaultProxy:
         self.forwarded: Counter = Counter()
         self.faulted: Counter = Counter()   # (op, kind) -> n
         self.hidden: Counter = Counter()
+        self.rewritten: Counter = Counter()
+        self.paged: Counter = Counter()
+        self.page_size: int | None = None      # page_list_jobs(n)
+        self._pages: dict[str, list] = {}       # our nextToken -> the job summaries still to send
+        self._rewrites: dict[str, list[Callable]] = {}
         #: (time, op, n-th call of op, fate or None, status forwarded or None), for post-mortems
         self.trace: list[tuple[float, str, int, str | None, int | None]] = []
         self._lock = threading.Lock()
@@ -272,6 +299,16 @@ class FaultProxy:
     def before_forward(self, op: str, fn: Callable[[int, dict], None]) -> None:
         self._before.setdefault(op, []).append(fn)
 
+    def rewrite(self, op: str, fn: Callable[[dict, dict], dict | None]) -> None:
+        """Pass every 200 JSON answer of ``op`` through ``fn(doc, info)`` before relaying it."""
+        self._rewrites.setdefault(op, []).append(fn)
+
+    def page_list_jobs(self, n: int | None) -> None:
+        """ListJobs answers in pages of at most ``n`` summaries with a ``nextToken`` (None: off)."""
+        if n is not None and n < 1:
+            raise ValueError("a page holds at least one job summary")
+        self.page_size = n
+
     def at(self, op: str, k: int, fn: Callable[[], str | None]) -> None:
         """Run ``fn()`` once, right after the server answered the k-th call of ``op``."""
         self.on_forwarded(op, lambda n, info: fn() if n == k else None)
@@ -330,6 +367,26 @@ class FaultProxy:
     def _key_lock(self, key: str) -> threading.Lock:
         with self._lock:
             return self._key_locks.setdefault(key, threading.Lock())
+
+    def _page(self, doc: dict, request: dict) -> dict:
+        """The first page of ``doc`` (a ListJobs answer); the rest is kept under a new token."""
+        summaries = doc.get("jobSummaryList", [])
+        size = min(self.page_size or len(summaries), int(request.get("maxResults") or 100))
+        if len(summaries) > size:
+            with self._lock:
+                token = f"faultproxy-page-{len(self._pages) + 1}"
+                self._pages[token] = summaries[size:]
+            doc = dict(doc, jobSummaryList=summaries[:size], nextToken=token)
+        return doc
+
+    def _next_page(self, token: str, request: dict) -> bytes | None:
+        """The answer to a ListJobs that carries one of our tokens (None: not ours)."""
+        with self._lock:
+            rest = self._pages.get(token)
+            if rest is None:
+                return None
+            self.paged["ListJobs"] += 1
+        return json.dumps(self._page({"jobSummaryList": rest}, request)).encode()
 
     def _filter_list(self, body: bytes) -> bytes:
         """Leave jobs created less than ``list_lag`` seconds ago out of a ListJobs answer."""
@@ -433,6 +490,15 @@ class _Handler(BaseHTTPRequestHandler):
             return self._answer(status, "Injected", list(headers.items()), payload, keep_length=False)
         for fn in proxy._before.get(op, ()):
             fn(seen, info)
+        request = _json(body) if service == "batch" else {}
+        if op == "ListJobs" and proxy.page_size and isinstance(request.get("nextToken"), str):
+            page = proxy._next_page(request["nextToken"], request)
+            if page is not None:
+                proxy.trace.append((time.time(), op, seen, "page", 200))
+                if fate == "lost":
+                    return self._drop()
+                return self._answer(200, "OK", [("Content-Type", "application/json"),
+                                                ("x-amzn-RequestId", "FAULTPROXY")], page, keep_length=False)
         conditional = service == "s3" and op == "PutObject" and (
             self.headers.get("If-None-Match") or self.headers.get("If-Match"))
         try:
@@ -455,6 +521,17 @@ class _Handler(BaseHTTPRequestHandler):
                 pass
         if op == "ListJobs" and status == 200 and proxy.list_lag > 0:
             data = proxy._filter_list(data)
+        if status == 200 and (proxy._rewrites.get(op) or (op == "ListJobs" and proxy.page_size)):
+            doc = _json(data)
+            before = json.dumps(doc, sort_keys=True)
+            for fn in proxy._rewrites.get(op, ()):
+                doc = fn(doc, {**info, "n": n, "request": request}) or doc
+            if json.dumps(doc, sort_keys=True) != before:
+                with proxy._lock:
+                    proxy.rewritten[op] += 1
+            if op == "ListJobs" and proxy.page_size:
+                doc = proxy._page(doc, request)
+            data = json.dumps(doc).encode()
         info.update(status=status, answer=data)
         verdict = None
         for fn in proxy._after.get(op, ()):

@@ -3,20 +3,26 @@ server of tests/aws_server.py, whose Batch jobs really run (as local subprocesse
 
 Batch calls are observed through hooks on boto3's default session (s3rules' BatchService uses
 it when one is set up); the harness's own clients (``flow.batch``, ``flow.s3``) are separate and
-never seen by the hooks. Jobs use ``s3tool`` (tests/s3tool.py) to read and write S3.
+never seen by the hooks. Answers AWS may give and moto does not (another order, a lagging
+listing) come from tests/faultproxy.py, over HTTP (the ``proxy`` fixture). Jobs use ``s3tool``
+(tests/s3tool.py) to read and write S3. A job that must still be in flight when the test looks
+waits on a ``gate`` (a file the test creates when it has seen what it needs), never on time.
 """
 from __future__ import annotations
 
 import io
 import json
+import shlex
 import sys
 import time
 from collections import Counter
+from pathlib import Path
 
 import boto3
 import pytest
 
 from aws_server import FlowBase
+from faultproxy import FaultProxy
 from s3rules.api import AWSBatchHelper
 from s3rules.aws.naming import MANIFEST_TAG, NAME_PREFIX, identity_of_name
 from s3rules.cli import main
@@ -69,6 +75,14 @@ class BatchCalls:
         self.submits.clear()
         self.terminated.clear()
 
+    def on_lease_release(self, fn) -> None:
+        """Call ``fn()`` when s3rules (in this process) releases a submission lease: it has then
+        reused or submitted everything it was going to, and only watches."""
+        def put(params, **_):
+            if params.get("Key", "").startswith(".s3rules/leases/") and released(params.get("Body")):
+                fn()
+        self.events.register("provide-client-params.s3.PutObject", put)
+
     @property
     def jobs(self) -> list[dict]:
         """{"label", "jobId", "request"} per job made (an array child's jobId is "parent:i")."""
@@ -99,6 +113,43 @@ class BatchCalls:
     def by_label(self) -> dict[str, dict]:
         """label -> the SubmitJob request that made it (for an array child: its array's)."""
         return {j["label"]: j["request"] for j in self.jobs}
+
+
+def released(body) -> bool:
+    """Whether a lease write is the release (the lease marked expired: ``"expires": 0``)."""
+    try:
+        return json.loads(body).get("expires") == 0
+    except (TypeError, ValueError, AttributeError):
+        return False
+
+
+def open_gate_on_lease_release(proxy: FaultProxy, gate: "Gate") -> None:
+    """Open ``gate`` when a run (any process going through ``proxy``) releases its submission lease:
+    it has then reused or submitted all it was going to. A run that is killed never releases it."""
+    def opener(n, info):
+        if "/.s3rules/leases/" in info["path"] and released(info["body"]):
+            gate.open()
+    proxy.before_forward("PutObject", opener)
+
+
+class Gate:
+    """Jobs whose command starts with ``gate.wait`` block until the test opens the gate: they stay
+    in flight (RUNNING) for as long as the test needs, however slow the machine."""
+
+    def __init__(self, path: Path):
+        self.path = path
+
+    @property
+    def wait(self) -> str:
+        """A shell prefix (job processes run on this machine and see this file)."""
+        return f"while [ ! -e {shlex.quote(str(self.path))} ]; do sleep 0.1; done; "
+
+    def open(self) -> None:
+        self.path.touch()
+
+    @property
+    def is_open(self) -> bool:
+        return self.path.exists()
 
 
 def label_of(job_name: str) -> str:
@@ -147,6 +198,30 @@ def flow(aws_env, tmp_path):
 @pytest.fixture
 def calls(aws_env):
     return BatchCalls(aws_env.server.client("s3"))
+
+
+@pytest.fixture
+def gate(tmp_path):
+    g = Gate(tmp_path / "gate")
+    try:
+        yield g
+    finally:
+        g.open()   # whatever still waits finishes (the aws_env fixture terminates the rest)
+
+
+@pytest.fixture
+def proxy(aws_env, monkeypatch):
+    """tests/faultproxy.py in front of moto: s3rules' own calls go through it (no faults unless the
+    test scripts some). boto3's default session is kept, so ``calls`` still sees every call."""
+    p = FaultProxy(aws_env.server.endpoint_url).start()
+    for key, value in p.env().items():
+        monkeypatch.setenv(key, value)
+    if "s3fs" in sys.modules:   # an S3FileSystem made before keeps its endpoint
+        sys.modules["s3fs"].S3FileSystem.clear_instance_cache()
+    try:
+        yield p
+    finally:
+        p.stop()
 
 
 class Terminal(io.StringIO):
@@ -224,8 +299,8 @@ def test_downstream_jobs_depend_on_their_upstream_job_ids_and_run_after_them(flo
 
 # -- 3. re-attaching submits nothing twice ---------------------------------------------------------
 
-def test_a_second_run_while_jobs_are_in_flight_submits_nothing(flow, calls, capsys):
-    flow.write(pre="sleep 2;")
+def test_a_second_run_while_jobs_are_in_flight_submits_nothing(flow, calls, gate, capsys):
+    flow.write(pre=gate.wait)                        # in flight until the second run has reused them
     assert run(flow.bf, "--detach") == 0
     assert sorted(calls.labels) == ["summary", "up-A", "up-B"]
     err = capsys.readouterr().err
@@ -237,8 +312,9 @@ def test_a_second_run_while_jobs_are_in_flight_submits_nothing(flow, calls, caps
     assert in_flight - parents == first_ids          # the second run really starts while they run
 
     calls.reset()
+    calls.on_lease_release(gate.open)
     assert run(flow.bf) == 0
-    assert calls.submits == []
+    assert gate.is_open and calls.submits == []
     assert flow.get("out/summary.txt") == "HELLO A\nHELLO B\n"
     assert {j["jobId"] for j in flow.jobs()} - parents == first_ids
     assert "3 jobs done" in capsys.readouterr().err
@@ -246,8 +322,8 @@ def test_a_second_run_while_jobs_are_in_flight_submits_nothing(flow, calls, caps
 
 # -- 4. interrupted mid-submission -----------------------------------------------------------------
 
-def test_a_run_interrupted_mid_submission_then_restarted_makes_no_duplicate(flow, calls, capsys):
-    flow.write(samples="ABC", pre="sleep 2;", arrays=False)
+def test_a_run_interrupted_mid_submission_then_restarted_makes_no_duplicate(flow, calls, gate, capsys):
+    flow.write(samples="ABC", pre=gate.wait, arrays=False)   # in flight until the restart has reused them
     answered = []
 
     def interrupt_after_second(**_):
@@ -262,6 +338,7 @@ def test_a_run_interrupted_mid_submission_then_restarted_makes_no_duplicate(flow
     calls.events.unregister("after-call.batch.SubmitJob", interrupt_after_second)
 
     calls.reset()
+    calls.on_lease_release(gate.open)
     assert run(flow.bf) == 0
     assert sorted(calls.labels) == ["summary", "up-C"]   # the two made before the interrupt are reused
     assert flow.get("out/summary.txt") == "HELLO A\nHELLO B\nHELLO C\n"
@@ -277,24 +354,22 @@ FAILING = PIPELINE.replace(
     "PRE ", "if [ {sample} = B ]; then echo 'bad input for B: cannot parse line 7' >&2; exit 3; fi; ")
 
 
-def test_a_failing_job_fails_its_dependents_and_is_reported(flow, calls, capsys):
+def test_a_failing_job_fails_its_dependents_and_is_reported(flow, calls, proxy, capsys):
     """Whatever order DescribeJobs lists them in (AWS promises none), a job that Batch failed
     because its upstream failed is reported as not run, not as a failure of its own."""
     flow.write(FAILING, samples="ABC")
 
-    def both_settled_first(**_):   # the poll that sees up-B FAILED also sees the summary FAILED
+    def both_settled_first(n, info):   # the poll that sees up-B FAILED also sees the summary FAILED
         ids = {label: p.get("jobId") for label, p in calls.by_label().items()}
         if "summary" in ids and flow.describe([ids["up-B"]])[ids["up-B"]]["status"] == "FAILED":
             flow.wait([ids["summary"]], timeout=10)
 
-    def dependents_first(parsed, **_):
-        parsed["jobs"].reverse()
+    def reversed_order(doc, info):   # Batch's answer, in the other order
+        doc["jobs"].reverse()
 
-    calls.events.register("before-call.batch.DescribeJobs", both_settled_first)
-    calls.events.register("after-call.batch.DescribeJobs", dependents_first)
+    proxy.before_forward("DescribeJobs", both_settled_first)
+    proxy.rewrite("DescribeJobs", reversed_order)
     assert run(flow.bf) == 1
-    calls.events.unregister("before-call.batch.DescribeJobs", both_settled_first)
-    calls.events.unregister("after-call.batch.DescribeJobs", dependents_first)
     err = capsys.readouterr().err
     jobs = calls.by_label()
     failed_id = jobs["up-B"]["jobId"]
@@ -309,6 +384,7 @@ def test_a_failing_job_fails_its_dependents_and_is_reported(flow, calls, capsys)
     assert flow.get("out/summary.txt") is None
     summary = flow.wait([jobs["summary"]["jobId"]])[jobs["summary"]["jobId"]]
     assert summary["status"] == "FAILED" and not summary.get("startedAt")   # Batch never ran it
+    assert proxy.rewritten["DescribeJobs"] >= 1     # the poll that saw both failures was reversed
 
     calls.reset()
     flow.write(PIPELINE, samples="ABC", data=False)   # fixed: only B and the summary run again
@@ -383,8 +459,8 @@ def test_force_resubmits_the_target_and_downstream(flow, calls, capsys):
 
 # -- 8. cancel -------------------------------------------------------------------------------------
 
-def test_cancel_terminates_the_workflows_jobs_in_flight(flow, calls, capsys, monkeypatch):
-    flow.write(pre="sleep 30;")
+def test_cancel_terminates_the_workflows_jobs_in_flight(flow, calls, gate, capsys, monkeypatch):
+    flow.write(pre=gate.wait)                      # never opened: only cancel ends them
     assert run(flow.bf, "--detach") == 0
     ids = [calls.ids()[label] for label in ("up-A", "up-B", "summary")]   # array children and a job
     flow.wait_status(ids[:2], {"RUNNING"})
@@ -417,8 +493,8 @@ def test_cancel_terminates_the_workflows_jobs_in_flight(flow, calls, capsys, mon
 
 # -- 9. status -------------------------------------------------------------------------------------
 
-def test_status_counts_done_in_flight_and_to_do(flow, calls, capsys):
-    flow.write(samples="ABC", pre="sleep 2;")
+def test_status_counts_done_in_flight_and_to_do(flow, calls, gate, capsys):
+    flow.write(samples="ABC", pre=gate.wait)       # RUNNING until the test has counted them
     flow.put("out/up/A.txt", "HELLO A\n")
     assert main(["status", flow.bf]) == 0
     before = table(capsys.readouterr().out)
@@ -439,6 +515,7 @@ def test_status_counts_done_in_flight_and_to_do(flow, calls, capsys):
     assert during["total"]["total"] == 4
 
     # --watch refreshes until nothing is in flight: the jobs finish on Batch without s3rules
+    gate.open()
     assert main(["status", flow.bf, "--watch", "--interval", "0.2"]) == 0
     tables = capsys.readouterr().out.strip().split("\n\n")
     assert len(tables) >= 2
@@ -567,24 +644,39 @@ def no_credentials(request, flow, monkeypatch, tmp_path):
     return request.param
 
 
-def assert_credentials_error(code: int, capsys) -> None:
+#: what each layer says when it meets no usable credentials: (nothing usable, a partial set).
+#: ``run``, ``status`` and ``cancel`` meet them first on S3 (planning lists the outputs); ``logs`` on
+#: Batch (it asks Batch for the job first).
+CREDENTIALS_SAY = {
+    "s3": ("Unable to locate credentials. Configure credentials (AWS_PROFILE, aws configure / aws sso "
+           "login, or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY)",
+           "Partial credentials found in env, missing: AWS_SECRET_ACCESS_KEY. Configure credentials "
+           "(AWS_PROFILE, aws configure / aws sso login, or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY)"),
+    "batch": ("no AWS credentials found. Set AWS_PROFILE (see `aws configure`), or AWS_ACCESS_KEY_ID and "
+              "AWS_SECRET_ACCESS_KEY",
+              "incomplete AWS credentials (AWS_SECRET_ACCESS_KEY is missing). Set it too, or unset "
+              "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY and use AWS_PROFILE"),
+}
+
+
+def assert_credentials_error(code: int, capsys, layer: str, given: dict) -> None:
     out, err = capsys.readouterr()
     assert code == 2, err
-    assert_clean_error(err, "credentials")
-    assert "AWS_ACCESS_KEY_ID" in err or "AWS_PROFILE" in err, err   # says what to set
+    nothing, partial = CREDENTIALS_SAY[layer]
+    assert_clean_error(err, "credentials", partial if given == PARTIAL else nothing)   # says what to set
     assert FAKE_SECRET not in out + err
 
 
 @pytest.mark.parametrize("command", ["run", "status", "cancel"])
 def test_no_credentials_is_a_clear_error(flow, no_credentials, capsys, command):
     argv = {"run": ["run", flow.bf, *POLL], "status": ["status", flow.bf], "cancel": ["cancel", flow.bf, "-y"]}
-    assert_credentials_error(main(argv[command]), capsys)
+    assert_credentials_error(main(argv[command]), capsys, "s3", no_credentials)
     assert flow.jobs() == []
 
 
 def test_no_credentials_is_a_clear_error_from_batch_calls(flow, no_credentials, capsys):
     """``logs`` asks Batch (not S3) first; the Python API raises the same error."""
-    assert_credentials_error(main(["logs", flow.bf, flow.url("out/summary.txt")]), capsys)
+    assert_credentials_error(main(["logs", flow.bf, flow.url("out/summary.txt")]), capsys, "batch", no_credentials)
     with pytest.raises(S3RulesError, match="credentials") as caught:
         AWSBatchHelper(flow.queue).add_job("x", flow.jd, command=["true"])
     assert caught.value.exit_code == 2 and FAKE_SECRET not in str(caught.value)

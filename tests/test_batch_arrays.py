@@ -10,7 +10,7 @@ import random
 import string
 
 from s3rules.cli import main
-from test_batch import PIPELINE, calls, flow, run  # noqa: F401  (fixtures)
+from test_batch import PIPELINE, calls, flow, gate, proxy, run, table  # noqa: F401  (fixtures)
 
 # tests/test_batch.py's pipeline with a per-sample rule between "up" and the summary
 THREE_RULES = PIPELINE.replace('expand("{root}/up/{sample}.txt")', 'expand("{root}/mid/{sample}.txt")') + '''
@@ -103,13 +103,15 @@ def test_a_failed_child_stops_only_its_own_downstream(flow, calls, capsys):
     assert flow.get("out/summary.txt") == summary_text(samples)
 
 
-def test_children_in_flight_are_reused_by_the_next_run_even_with_new_samples(flow, calls, capsys):
-    flow.write(THREE_RULES, samples=["S1", "S2"], pre="sleep 2;")
+def test_children_in_flight_are_reused_by_the_next_run_even_with_new_samples(flow, calls, gate, capsys):
+    flow.write(THREE_RULES, samples=["S1", "S2"], pre=gate.wait)   # in flight until the next run reused them
     assert run(flow.bf, "--detach") == 0
     first = calls.ids()
     calls.reset()
-    flow.write(THREE_RULES, samples=["S1", "S2", "S3"], pre="sleep 2;")   # one more sample
+    flow.write(THREE_RULES, samples=["S1", "S2", "S3"], pre=gate.wait)   # one more sample
+    calls.on_lease_release(gate.open)
     assert run(flow.bf) == 0
+    assert gate.is_open
     # S1 and S2 are in flight as array children: only S3's jobs and the new summary go up
     assert sorted(calls.labels) == ["mid-S3", "summary", "up-S3"]
     assert flow.get("out/summary.txt") == summary_text(["S1", "S2", "S3"])
@@ -118,10 +120,11 @@ def test_children_in_flight_are_reused_by_the_next_run_even_with_new_samples(flo
     assert {"jobId": old_mid} in summary["dependsOn"]   # the reused children's array, whole
 
 
-def test_a_run_killed_before_it_learned_the_arrays_id_makes_no_duplicate(flow, calls, capsys, monkeypatch):
-    from s3rules.aws.submitter import Submitter
-    monkeypatch.setattr(Submitter, "listing_lag", 1.0)
-    flow.write(THREE_RULES, samples=["S1", "S2", "S3"], pre="sleep 1;")
+def test_a_run_killed_before_it_learned_the_arrays_id_makes_no_duplicate(flow, calls, gate, capsys):
+    """The first run dies between SubmitJob and its answer: the lease it leaves names the array as
+    about to be submitted, with no id. The next run waits out ListJobs' lag (15 s, the real wait),
+    asks for that name, and reuses the array's children, still in flight."""
+    flow.write(THREE_RULES, samples=["S1", "S2", "S3"], pre=gate.wait)
 
     def interrupt(**_):   # Batch made the first array, but this process never learns its id
         raise KeyboardInterrupt
@@ -132,7 +135,12 @@ def test_a_run_killed_before_it_learned_the_arrays_id_makes_no_duplicate(flow, c
     assert len(calls.submits) == 1
     made = calls.submits[0]["jobName"]
     calls.reset()
+    looked_up = []
+    calls.events.register("provide-client-params.batch.ListJobs", lambda params, **_: looked_up.extend(
+        v for f in params.get("filters", []) if f["name"] == "JOB_NAME" for v in f["values"]))
+    calls.on_lease_release(gate.open)
     assert run(flow.bf) == 0
+    assert gate.is_open and made in looked_up       # the name left on the lease was asked for
     assert sorted(calls.labels) == ["mid-S1", "mid-S2", "mid-S3", "summary"]   # up's children reused
     assert made not in [p["jobName"] for p in calls.submits]
     assert flow.get("out/summary.txt") == summary_text(["S1", "S2", "S3"])
@@ -156,32 +164,46 @@ def test_watching_describes_array_parents_not_children(flow, calls):
     assert flow.get("out/summary.txt") == summary_text(samples)
 
 
-def test_status_and_logs_see_array_children(flow, calls, capsys):
-    flow.write(THREE_RULES, samples=["S1", "S2"], pre="echo 'working on {sample}' >&2; sleep 2;")
+def test_status_and_logs_see_array_children(flow, calls, gate, capsys):
+    flow.write(THREE_RULES, samples=["S1", "S2"], pre="echo 'working on {sample}' >&2; " + gate.wait)
     assert run(flow.bf, "--detach") == 0
+    ids = calls.ids()
+    flow.wait_status([ids["up-S1"], ids["up-S2"]], {"RUNNING"})            # held at the gate
+    flow.wait_status([ids["mid-S1"], ids["mid-S2"], ids["summary"]], {"PENDING"})   # waiting for them
     capsys.readouterr()
     assert main(["status", flow.bf]) == 0
-    out = capsys.readouterr().out
-    up = next(l for l in out.splitlines() if l.startswith("up"))
-    assert up.split()[-1] == "2" and up.split()[-2] == "0"   # 2 in total, none left to do
+    idle = dict.fromkeys(["done", "SUBMITTED", "PENDING", "RUNNABLE", "STARTING", "RUNNING", "to_do"], 0)
+    assert table(capsys.readouterr().out) == {      # every child counted once, in its state
+        "up": {**idle, "RUNNING": 2, "total": 2},
+        "mid": {**idle, "PENDING": 2, "total": 2},
+        "summary": {**idle, "PENDING": 1, "total": 1},
+        "total": {**idle, "RUNNING": 2, "PENDING": 3, "total": 5},
+    }
+    gate.open()
     assert run(flow.bf) == 0
     capsys.readouterr()
     assert main(["logs", flow.bf, flow.url("out/up/S2.txt")]) == 0
     assert "working on S2" in capsys.readouterr().out
 
 
-def test_a_child_listing_that_lags_behind_the_status_summary_is_asked_again(flow, calls):
+def test_a_child_listing_that_lags_behind_the_status_summary_is_asked_again(flow, calls, proxy):
     """ListJobs may not show yet a child that the array's statusSummary already counts."""
     flow.write(THREE_RULES, samples=["S1", "S2", "S3"])
-    hidden = []
+    hidden, listings = [], []
 
-    def lag(parsed, **_):   # the listing where all 3 children of an array are done misses one
-        children = [j for j in parsed.get("jobSummaryList", []) if ":" in j["jobId"]]
+    def lag(doc, info):   # the first listing of an array's children where all 3 are done misses one
+        array = info["request"].get("arrayJobId")
+        if not array:
+            return
+        listings.append(array)
+        children = [j for j in doc.get("jobSummaryList", []) if ":" in j["jobId"]]
         if len(children) == 3 and not hidden:
-            hidden.append(children[-1]["jobId"])
-            parsed["jobSummaryList"].remove(children[-1])
+            hidden.append((len(listings), children[-1]["jobId"]))
+            doc["jobSummaryList"].remove(children[-1])
 
-    calls.events.register("after-call.batch.ListJobs", lag)
+    proxy.rewrite("ListJobs", lag)
     assert run(flow.bf) == 0
-    assert hidden                                        # one child was hidden once
+    assert len(hidden) == 1                              # one child was hidden once
+    after, child = hidden[0]
+    assert child.split(":")[0] in listings[after:]       # and its array's children were listed again
     assert flow.get("out/summary.txt") == summary_text(["S1", "S2", "S3"])

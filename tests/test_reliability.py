@@ -26,6 +26,7 @@ import pytest
 
 from aws_server import FlowBase
 from faultproxy import FaultProxy
+from test_batch import gate, open_gate_on_lease_release, released  # noqa: F401  (a fixture)
 from s3rules.aws.naming import ARRAY_PREFIX, MANIFEST_TAG, NAME_PREFIX, identity_of_name, job_name
 from s3rules.cli import main
 
@@ -227,7 +228,8 @@ def test_demo_completes_with_20_percent_of_requests_failing(flow, proxy, seed, a
     """Every request s3rules makes (S3 lease, listings and lookups; Batch checks, listings, submissions,
     descriptions; Logs) is throttled, fails with 500/503, has its connection dropped, or is carried out with
     its answer lost, 20 % of the time. SubmitJob meets only the faults after which nothing was created: a
-    lost SubmitJob answer is its own test below (it currently makes duplicates)."""
+    lost SubmitJob answer is its own test below (s3rules looks for the job by name before it sends
+    SubmitJob again, so it makes no duplicate)."""
     flow.write(arrays=arrays)
     proxy.seed, proxy.rate = seed, 0.2
     proxy.op_kinds["SubmitJob"] = BEFORE_THE_SERVER
@@ -254,12 +256,11 @@ def test_a_submit_job_whose_answer_is_lost_is_sent_once(aws_env, proxy):
     request = {"jobName": "s3rules-lost-0123456789abcdef", "jobQueue": aws_env.queue,
                "jobDefinition": aws_env.job_definition, "containerOverrides": {"command": ["true"]}}
     proxy.script("SubmitJob", ["lost"])
-    try:
+    with pytest.raises(SubmitUnknown):               # the job may exist: the caller must look before resending
         service.submit(request, retry=False)
-    except SubmitUnknown:
-        pass
     made = aws_env.server.client("batch").list_jobs(jobQueue=aws_env.queue)["jobSummaryList"]
     assert (proxy.requests["SubmitJob"], len(made)) == (1, 1)
+    assert made[0]["jobName"] == request["jobName"]
 
 
 def test_lost_submit_answers_make_no_duplicate(flow, proxy, capsys):
@@ -305,15 +306,28 @@ def lease_url(aws_env) -> str:
 
 
 def test_a_lost_answer_to_the_lease_create_does_not_make_a_run_wait_for_itself(aws_env, proxy):
+    """The create lands on S3 but its answer is lost. The run reads the lease back, sees itself as the
+    holder and keeps it: it never waits for it to expire nor takes it over (which would be a
+    write with If-Match), and it says nothing about waiting for another run."""
     from s3rules.aws.lease import Lease
     said: list[str] = []
     lease = Lease(lease_url(aws_env), ttl=6, wait=30, on_wait=said.append)
+    writes: list[dict] = []
+    proxy.before_forward("PutObject", lambda n, info: writes.append(
+        {h: info["headers"].get(h) for h in ("If-None-Match", "If-Match")}))
     proxy.script("PutObject", ["lost"])
-    started = time.monotonic()
     lease.acquire()
-    waited = time.monotonic() - started
-    lease.release()
-    assert said == [] and waited < 3, (said, waited)
+    try:
+        assert said == []
+        assert lease.held
+        on_s3 = aws_env.server.client("s3").get_object(Bucket=aws_env.bucket, Key=lease.key)
+        assert json.loads(on_s3["Body"].read())["owner"] == lease.owner     # the one create is ours
+        assert on_s3["ETag"] == lease.etag
+        assert proxy.faulted[("PutObject", "lost")] == 1
+        assert writes and all(w == {"If-None-Match": "*", "If-Match": None} for w in writes), writes  # creates only
+        assert proxy.requests["GetObject"] == 1          # read back once, found itself
+    finally:
+        lease.release()
 
 
 def test_a_lost_answer_to_a_lease_renewal_keeps_the_lease(aws_env, proxy):
@@ -333,9 +347,11 @@ def test_a_lost_answer_to_a_lease_renewal_keeps_the_lease(aws_env, proxy):
 
 @pytest.mark.parametrize("k,arrays", [(1, False), (2, False), (5, False), (9, False), (1, True), (3, True)],
                          ids=["1", "2", "5", "9", "arrays-1", "arrays-3"])
-def test_killed_after_k_submissions_then_run_again_no_duplicate(flow, proxy, k, arrays):
-    """SIGKILL right after Batch made the k-th job or array (its answer never reaches the run), then run again."""
-    flow.write(pre="sleep 1;", arrays=arrays)
+def test_killed_after_k_submissions_then_run_again_no_duplicate(flow, proxy, gate, k, arrays):
+    """SIGKILL right after Batch made the k-th job or array (its answer never reaches the run), then run again.
+    The jobs made are held at a gate until the second run released its lease: it must reuse them."""
+    flow.write(pre=gate.wait, arrays=arrays)
+    open_gate_on_lease_release(proxy, gate)
     victim: dict[str, subprocess.Popen] = {}
 
     def kill():
@@ -352,6 +368,7 @@ def test_killed_after_k_submissions_then_run_again_no_duplicate(flow, proxy, k, 
         code, err = finish(procs.start(flow, proxy.env()))
         elapsed = time.monotonic() - started
     assert code == 0, err
+    assert gate.is_open
     assert "waiting for another s3rules run" not in err   # the dead holder's lease is taken over at once
     assert flow.outputs() == DEMO_OUTPUTS
     names = flow.assert_one_job_per_identity()
@@ -361,27 +378,54 @@ def test_killed_after_k_submissions_then_run_again_no_duplicate(flow, proxy, k, 
            rerun_seconds=round(elapsed, 1))
 
 
-def test_killed_mid_submission_then_run_again_no_duplicate_while_list_jobs_lags(flow, proxy):
-    flow.write(pre="sleep 4;")                # still in flight when the second run plans
+def test_killed_mid_submission_then_run_again_no_duplicate_while_list_jobs_lags(flow, proxy, gate):
+    """The run is killed as Batch makes its second job. ListJobs hides new jobs for 30 s, longer than
+    s3rules waits for it (15 s): the second run cannot find the second job by name. The two jobs are
+    in flight when the second run plans (held at a gate); they finish while it looks for them (the
+    gate opens at its first ListJobs, and that answer waits until they are done): their outputs
+    have appeared since planning, so neither is submitted again."""
+    flow.write(pre=gate.wait)
     proxy.list_lag = 30.0
     victim: dict[str, subprocess.Popen] = {}
+    second: dict[str, bool] = {}
     proxy.at("SubmitJob", 2, lambda: (os.kill(victim["proc"].pid, signal.SIGKILL), "drop")[1])
+
+    def finish_them_now(n, info):
+        if second and not gate.is_open:
+            gate.open()
+            flow.env.server.wait_for_jobs([j["jobId"] for j in flow.jobs()], timeout=60)
+
+    proxy.before_forward("ListJobs", finish_them_now)
     with Processes() as procs:
         victim["proc"] = procs.start(flow, proxy.env(), "trim")
         assert finish(victim["proc"])[0] == -signal.SIGKILL
+        assert len(flow.jobs()) == 2 and not gate.is_open
+        second["started"] = True
         code, err = finish(procs.start(flow, proxy.env(), "trim"))
     assert code == 0, err
+    assert gate.is_open
     flow.assert_one_job_per_identity(TRIM_LABELS)
+    assert proxy.forwarded["SubmitJob"] == 3                 # 2 by the killed run, trim-S3 by the second
+    assert flow.outputs() == TRIM_OUTPUTS
 
 
 CTRL_C_AT = 4
 
 
 def interrupt_at(proxy: FaultProxy, k: int, victim: dict) -> None:
-    """SIGINT the run while it waits for the k-th SubmitJob's answer (Batch has made the job)."""
+    """SIGINT the run while it waits for the k-th SubmitJob's answer (Batch has made the job). The
+    answer is held until the run has handled the signal: it releases its lease (or exits)."""
+    handled = threading.Event()
+
+    def on_release(n, info):
+        if "/.s3rules/leases/" in info["path"] and released(info["body"]):
+            handled.set()
+
     def ctrl_c():
         os.kill(victim["proc"].pid, signal.SIGINT)
-        time.sleep(0.5)                       # the signal lands while the run is blocked on the answer
+        while not handled.wait(0.1) and victim["proc"].poll() is None:
+            pass
+    proxy.before_forward("PutObject", on_release)
     proxy.at("SubmitJob", k, ctrl_c)
 
 
