@@ -182,7 +182,8 @@ def test_a_job_definition_whose_revisions_are_all_inactive_is_refused(flow, call
     for d in flow.batch.describe_job_definitions(jobDefinitionName=flow.jd)["jobDefinitions"]:
         flow.batch.deregister_job_definition(jobDefinition=d["jobDefinitionArn"])
     flow.write()
-    assert_refused(flow, calls, capsys, f"job definition {flow.jd!r}", "job_definition:")
+    assert_refused(flow, calls, capsys, f"job definition {flow.jd!r} does not exist or has no ACTIVE revision",
+                   "job_definition:")
 
 
 def test_the_revision_check_passes_an_active_revision(flow, calls, proxy, capsys):

@@ -51,8 +51,9 @@ class BatchService:
         """``name`` or ``name:revision`` must exist and be ACTIVE."""
         key = ("definition", name)
         if key not in self._checked:
+            by_revision = ":" in name.rsplit("/", 1)[-1]
             with aws_errors(f"checking job definition {name!r}"):
-                if ":" in name.rsplit("/", 1)[-1]:
+                if by_revision:
                     found = self.batch.describe_job_definitions(jobDefinitions=[name])["jobDefinitions"]
                 else:
                     pages = self.batch.get_paginator("describe_job_definitions").paginate(
@@ -60,7 +61,8 @@ class BatchService:
                     found = [d for page in pages for d in page["jobDefinitions"]]
             active = [d for d in found if d.get("status") == "ACTIVE"]
             if not active:
-                state = f"is {found[0].get('status')}" if found else "does not exist"
+                state = (f"is {found[0].get('status')}" if found else "does not exist" if by_revision
+                         else "does not exist or has no ACTIVE revision (all were deregistered)")
                 raise AwsSetupError(f"job definition {name!r} {state}. Register it (README.md: setting up "
                                     "AWS Batch) or fix `job_definition:` in the Batchfile.")
             self._checked[key] = max(active, key=lambda d: d.get("revision", 0))
