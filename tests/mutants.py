@@ -43,7 +43,7 @@ MUTANTS = (
            "s3rules/aws/submitter.py", "        job_id = self.find(spec)\n        if job_id is not None:\n"
            "            self.reused += 1\n        return job_id",
            "        return None",
-           ("tests/test_batch.py", "-k", "twice or again or reuse or attach")),
+           ("tests/test_batch.py", "-k", "second_run_while or interrupted_mid_submission")),
     Mutant("outputs-confirmed", "a job that exits 0 but leaves an output unwritten has failed",
            "s3rules/runner.py", "                missing = [o for o in job.outputs if o not in present]",
            "                missing = []",
