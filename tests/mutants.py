@@ -6,7 +6,7 @@ runs the tests that guard the promise (with PYTHONPATH pointing at the copy, so 
 script the tests start runs the mutated code too). A mutant must make those tests fail
 ("killed"); one that passes them ("SURVIVED") is a promise without a test.
 
-    .venv/bin/python tests/mutants.py             # every mutant (about 20 minutes on 2 cores)
+    .venv/bin/python tests/mutants.py             # every mutant (about 5 minutes on 2 cores)
     .venv/bin/python tests/mutants.py lease pace  # only mutants whose name contains a word given
     .venv/bin/python tests/mutants.py --list      # the mutants and their promises
     .venv/bin/python tests/mutants.py --no-control  # skip the check that the tests pass unmutated

@@ -163,3 +163,33 @@ def test_array_request_keeps_every_setting_of_its_children_but_their_own_command
     assert request["timeout"] == {"attemptDurationSeconds": 600}
     assert request["tags"]["team"] == "x"
     assert "environment" not in request["containerOverrides"]   # each child's is in its own script
+
+
+def test_a_rule_with_another_shell_still_gets_bash_wrappers_that_run_its_script_in_that_shell(tmp_path):
+    """README: the image needs the rule's shell_executable and bash: the wrappers that rebuild a
+    child's script (bash arrays) or fetch a staged one (pipefail) are bash, whatever the rule's shell."""
+    from dataclasses import replace
+    children = [replace(spec(i, f"v{i}"), command=("sh", "-c", f"set -eu\nprintf '%s' v{i} > out-{i}.txt\n"
+                                                   "[ -z \"${BASH_VERSION:-}\" ] || echo bash > shell-was-bash\n"))
+                for i in range(3)]
+    array = build_array("trim", children, HOME, shell="sh")
+    assert array.command[0] == "bash"
+    for i in range(3):
+        r = run_child(array.command, i, tmp_path)
+        assert r.returncode == 0, r.stderr
+        assert (tmp_path / f"out-{i}.txt").read_text() == f"v{i}"
+    assert not (tmp_path / "shell-was-bash").exists()     # the job's own script ran in sh
+    from s3rules.aws.arrays import staged_command
+    assert staged_command("s3://b/x.sh", shell="sh")[0] == "bash"
+
+
+def test_manifests_take_100_to_200_bytes_per_child_for_typical_sample_names():
+    """README: the manifests are small (100 to 200 bytes per child for typical sample names)."""
+    children = [JobSpec(label=f"quant-NA12878_L{i:05d}", queue="q", job_definition="jd:1",
+                        command=("bash", "-c", f"set -euo pipefail\nsalmon quant -r s3://b/trim/NA12878_L{i:05d}.fq "
+                                 f"-o s3://b/quant/NA12878_L{i:05d}\n"),
+                        outputs=(f"s3://b/quant/NA12878_L{i:05d}/quant.sf",)) for i in range(10_000)]
+    array = build_array("quant", children, HOME)
+    assert array.values_url is not None            # too many to go inline: both manifests are written
+    per_child = sum(len(text.encode()) for text in array.files.values()) / len(children)
+    assert 100 <= per_child <= 200, per_child

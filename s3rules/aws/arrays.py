@@ -32,6 +32,9 @@ from .naming import IDENTITY_TAG, MANIFEST_TAG, array_name
 MIN_ARRAY, MAX_ARRAY = 2, 10_000
 OVERRIDES_LIMIT = 8192          # characters of containerOverrides (command and environment)
 DEFAULT_FETCH = "aws s3 cp {url} -"
+# The wrappers that rebuild a child's script or fetch a staged one use bash arrays and
+# `pipefail`; they then hand the job's own script to the rule's shell_executable.
+WRAPPER = "bash"
 # ways to cut a script into words, finest first; the first that all children share wins
 _WORDS = (re.compile(r"(\w+)"), re.compile(r"""([^\s/'"=:;,()]+)"""))
 
@@ -96,7 +99,7 @@ def stage(spec: JobSpec, home: str, fetch: str = DEFAULT_FETCH,
 def staged_command(url: str, fetch: str = DEFAULT_FETCH, shell: str = "bash") -> list[str]:
     """The command that fetches a job's whole script from ``url`` and runs it."""
     get = fetch.replace("{url}", shlex.quote(url))
-    return [shell, "-c", f"set -euo pipefail\nscript=$({get})\nexec {shell} -c \"$script\"\n"]
+    return [WRAPPER, "-c", f"set -euo pipefail\nscript=$({get})\nexec {shell} -c \"$script\"\n"]
 
 
 def _assemble(pieces: list[str | int], shell: str) -> str:
@@ -166,14 +169,14 @@ def build_array(rule: str, children: list[JobSpec], home: str, fetch: str = DEFA
         {"rule": rule, "children": [c.identity for c in children], "labels": [c.label for c in children]})
     scripts = [child_script(c) for c in children]
     pieces, columns = split_scripts(scripts)
-    array.command = [shell, "-c", inline_script(pieces, columns, shell)]
+    array.command = [WRAPPER, "-c", inline_script(pieces, columns, shell)]
     if _fits_inline(array):
         return array
     array.values_url = f"{home}/{identity}.values"
-    array.command = [shell, "-c", manifest_script(array.values_url, pieces, fetch, shell)]
+    array.command = [WRAPPER, "-c", manifest_script(array.values_url, pieces, fetch, shell)]
     if not _fits_inline(array):     # even the shared text is too long: whole scripts per line
         pieces, columns = [0], [tuple(scripts)]
-        array.command = [shell, "-c", manifest_script(array.values_url, pieces, fetch, shell)]
+        array.command = [WRAPPER, "-c", manifest_script(array.values_url, pieces, fetch, shell)]
     array.files[array.values_url] = values_text(columns)
     return array
 
