@@ -16,7 +16,7 @@ import time
 from ..aws.arrays import OVERRIDES_LIMIT, ArrayJob, child_index, dependency, fits_inline, stage
 from ..aws.grouping import BatchHandle, may_submit, next_wave, units
 from ..aws.jobspec import MAX_DEPENDS_ON, job_spec
-from ..aws.policy import POLL_LIMIT, Backoff
+from ..aws.policy import LEASE_TTL, POLL_LIMIT, Backoff
 from ..aws.submitter import Submitter
 from ..aws.watch import Watch
 from ..errors import AwsSetupError, PlanError
@@ -29,7 +29,7 @@ class BatchExecutor(Executor):
     name = "batch"
 
     def __init__(self, submitter: Submitter, poll_start: float = 2.0, poll_limit: float = POLL_LIMIT,
-                 storage=None, lease_ttl: float | None = None, say=None, planned_mtimes: dict | None = None):
+                 storage=None, lease_ttl: float = LEASE_TTL, say=None, planned_mtimes: dict | None = None):
         self.submitter = submitter
         self.service = submitter.service
         self.storage = storage
@@ -95,8 +95,7 @@ class BatchExecutor(Executor):
         for h in handles:
             buckets.setdefault(h.spec.queue, set()).update(
                 o.split("/", 3)[2] for o in h.spec.outputs if o.startswith("s3://"))
-        ttl = {} if self.lease_ttl is None else {"ttl": self.lease_ttl}
-        with self.submitter.leased(buckets, say=self.say, **ttl):
+        with self.submitter.leased(buckets, ttl=self.lease_ttl, say=self.say):
             todo = [h for h in handles if ready is None or ready(h)]
             self._skip_done_meanwhile(todo)
             for h in todo:
