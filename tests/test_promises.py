@@ -420,14 +420,7 @@ def test_describe_jobs_asks_for_at_most_100_jobs_per_call(aws_env, calls):
     assert asked == [100, 100, 50]
 
 
-ONE_RULE = '''
-rule all:
-    input: expand("{root}/up/{sample}.txt")
-rule up:
-    input: "s3://BUCKET/data/{sample}.txt"
-    output: "{root}/up/{sample}.txt"
-    shell: "PRE s3tool cat {input} | tr a-z A-Z | s3tool put {output}"
-'''
+from test_batch_setup import ONE_RULE   # noqa: E402  (one pipeline for both files)
 
 
 def test_finding_jobs_in_flight_costs_one_list_jobs_per_active_state(flow, calls, gate, capsys):
