@@ -65,4 +65,4 @@ def test_each_kind_is_read(tmp_path, key, value, expected):
 def test_each_kind_refuses_bad_values_at_their_place(tmp_path, key, value, message):
     with pytest.raises(BatchfileError) as err:
         load(tmp_path, RULE.format(key=key, value=value))
-    assert f"Batchfile:3:" in str(err.value) and message in str(err.value)
+    assert "Batchfile:3:" in str(err.value) and message in str(err.value)
