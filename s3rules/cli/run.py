@@ -99,8 +99,12 @@ def failure_report(result) -> str:
     """What went wrong, job by job; for Ctrl-C, what was stopped, finished and never started."""
     from ..views import display_path
 
-    stopped = [job for job, outcome in result.failed if result.interrupted and outcome.reason == "cancelled"]
-    failed = [(job, outcome) for job, outcome in result.failed if job not in stopped]
+    stopped, failed = [], []   # Ctrl-C's cancelled jobs were stopped, not failed
+    for job, outcome in result.failed:
+        if result.interrupted and outcome.reason == "cancelled":
+            stopped.append(job)
+        else:
+            failed.append((job, outcome))
     lines = []
     for job, outcome in failed:
         head = f"job failed: rule {job.rule.name} ({_wildcards(job)}): {outcome.reason}"
