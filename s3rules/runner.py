@@ -5,6 +5,10 @@ job counts as succeeded only when every declared output exists afterwards (check
 jobs of one poll with one batched listing). A failed job's dependents are not run; with
 ``keep_going`` every independent branch still finishes. On an executor that takes the whole
 graph (Batch), what was submitted keeps running if this process stops: Ctrl-C detaches.
+
+With a ledger (``s3rules.ledger``), every job is recorded as started before the executor may
+start it (again with its pid or Batch job id once known), and as finished only once its outputs
+are confirmed; a crash in between leaves it "started", so the next plan calls it incomplete.
 """
 from __future__ import annotations
 
@@ -78,7 +82,7 @@ class Schedule:
 
 class Runner:
     def __init__(self, plan: Plan, executor: Executor, storage, reporter, keep_going: bool = False,
-                 poll_interval: float = 0.2, detach: bool = False):
+                 poll_interval: float = 0.2, detach: bool = False, ledger=None):
         self.plan, self.executor, self.storage, self.reporter = plan, executor, storage, reporter
         # jobs already submitted with their dependencies keep going anyway: watch them finish
         self.keep_going = keep_going or executor.submits_graph
@@ -89,6 +93,10 @@ class Runner:
         self.aside: dict[Job, list[tuple[str, str]]] = {}   # outputs kept safe while their job reruns
         self.active: set[Job] = set()
         self.result = RunResult()
+        self.ledger = ledger
+        self.unplaced: list[Job] = []    # submitted, their pid or job id not yet recorded
+        self._recorded: set[Job] = set()  # recorded as started
+        self.where: dict[Job, str] = {}   # "local:<pid>", "batch:<job id>"
 
     def run(self) -> RunResult:
         self.reporter.start(self.plan)
@@ -103,6 +111,8 @@ class Runner:
             raise
         finally:
             self.executor.close()
+            if self.ledger is not None:
+                self.ledger.close()
         settled = set(self.result.succeeded) | {j for j, _ in self.result.failed}
         self.result.not_run = [j for j in self.plan.pending if j not in settled]
         self.reporter.close(self.result)
@@ -116,7 +126,9 @@ class Runner:
                 if job is None:
                     break
                 self._submit(job)
+            self._record_started()
             self.executor.flush()
+            self._record_placed()
             if self.detach:
                 self.result.detached = True
                 return
@@ -124,7 +136,9 @@ class Runner:
                 return
             if not self.active:
                 continue
-            for job, outcome in self.settle(self.executor.poll(self.poll_interval)):
+            finished = self.executor.poll(self.poll_interval)
+            self._record_placed()
+            for job, outcome in self.settle(finished):
                 if outcome.ok:
                     self.schedule.succeeded(job)
                 elif not self.keep_going and not outcome.upstream_failed:
@@ -137,13 +151,43 @@ class Runner:
         """Start ``job``; an output it is about to rewrite is set aside until the new one is complete."""
         for out in job.outputs:
             self.storage.make_parent_dirs(out)
-            aside = self.storage.set_aside(out) if out in self.plan.mtimes else None
+            aside = self.storage.set_aside(out)
             if aside:
                 self.aside.setdefault(job, []).append((out, aside))
+        if self.ledger is not None:
+            self.unplaced.append(job)
+            if not self.executor.submits_graph:   # it starts now: recorded first
+                self._record_started()
         upstream = [self.handles[d] for d in job.deps if d in self.handles]
         self.handles[job] = self.executor.submit(job, upstream)
         self.active.add(job)
         self.reporter.submitted(job)
+        if not self.executor.submits_graph:
+            self._record_placed()
+
+    def _record_started(self) -> None:
+        """Jobs about to start are recorded as started, all of them in one write."""
+        fresh = [j for j in self.unplaced if j not in self._recorded]
+        if fresh:
+            self.ledger.started(fresh)
+            self._recorded.update(fresh)
+
+    def _record_placed(self) -> None:
+        """Jobs that got a pid or a Batch job id: recorded again with it (status, cancel and the
+        next run look them up there)."""
+        if not self.unplaced:
+            return
+        placed, waiting = {}, []
+        for job in self.unplaced:
+            handle = self.handles.get(job)
+            if handle is not None and handle.job_id:
+                placed[job] = f"{self.executor.name}:{handle.job_id}"
+            else:
+                waiting.append(job)
+        self.unplaced = waiting
+        if placed:
+            self.where.update(placed)
+            self.ledger.started(list(placed), placed)
 
     def _cancel(self, report: bool) -> None:
         """Ctrl-C or an error: the executor stops what it may stop (Batch: nothing); what they
@@ -151,6 +195,7 @@ class Runner:
         for job, outcome in self.executor.cancel():
             self.active.discard(job)
             self.result.removed += self.discard_partial_outputs(job)
+            self._record_failed(job, outcome)
             if report:
                 self.result.failed.append((job, outcome))
                 self.reporter.failed(job, outcome)
@@ -162,12 +207,14 @@ class Runner:
         if claimed:
             self.storage.invalidate(claimed)
             present = self.storage.stat_many(claimed)
+        done: list[tuple[Job, Outcome]] = []
         for job, outcome in finished:
             self.active.discard(job)
             if job in self.schedule.blocked:
                 # something it needs failed (maybe after Batch had started it): it never counts as
                 # done nor as a failure of its own; whatever it wrote is not trusted
                 self.result.removed += self.discard_partial_outputs(job)
+                self._record_failed(job, outcome)
                 continue
             if outcome.ok:
                 missing = [o for o in job.outputs if o not in present]
@@ -177,18 +224,33 @@ class Runner:
                     outcome.reason = (f"finished without writing its output{'s' if len(missing) > 1 else ''} "
                                       f"{shown}")
             if outcome.ok:
-                for _, aside in self.aside.pop(job, ()):   # replaced: the previous outputs go
-                    self.storage.remove(aside)
-                self.result.succeeded.append(job)
-                self.reporter.finished(job, outcome)
+                done.append((job, outcome))
             elif outcome.upstream_failed:
                 self.block(job)
             else:
                 self.fail(job, outcome)
+        if done and self.ledger is not None:   # recorded before the old outputs go
+            self.ledger.finished([j for j, _ in done], present, {j: self._details(j, o) for j, o in done})
+        for job, outcome in done:
+            for _, aside in self.aside.pop(job, ()):   # replaced: the previous outputs go
+                self.storage.remove(aside)
+            self.result.succeeded.append(job)
+            self.reporter.finished(job, outcome)
         return finished
+
+    def _details(self, job: Job, outcome: Outcome) -> dict:
+        """What a record says of how a job ran, beside its identity."""
+        where = self.where.get(job) or (f"{self.executor.name}:{outcome.external_id}" if outcome.external_id else "")
+        return {"where": where, "exit": outcome.exit_code, "reason": outcome.reason, "started": outcome.started_at,
+                "log": outcome.log_path}
+
+    def _record_failed(self, job: Job, outcome: Outcome) -> None:
+        if self.ledger is not None:
+            self.ledger.failed([(job, self._details(job, outcome))])
 
     def fail(self, job: Job, outcome: Outcome) -> None:
         self.result.removed += self.discard_partial_outputs(job)
+        self._record_failed(job, outcome)
         self.result.failed.append((job, outcome))
         self.reporter.failed(job, outcome)
         self.block(job)

@@ -20,6 +20,7 @@ LAYERS = [
     ("s3rules.language",),
     ("s3rules.planner",),
     ("s3rules.storage",),
+    ("s3rules.ledger",),
     ("s3rules.executors.base", "s3rules.executors.registry"),
     ("s3rules.aws",),
     ("s3rules.executors.local", "s3rules.executors.batch"),

@@ -1,7 +1,10 @@
 """What must run: targets and --force resolved, the graph built, a reason for each pending job.
 
-Existence decides what is pending; only --rerun-stale compares mtimes. Storage is asked in
-batches (``exists_many`` / ``stat_many``), once for the whole graph.
+Existence decides what is pending, then the job ledger (``s3rules.ledger``, when given): a job
+whose last record is not "finished" was interrupted, and one whose recorded identity differs
+from today's, in one of the ``triggers``, has changed. Only the "mtime" trigger (--rerun-stale)
+compares mtimes. Storage is asked in batches (``exists_many`` / ``stat_many``), once for the
+whole graph, and the ledger once per place it keeps records.
 """
 from __future__ import annotations
 
@@ -17,7 +20,8 @@ from .graph import job_graph
 from .jobs import Planner, closest_rule
 
 MISSING, INCOMPLETE, FORCED, STALE, UPSTREAM = "missing", "incomplete", "forced", "stale", "upstream"
-REASONS = (MISSING, INCOMPLETE, FORCED, STALE, UPSTREAM)
+CHANGED = {name: f"changed: {name}" for name in ("command", "params", "input", "resources")}
+REASONS = (MISSING, INCOMPLETE, FORCED, *CHANGED.values(), STALE, UPSTREAM)
 _rule_of, _outputs_of = attrgetter("rule"), attrgetter("outputs")
 
 
@@ -36,6 +40,8 @@ class Plan:
     # mtimes of the pending jobs' existing outputs (of every path with --rerun-stale): a run
     # compares them with what it finds afterwards to tell what a job wrote
     mtimes: dict[str, float] = field(repr=False, default_factory=dict)
+    # jobs whose last record says they started and never finished (a killed or failed run)
+    interrupted: list[Job] = field(default_factory=list)
 
     def done(self, job: Job) -> bool:
         return job not in self.pending
@@ -50,11 +56,13 @@ class Plan:
 
 def plan(workflow: Workflow, storage, targets: Sequence[str] = (), *, force: Sequence[str] = (),
          forcerun: Sequence[str] = (), forceall: bool = False, until: Sequence[str] = (),
-         rerun_stale: bool = False, check_sources: bool = True) -> Plan:
+         rerun_stale: bool = False, check_sources: bool = True, ledger=None,
+         triggers: Sequence[str] = ()) -> Plan:
     """Work out the job graph for ``targets`` (default: the first rule) and what is pending.
 
     ``check_sources=False`` tolerates missing source files (for status, logs and cancel,
-    which look at a workflow without running it).
+    which look at a workflow without running it). ``ledger`` (an ``s3rules.ledger.Ledger``)
+    adds "incomplete" for interrupted jobs and "changed: ..." for the ``triggers`` named.
     """
     planner = Planner(workflow)
     for name in list(forcerun):
@@ -73,14 +81,53 @@ def plan(workflow: Workflow, storage, targets: Sequence[str] = (), *, force: Seq
     else:
         exists = storage.exists_many(paths)
     forced_rules = {rule for rule in workflow.rules.values() if forceall or rule.name in forcerun}
-    pending = _reasons(workflow, order, exists, mtimes if rerun_stale else None, forced_rules, forced_jobs)
+    records = _records(ledger, order, exists, forced_rules, forced_jobs)
+    check = _Check(ledger, records, tuple(t for t in triggers if t in CHANGED))
+    pending = _reasons(workflow, order, exists, mtimes if rerun_stale else None, forced_rules, forced_jobs, check)
     if until:
         pending, roots = _until(planner, until, pending)
     if check_sources:
         _check_sources(planner, pending, exists, source_targets)
     if not rerun_stale:   # a run tells what a job wrote by these mtimes
         mtimes = storage.stat_many([o for job in pending for o in job.outputs if o in exists])
-    return Plan(workflow, order, pending, roots, mtimes)
+    return Plan(workflow, order, pending, roots, mtimes, check.interrupted)
+
+
+def _records(ledger, order: list[Job], exists, forced_rules: set, forced_jobs: set[Job]) -> dict:
+    """The ledger's last record of each job that existence alone would call done."""
+    if ledger is None:
+        return {}
+    superset = exists.issuperset
+    return ledger.lookup(job for job in order if job.outputs and superset(job.outputs)
+                         and job.rule not in forced_rules and job not in forced_jobs)
+
+
+class _Check:
+    """What the ledger says of one job whose outputs all exist: interrupted, changed, or nothing."""
+
+    def __init__(self, ledger, records: dict, triggers: tuple[str, ...]):
+        self.records, self.triggers = records, triggers
+        self.hashes = ledger.identity.hashes if ledger is not None else None
+        self.interrupted: list[Job] = []
+
+    def __call__(self, job: Job) -> str | None:
+        rec = self.records.get(job)
+        if rec is None:
+            return None
+        if rec.open:
+            self.interrupted.append(job)
+            return INCOMPLETE
+        if self.triggers:
+            new = self.hashes(job)
+            if new != rec.hashes:
+                for name in self.triggers:
+                    i = TRIGGER_ORDER.index(name)
+                    if new[i] != rec.hashes[i]:
+                        return CHANGED[name]
+        return None
+
+
+TRIGGER_ORDER = tuple(CHANGED)   # the order of a record's hashes (s3rules.ledger.TRIGGERS)
 
 
 def _requested(planner: Planner, targets: Sequence[str], force: Sequence[str]) -> tuple[list, set[Job]]:
@@ -99,7 +146,7 @@ def _requested(planner: Planner, targets: Sequence[str], force: Sequence[str]) -
 
 
 def _reasons(workflow: Workflow, order: list[Job], exists, mtimes: dict[str, float] | None,
-             forced_rules: set, forced_jobs: set[Job]) -> dict[Job, str]:
+             forced_rules: set, forced_jobs: set[Job], check) -> dict[Job, str]:
     """Job -> why it must run, dependencies first (``mtimes`` only with --rerun-stale)."""
     target_lists = {rule for rule in workflow.rules.values() if rule.is_target_list}
     pending: dict[Job, str] = {}
@@ -115,8 +162,12 @@ def _reasons(workflow: Workflow, order: list[Job], exists, mtimes: dict[str, flo
             pending[job] = MISSING
         elif len(outputs) > 1 and not all(o in exists for o in outputs):
             pending[job] = INCOMPLETE
+        elif (said := check(job)) == INCOMPLETE:
+            pending[job] = said
         elif not is_pending.isdisjoint(job.deps):
             pending[job] = UPSTREAM
+        elif said:
+            pending[job] = said
         elif mtimes is not None and job.inputs:
             newest_input = max((mtimes.get(p, 0.0) for p in job.inputs), default=0.0)
             if newest_input > min(mtimes[o] for o in job.outputs):

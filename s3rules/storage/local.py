@@ -183,8 +183,16 @@ def aside_path(path: str) -> str:
 
 def set_aside(path: str) -> str | None:
     """Move the local file ``path`` out of the way of a job about to write it; where it went,
-    or None when there was no file."""
+    or None when there was no file.
+
+    A file already set aside was left by a run that was killed while its job rewrote ``path``:
+    that one is the complete old output, and what is at ``path`` is the killed job's. It stays
+    set aside, and the killed job's file goes.
+    """
     aside = aside_path(path)
+    if os.path.isfile(aside):
+        remove(path)
+        return aside
     try:
         os.replace(local_path(path), aside)
     except MISSING_ERRNO_TYPES:

@@ -1,0 +1,122 @@
+"""What makes a job the same job as last time: one short hash per rerun trigger.
+
+A record keeps these hashes (in its name, on S3), so telling a changed job from an unchanged one
+needs no record body. What a rule's jobs share (its command template, shell, resources) is
+hashed once per rule; per job only the values that vary: the sheet columns its command uses
+and its input paths. Planning checks every done job, so this is the ledger's hot path.
+Local paths are hashed relative to the workspace, so a moved or cloned workspace keeps its
+records.
+"""
+from __future__ import annotations
+
+import zlib
+from typing import Iterable
+
+from ..model import Job, Rule, format_number, is_url
+
+#: the triggers a record can tell; "mtime" compares files instead (Make's rule)
+TRIGGERS = ("command", "params", "input", "resources")
+ALL_TRIGGERS = TRIGGERS + ("mtime",)
+DEFAULT_TRIGGERS = TRIGGERS
+_SEP = "\x1f"
+
+
+def short_hash(text: str) -> str:
+    return format(zlib.crc32(text.encode("utf-8", "surrogateescape")), "08x")
+
+
+class _RulePart:
+    """What one rule's jobs share, hashed once; ``picks`` are the namespace positions of the
+    sheet columns its command or environment uses (wildcards are fixed by the job's outputs)."""
+
+    __slots__ = ("command", "params", "inputs", "resources", "picks")
+
+    def __init__(self, rule: Rule):
+        s = rule.settings
+        shell = rule.shell.text if rule.shell is not None else ""
+        env = _SEP.join(f"{name}={t.text}" for name, t in s.environment)
+        self.command = _SEP.join((shell, s.shell_executable, env, s.batch.job_definition or ""))
+        self.params = short_hash("")
+        self.resources = short_hash(_SEP.join((format_number(s.vcpus), str(s.memory), str(s.gpus))))
+        used = set(rule.shell.names if rule.shell is not None else ())
+        for _, template in s.environment:
+            used.update(template.names)
+        wildcards = set(rule.wildcards)
+        self.picks = tuple(i for i, name in enumerate(rule.namespace) if name in used and name not in wildcards)
+
+
+class Identity:
+    """Hashes and the full description of jobs, for records and for comparing with them."""
+
+    def __init__(self, base_dir: str):
+        self.base_dir = base_dir.rstrip("/") + "/"
+        self._rules: dict[Rule, _RulePart] = {}
+
+    def _part(self, rule: Rule) -> _RulePart:
+        part = self._rules.get(rule)
+        if part is None:
+            part = self._rules[rule] = _RulePart(rule)
+        return part
+
+    def hashes(self, job: Job) -> tuple[str, str, str, str]:
+        """(command, params, input, resources) of one job, in ``TRIGGERS`` order."""
+        part = self._part(job.rule)
+        command = part.command
+        if part.picks:
+            values = job.values + (job.row or ())
+            command += _SEP + _SEP.join(values[i] for i in part.picks)
+        inputs = _SEP.join(job.inputs).replace(self.base_dir, "")
+        return short_hash(command), part.params, short_hash(inputs), part.resources
+
+    def hashes_many(self, jobs: Iterable[Job]) -> dict[Job, tuple[str, str, str, str]]:
+        hashes = self.hashes
+        return {job: hashes(job) for job in jobs}
+
+    def relative(self, path: str) -> str:
+        return path[len(self.base_dir):] if not is_url(path) and path.startswith(self.base_dir) else path
+
+    def describe(self, job: Job) -> dict:
+        """The full record of what ``job`` is: shown by ``--explain`` when it changed."""
+        s = job.rule.settings
+        return {
+            "rule": job.rule.name,
+            "wildcards": job.wildcards,
+            "command": job.command(self.base_dir.rstrip("/")),
+            "shell": s.shell_executable,
+            "job_definition": s.batch.job_definition,
+            "params": {},
+            "inputs": [self.relative(p) for p in job.inputs],
+            "resources": {"vcpus": format_number(s.vcpus), "memory": s.memory, "gpus": s.gpus},
+        }
+
+
+def changed(old: tuple[str, ...], new: tuple[str, ...], triggers: Iterable[str]) -> str | None:
+    """The first trigger whose hash differs, or None."""
+    for name in triggers:
+        if name in TRIGGERS:
+            i = TRIGGERS.index(name)
+            if old[i] != new[i]:
+                return name
+    return None
+
+
+def explain(old: dict, new: dict) -> list[str]:
+    """A short diff of two job descriptions: what ``--explain`` prints under a changed job."""
+    import difflib
+
+    lines = []
+    if old.get("command") != new["command"]:
+        diff = difflib.unified_diff(str(old.get("command", "")).splitlines(), new["command"].splitlines(),
+                                    "recorded command", "command now", lineterm="", n=1)
+        lines += [line for line in diff if not line.startswith("@@")]
+    for key in ("shell", "job_definition", "params", "resources"):
+        if old.get(key) != new[key]:
+            lines.append(f"{key}: {old.get(key)!r} -> {new[key]!r}")
+    before, after = old.get("inputs", []), new["inputs"]
+    if before != after:
+        gone = [p for p in before if p not in set(after)]
+        added = [p for p in after if p not in set(before)]
+        lines += [f"- input {p}" for p in gone[:5]] + [f"+ input {p}" for p in added[:5]]
+        if not gone and not added:
+            lines.append("inputs: same paths, another order")
+    return lines
