@@ -4,18 +4,22 @@ from __future__ import annotations
 import os
 from typing import Callable, TextIO
 
-from .model import Workflow, is_url
+from .model import Job, Workflow, is_url
 from .planner import REASONS, Plan
 
 
 def display_path(path: str) -> str:
+    """How s3rules prints a path: URLs as they are, local paths relative to the current directory
+    (absolute when that would climb two levels or more). Either form works as a target."""
     if is_url(path):
         return path
     rel = os.path.relpath(path)
     return path if rel.startswith("../..") else rel
 
 
-def plan_table(plan: Plan, out: TextIO, list_jobs: bool = True) -> None:
+def plan_table(plan: Plan, out: TextIO, list_jobs: bool = True,
+               command: Callable[[Job], str] | None = None) -> None:
+    """The dry-run table; with ``command``, each pending job's command under it."""
     summary = plan.summary()
     rows = [(rule, s["pending"], s["done"], s["total"]) for rule, s in summary.items()]
     totals = tuple(sum(r[i] for r in rows) for i in (1, 2, 3))
@@ -34,12 +38,24 @@ def plan_table(plan: Plan, out: TextIO, list_jobs: bool = True) -> None:
     for job, reason in plan.pending.items():
         outputs = " ".join(display_path(o) for o in job.outputs)
         lines.append(f"  {reason:<10} {job.describe()}  {outputs}\n")
+        if command is not None:
+            lines.append(command_lines(command(job)))
     out.writelines(lines)
 
 
-def plan_json(plan: Plan) -> dict:
+def command_lines(text: str, indent: str = "      ") -> str:
+    """A command under its job: ``$ `` before the first line, every line indented."""
+    body = text.strip("\n").splitlines() or [""]
+    return "".join(f"{indent}{'$ ' if i == 0 else '  '}{line}\n" for i, line in enumerate(body))
+
+
+def plan_json(plan: Plan, command: Callable[[Job], str] | None = None) -> dict:
+    """The plan for scripts: local paths absolute; with ``command``, each job's ``command`` too."""
     jobs = [{"rule": job.rule.name, "wildcards": job.wildcards, "outputs": list(job.outputs), "reason": reason}
             for job, reason in plan.pending.items()]
+    if command is not None:
+        for doc, job in zip(jobs, plan.pending):
+            doc["command"] = command(job)
     summary = plan.summary()
     return {
         "jobs": jobs,

@@ -8,7 +8,7 @@ from __future__ import annotations
 import sys
 
 from ..errors import Interrupted, JobFailed, S3RulesError
-from .args import parse_args
+from .args import locate_batchfile, parse_args
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
@@ -16,9 +16,13 @@ EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
+        locate_batchfile(args)
         if args.command == "run":
             from .run import cmd_run
             return cmd_run(args)
+        if args.command == "clean":
+            from .clean import cmd_clean
+            return cmd_clean(args)
         from . import batch
         return getattr(batch, f"cmd_{args.command}")(args)
     except (JobFailed, Interrupted) as exc:

@@ -2,10 +2,21 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from .. import __version__
+from ..errors import S3RulesError
 from ..settings import EXECUTORS
+
+BATCHFILE = "Batchfile"
+BATCHFILE_SUFFIXES = (".Batchfile", ".batchfile")
+WHICH_BATCHFILE = (
+    "The Batchfile is FILE with -s FILE. Without -s, the first positional is the Batchfile when "
+    "its file name is Batchfile or ends in .Batchfile or .batchfile, or when there is no "
+    "./Batchfile and it is an existing file; otherwise the Batchfile is ./Batchfile and every "
+    "positional is a target. A target path is relative to the current directory, as s3rules "
+    "prints paths; when no rule makes that path, it is read relative to the Batchfile's directory.")
 
 
 def _config_pair(text: str) -> tuple[str, str]:
@@ -38,33 +49,44 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argument
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     run = sub.add_parser("run", help="run what is pending (or show it with -n)",
                          description="Run the jobs whose outputs are missing for the given targets or rules "
-                                     "(default: the first rule). With no positional argument the Batchfile "
-                                     "is ./Batchfile.")
+                                     "(default: the first rule). " + WHICH_BATCHFILE)
     _run_arguments(run)
 
     status = sub.add_parser("status", help="what is done, in flight on AWS Batch, and still to do",
                             description="Show each rule's jobs: done (outputs exist), in flight on AWS Batch "
-                                        "by state, or not submitted. Submits nothing.")
+                                        "by state, or not submitted. Submits nothing. " + WHICH_BATCHFILE)
     _workflow_arguments(status)
     status.add_argument("--watch", action="store_true", help="refresh until nothing is in flight")
     status.add_argument("--interval", type=float, default=10.0, metavar="SECONDS",
                         help="with --watch: seconds between refreshes (default: 10)")
 
-    logs = sub.add_parser("logs", help="print the CloudWatch log of the Batch job making TARGET")
-    logs.add_argument("batchfile", metavar="BATCHFILE")
-    logs.add_argument("target", metavar="TARGET", help="an output path of the job, relative to the Batchfile")
-    logs.add_argument("--config", action="append", default=[], type=_config_pair, metavar="KEY=VALUE")
+    logs = sub.add_parser("logs", help="print the CloudWatch log of the Batch job making TARGET",
+                          description="Print the CloudWatch log of the Batch job that makes TARGET, one "
+                                      "output path of the job. " + WHICH_BATCHFILE)
+    _workflow_arguments(logs, what="TARGET")
 
-    cancel = sub.add_parser("cancel", help="terminate this workflow's jobs still in flight on AWS Batch")
+    cancel = sub.add_parser("cancel", help="terminate this workflow's jobs still in flight on AWS Batch",
+                            description="Terminate this workflow's jobs still in flight on AWS Batch, after "
+                                        "confirmation. " + WHICH_BATCHFILE)
     _workflow_arguments(cancel)
     cancel.add_argument("-y", "--yes", action="store_true", help="do not ask for confirmation")
+
+    clean = sub.add_parser("clean", help="delete the outputs of the jobs under the targets",
+                           description="Delete the existing outputs of every job under the given targets or "
+                                       "rules (default: the first rule), after listing them and asking. "
+                                       "Source files, which no rule makes, are never deleted. " + WHICH_BATCHFILE)
+    _workflow_arguments(clean)
+    clean.add_argument("-n", "--dry-run", action="store_true", help="list what would be deleted; delete nothing")
+    clean.add_argument("-y", "--yes", action="store_true", help="do not ask for confirmation")
+    clean.add_argument("--logs", action="store_true",
+                       help="also delete the jobs' local log files (.s3rules/logs/ beside the Batchfile)")
     return parser, dict(sub.choices)
 
 
 def _run_arguments(run: argparse.ArgumentParser) -> None:
-    run.add_argument("batchfile", nargs="?", default=None, metavar="BATCHFILE")
-    run.add_argument("targets", nargs="*", metavar="TARGET|RULE",
-                     help="output paths (relative to the Batchfile's directory) or rule names")
+    _workflow_arguments(run)
+    run.add_argument("-p", "--print-commands", action="store_true",
+                     help="print each pending job's command (with -n: under the job; else before running)")
     run.add_argument("-n", "--dry-run", action="store_true", help="show what is pending and why; run nothing")
     run.add_argument("--json", action="store_true", help="with -n: print the plan as one JSON document")
     run.add_argument("-f", "--force", action="append", default=[], metavar="TARGET",
@@ -80,8 +102,6 @@ def _run_arguments(run: argparse.ArgumentParser) -> None:
                      help="parallel local jobs (default: number of cores)")
     run.add_argument("-k", "--keep-going", action="store_true",
                      help="after a failure, carry on with the jobs that do not depend on it")
-    run.add_argument("--config", action="append", default=[], type=_config_pair, metavar="KEY=VALUE",
-                     help="override a Batchfile variable (repeatable)")
     run.add_argument("--executor", choices=tuple(EXECUTORS), default=None,
                      help="where jobs run (default: the Batchfile's `executor:`, else local)")
     run.add_argument("--dag", action="store_true", help="print the job graph in Graphviz DOT and exit")
@@ -95,10 +115,15 @@ def _run_arguments(run: argparse.ArgumentParser) -> None:
                           "nothing changes (default: 2)")
 
 
-def _workflow_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("batchfile", nargs="?", default=None, metavar="BATCHFILE")
-    p.add_argument("targets", nargs="*", metavar="TARGET|RULE")
-    p.add_argument("--config", action="append", default=[], type=_config_pair, metavar="KEY=VALUE")
+def _workflow_arguments(p: argparse.ArgumentParser, what: str = "TARGET|RULE") -> None:
+    p.add_argument("words", nargs="*", metavar=what,
+                   help="output paths (relative to the current directory) or rule names; the first may "
+                        "be the Batchfile (see above)" if what != "TARGET" else
+                        "an output path of the job; it may be preceded by the Batchfile (see above)")
+    p.add_argument("-s", "--batchfile", default=None, metavar="FILE",
+                   help="the Batchfile (default: the first positional if it names one, else ./Batchfile)")
+    p.add_argument("--config", action="append", default=[], type=_config_pair, metavar="KEY=VALUE",
+                   help="override a Batchfile variable (repeatable)")
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -109,3 +134,32 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args = commands[argv[0]].parse_intermixed_args(argv[1:])
     args.command = argv[0]
     return args
+
+
+def names_a_batchfile(word: str) -> bool:
+    """The rule for a first positional without -s (``WHICH_BATCHFILE`` says it to users)."""
+    name = os.path.basename(word)
+    if name == BATCHFILE or name.endswith(BATCHFILE_SUFFIXES):
+        return True
+    return not os.path.isfile(BATCHFILE) and os.path.isfile(word)
+
+
+def locate_batchfile(args: argparse.Namespace) -> None:
+    """Split the positionals into ``args.batchfile`` and ``args.targets`` (``args.target`` for logs)."""
+    words = list(args.words)
+    if args.batchfile is None:
+        if words and names_a_batchfile(words[0]):
+            args.batchfile = words.pop(0)
+        elif os.path.isfile(BATCHFILE):
+            args.batchfile = BATCHFILE
+        else:
+            first = f", and {words[0]!r} is not a Batchfile" if words else ""
+            raise S3RulesError(
+                f"no such Batchfile: there is no ./Batchfile in {os.getcwd()}{first}; run s3rules in the "
+                "directory that holds the Batchfile, or name it with -s FILE (or as the first argument)")
+    args.targets = words
+    if args.command == "logs":
+        if len(words) != 1:
+            raise S3RulesError(f"logs takes one TARGET, an output path of the Batch job whose log to print "
+                               f"(got {len(words)}: {' '.join(words) or 'none'})")
+        args.target = words[0]

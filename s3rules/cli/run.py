@@ -43,11 +43,12 @@ def _cmd_run(args, collecting: bool) -> int:
     if args.rulegraph:
         views.rulegraph_dot(the_plan, out)
         return EXIT_OK
+    command = _command_of(workflow, args) if args.print_commands else None
     if args.dry_run:
         if args.json:
-            views.write_json(views.plan_json(the_plan), out)
+            views.write_json(views.plan_json(the_plan, command), out)
         else:
-            views.plan_table(the_plan, out, list_jobs=not args.quiet)
+            views.plan_table(the_plan, out, list_jobs=not args.quiet or command is not None, command=command)
         return EXIT_OK
     if args.json:
         raise S3RulesError("--json goes with -n/--dry-run")
@@ -55,9 +56,32 @@ def _cmd_run(args, collecting: bool) -> int:
         if not args.quiet:
             print("s3rules: nothing to do: every requested target exists", file=sys.stderr)
         return EXIT_OK
+    if command is not None:
+        _print_commands(the_plan, command, out)
     if collecting:
         gc.enable()
     return execute(workflow, the_plan, storage, args)
+
+
+def _command_of(workflow, args):
+    """Job -> its command as its executor runs it (local jobs: paths relative to the Batchfile's
+    directory, where they run; AWS Batch: paths as they are)."""
+    def command(job) -> str:
+        local = (args.executor or job.rule.settings.executor) == "local"
+        return job.command(workflow.base_dir if local else None)
+    return command
+
+
+def _print_commands(the_plan, command, out) -> None:
+    """-p on a real run: every pending job and its command, before anything runs."""
+    from ..views import command_lines
+    n = len(the_plan.pending)
+    lines = [f"s3rules: {n} job{'s' if n != 1 else ''} to run:\n"]
+    for job in the_plan.pending:
+        lines.append(f"  {job.describe()}\n")
+        lines.append(command_lines(command(job), "    "))
+    out.writelines(lines)
+    out.flush()
 
 
 def execute(workflow, the_plan, storage, args) -> int:

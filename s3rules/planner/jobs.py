@@ -276,15 +276,18 @@ class Planner:
         return path if rel.startswith("../..") else rel
 
     def resolve_targets(self, names: Iterable[str]) -> list[Job | str]:
-        """Rule names become their jobs; paths (relative to the Batchfile) their producing job."""
+        """Rule names become their jobs; paths their producing job, or stay a source path.
+
+        A local path is read relative to the current directory first (that is how s3rules
+        prints paths), then relative to the Batchfile's directory (see ``target_path``).
+        """
         out: list[Job | str] = []
         for name in names:
             rule = self.wf.rules.get(name)
             if rule is not None:
                 out.extend(self.jobs_of_rule(rule))
                 continue
-            path = resolve_path(name, self.wf.base_dir)
-            job = self.producer(path)
+            path, job = self.target_path(name)
             if job is None:
                 if "/" not in name and "." not in name and not is_url(name):
                     hint = closest_rule(name, self.wf)
@@ -296,6 +299,26 @@ class Planner:
                 out.append(job)
         return out
 
+    def target_path(self, name: str) -> tuple[str, Job | None]:
+        """(path, producing job or None) for a target path typed on the command line.
+
+        The path relative to the current directory wins when a rule makes it; else the path
+        relative to the Batchfile's directory when a rule makes that. A path no rule makes is
+        a source: the current-directory one if that file exists, else the Batchfile one.
+        """
+        if is_url(name):
+            return name, self.producer(name)
+        here = os.path.abspath(name)
+        job = self.producer(here)
+        if job is not None:
+            return here, job
+        there = resolve_path(name, self.wf.base_dir)
+        if there == here:
+            return here, None
+        job = self.producer(there)
+        if job is not None:
+            return there, job
+        return (here if os.path.lexists(here) else there), None
 
 def closest_rule(name: str, workflow: Workflow) -> str | None:
     """The rule name most like a mistyped ``name``, for error hints."""
