@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 from .executors.base import Executor, Handle, Outcome
 from .model import Job
-from .planner import Plan
+from .planner import INCOMPLETE, Plan
 
 
 @dataclass
@@ -25,6 +25,7 @@ class RunResult:
     succeeded: list[Job] = field(default_factory=list)
     failed: list[tuple[Job, Outcome]] = field(default_factory=list)
     not_run: list[Job] = field(default_factory=list)
+    blocked: list[Job] = field(default_factory=list)   # of not_run: those that need a failed job
     interrupted: bool = False
     detached: bool = False
     removed: list[str] = field(default_factory=list)   # outputs of failed jobs that were removed
@@ -94,6 +95,8 @@ class Runner:
         self.active: set[Job] = set()
         self.result = RunResult()
         self.ledger = ledger
+        # the records the pending jobs had, put back when a failed rerun leaves their outputs as they were
+        self.previous = ledger.lookup(plan.pending) if ledger is not None else {}
         self.unplaced: list[Job] = []    # submitted, their pid or job id not yet recorded
         self._recorded: set[Job] = set()  # recorded as started
         self.where: dict[Job, str] = {}   # "local:<pid>", "batch:<job id>"
@@ -115,6 +118,7 @@ class Runner:
                 self.ledger.close()
         settled = set(self.result.succeeded) | {j for j, _ in self.result.failed}
         self.result.not_run = [j for j in self.plan.pending if j not in settled]
+        self.result.blocked = [j for j in self.result.not_run if j in self.schedule.blocked]
         self.reporter.close(self.result)
         return self.result
 
@@ -245,8 +249,19 @@ class Runner:
                 "log": outcome.log_path}
 
     def _record_failed(self, job: Job, outcome: Outcome) -> None:
-        if self.ledger is not None:
-            self.ledger.failed([(job, self._details(job, outcome))])
+        """A failed job's record says so; but when every output is back as it was before the run
+        (put back, or never touched) and was trusted then (the job ran because it was forced or
+        changed, not because it was incomplete), so is the record those outputs had."""
+        if self.ledger is None:
+            return
+        previous = self.previous.get(job)
+        if self.plan.pending.get(job) != INCOMPLETE and (previous is None or not previous.open):
+            before, restored = self.plan.mtimes, set(self.result.restored)
+            now = self.storage.stat_many(job.outputs)
+            if len(now) == len(job.outputs) and all(before.get(o) == t or o in restored for o, t in now.items()):
+                self.ledger.restore(job, previous)
+                return
+        self.ledger.failed([(job, self._details(job, outcome))])
 
     def fail(self, job: Job, outcome: Outcome) -> None:
         self.result.removed += self.discard_partial_outputs(job)
@@ -269,15 +284,17 @@ class Runner:
         pending as incomplete, so nothing is removed. Outputs set aside before the job ran are
         put back first, over whatever the job left there.
         """
+        restored = set()
         for out, aside in self.aside.pop(job, ()):
             self.storage.put_back(out, aside)
+            restored.add(out)
             self.result.restored.append(out)
         self.storage.invalidate(job.outputs)
         mtimes = self.storage.stat_many(job.outputs)
         if len(mtimes) < len(job.outputs):
             return []
         before = self.plan.mtimes
-        written = [o for o in job.outputs if mtimes[o] != before.get(o)]
+        written = [o for o in job.outputs if mtimes[o] != before.get(o) and o not in restored]
         for path in written:
             self.storage.remove(path)
         self.storage.invalidate(written)

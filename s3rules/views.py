@@ -37,7 +37,7 @@ def plan_table(plan: Plan, out: TextIO, list_jobs: bool = True,
     lines = []
     for job, reason in plan.pending.items():
         outputs = " ".join(display_path(o) for o in job.outputs)
-        lines.append(f"  {reason:<10} {job.describe()}  {outputs}\n")
+        lines.append(f"  {reason:<17} {job.describe()}  {outputs}\n")
         if command is not None:
             lines.append(command_lines(command(job)))
     out.writelines(lines)

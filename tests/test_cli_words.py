@@ -212,7 +212,7 @@ def test_print_commands_under_each_pending_job_in_a_dry_run(tmp_path):
     r = s3rules("run", "-n", "-p", str(bf), "out/counts/A.txt", cwd=tmp_path)
     assert r.returncode == 0, r.stderr
     lines = r.stdout.splitlines()
-    trim = lines.index("  missing    trim[sample=A]  wf/out/trim/A.txt")
+    trim = lines.index("  missing           trim[sample=A]  wf/out/trim/A.txt")
     assert lines[trim + 1] == "      $ tr a-z A-Z < data/A.txt > out/trim/A.txt"   # run in the Batchfile's dir
     count = next(i for i, line in enumerate(lines) if "count[sample=A]" in line)
     assert lines[count + 1:count + 3] == ["      $ wc -l < out/trim/A.txt > out/counts/A.txt",

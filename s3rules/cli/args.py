@@ -83,6 +83,9 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argument
     return parser, dict(sub.choices)
 
 
+TRIGGER_WORDS = ("command", "params", "input", "resources", "mtime", "none")
+
+
 def _run_arguments(run: argparse.ArgumentParser) -> None:
     _workflow_arguments(run)
     run.add_argument("-p", "--print-commands", action="store_true",
@@ -95,7 +98,18 @@ def _run_arguments(run: argparse.ArgumentParser) -> None:
                      help="rerun every job of RULE (repeatable)")
     run.add_argument("-F", "--forceall", action="store_true", help="rerun every job")
     run.add_argument("--rerun-stale", action="store_true",
-                     help="also rerun jobs whose outputs are older than an input (Make's rule)")
+                     help="also rerun jobs whose outputs are older than an input (Make's rule; the same "
+                          "as adding mtime to --rerun-triggers)")
+    run.add_argument("--rerun-triggers", nargs="+", choices=TRIGGER_WORDS, default=None, metavar="TRIGGER",
+                     help="which differences from a job's record rerun it: any of command params input "
+                          "resources mtime, or none (default: command params input resources)")
+    run.add_argument("--explain", action="store_true",
+                     help="with -n: under each changed job, what changed since it last ran")
+    run.add_argument("--touch", action="store_true",
+                     help="record every job whose outputs exist as done with today's command, inputs and "
+                          "resources, and run nothing")
+    run.add_argument("--nolock", action="store_true",
+                     help="do not lock the workspace (for experts: two runs may then write the same outputs)")
     run.add_argument("--until", action="append", default=[], metavar="TARGET|RULE",
                      help="run only what these targets or rules need, and stop there")
     run.add_argument("-j", "--jobs", type=_positive, default=None,

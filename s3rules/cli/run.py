@@ -1,13 +1,16 @@
 """``s3rules run``: load, plan, then show the plan or run it on the executor the rules name."""
 from __future__ import annotations
 
+import contextlib
 import gc
 import os
 import sys
 
 from ..errors import Interrupted, JobFailed, S3RulesError
 from ..settings import EXECUTORS
-from . import EXIT_INTERRUPTED, EXIT_OK
+from ..ledger import Ledger
+from ..workspace import Workspace
+from . import EXIT_INTERRUPTED, EXIT_OK, records
 
 
 def cmd_run(args) -> int:
@@ -25,7 +28,6 @@ def cmd_run(args) -> int:
 def _cmd_run(args, collecting: bool) -> int:
     from .. import views
     from ..language.loader import load_workflow
-    from ..planner import plan
     from ..storage import Storage
 
     batchfile = args.batchfile or "Batchfile"
@@ -35,8 +37,51 @@ def _cmd_run(args, collecting: bool) -> int:
         views.rule_list(workflow, out)
         return EXIT_OK
     storage = Storage()
-    the_plan = plan(workflow, storage, args.targets, force=args.force, forcerun=args.forcerun,
-                    forceall=args.forceall, until=args.until, rerun_stale=args.rerun_stale)
+    state_dir = os.path.join(workflow.base_dir, ".s3rules")
+    ledger = Ledger(storage, workflow.base_dir, state_dir)
+    looking = args.dag or args.rulegraph or args.dry_run
+    workspace = None if looking or args.nolock else Workspace(state_dir)
+    with workspace or contextlib.nullcontext():   # no other run plans or registers meanwhile
+        the_plan = _plan(workflow, storage, ledger, args, workspace)
+        code = _show_or_touch(workflow, the_plan, ledger, storage, args, out)
+        if code is not None:
+            return code
+        if workspace is not None:
+            workspace.register([o for job in the_plan.pending for o in job.outputs], " ".join(sys.argv))
+    try:
+        if collecting:
+            gc.enable()
+        return execute(workflow, the_plan, storage, args, ledger, workspace.notes if workspace else [])
+    finally:
+        if workspace is not None:
+            workspace.release()
+
+
+def _plan(workflow, storage, ledger, args, workspace=None):
+    """The plan, made again when jobs an earlier run left turn out to have finished.
+
+    Jobs another live run is running look interrupted from here: that run is named first.
+    """
+    from ..planner import plan
+    chosen = records.triggers(args)
+
+    def make():
+        return plan(workflow, storage, args.targets, force=args.force, forcerun=args.forcerun,
+                    forceall=args.forceall, until=args.until, rerun_stale="mtime" in chosen, ledger=ledger,
+                    triggers=chosen)
+    the_plan = make()
+    left = records.left_open(the_plan, ledger)
+    if left and workspace is not None:
+        workspace.check({o for job in left for o in job.outputs})
+    if left and records.settle(left, ledger, storage, running=workspace is not None):
+        storage.invalidate([o for job in left for o in job.outputs])
+        the_plan = make()
+    return the_plan
+
+
+def _show_or_touch(workflow, the_plan, ledger, storage, args, out) -> int | None:
+    """--dag, --rulegraph, -n and --touch end here (an exit status); a run goes on (None)."""
+    from .. import views
     if args.dag:
         views.dag_dot(the_plan, out)
         return EXIT_OK
@@ -49,18 +94,23 @@ def _cmd_run(args, collecting: bool) -> int:
             views.write_json(views.plan_json(the_plan, command), out)
         else:
             views.plan_table(the_plan, out, list_jobs=not args.quiet or command is not None, command=command)
+            if not args.quiet:
+                records.interrupted_note(the_plan, out)
+            if args.explain:
+                records.explain(the_plan, ledger, out)
         return EXIT_OK
-    if args.json:
-        raise S3RulesError("--json goes with -n/--dry-run")
+    if args.json or args.explain:
+        raise S3RulesError(f"{'--json' if args.json else '--explain'} goes with -n/--dry-run")
+    if args.touch:
+        records.touch(the_plan, ledger, storage, args.quiet)
+        return EXIT_OK
     if not the_plan.pending:
         if not args.quiet:
             print("s3rules: nothing to do: every requested target exists", file=sys.stderr)
         return EXIT_OK
     if command is not None:
         _print_commands(the_plan, command, out)
-    if collecting:
-        gc.enable()
-    return execute(workflow, the_plan, storage, args)
+    return None
 
 
 def _command_of(workflow, args):
@@ -84,7 +134,7 @@ def _print_commands(the_plan, command, out) -> None:
     out.flush()
 
 
-def execute(workflow, the_plan, storage, args) -> int:
+def execute(workflow, the_plan, storage, args, ledger=None, notes=()) -> int:
     """Run the pending jobs on the one executor their rules (or --executor) name."""
     from ..executors.base import RunOptions
     from ..executors.registry import executor_class
@@ -102,9 +152,12 @@ def execute(workflow, the_plan, storage, args) -> int:
                          say=reporter.message)
     executor = executor_class(kinds.pop()).create(options, storage)
     executor.check(list(the_plan.pending))
-    for note in executor.notes:
+    for note in [*notes, *executor.notes]:
         reporter.message(f"s3rules: note: {note}")
-    result = Runner(the_plan, executor, storage, reporter, keep_going=args.keep_going, detach=args.detach).run()
+    result = Runner(the_plan, executor, storage, reporter, keep_going=args.keep_going, detach=args.detach,
+                    ledger=ledger).run()
+    for note in ledger.notes if ledger is not None else ():
+        reporter.message(f"s3rules: note: {note}")
     if result.detached:
         print("\n".join(executor.detached(workflow.path, result.interrupted)), file=sys.stderr)
         return EXIT_OK if args.detach and not result.interrupted else EXIT_INTERRUPTED
@@ -150,9 +203,13 @@ def failure_report(result) -> str:
         lines.insert(0, f"interrupted: {_count(len(stopped))} stopped, {len(result.succeeded)} finished, "
                         f"{len(result.not_run)} never started" + (f", {len(failed)} failed" if failed else ""))
         return "\n".join(lines)
-    if result.not_run:
-        lines.append(f"{len(result.not_run)} job{'s were' if len(result.not_run) != 1 else ' was'} not run "
-                     "because a job they need failed")
+    blocked = len(result.blocked)
+    if blocked:
+        lines.append(f"{blocked} job{'s were' if blocked != 1 else ' was'} not run because a job they need failed")
+    unstarted = len(result.not_run) - blocked
+    if unstarted:
+        lines.append(f"{unstarted} job{'s' if unstarted != 1 else ''} that need no failed job never started: "
+                     "s3rules stops at the first failure; -k (--keep-going) runs them")
     n = len(failed)
     lines.insert(0, f"{_count(n)} failed" if n else "the run did not finish")
     return "\n".join(lines)

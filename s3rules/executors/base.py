@@ -59,6 +59,12 @@ class Executor(ABC):
     def create(cls, options: RunOptions, storage) -> "Executor":
         """The executor for one run (the registry calls this)."""
 
+    @classmethod
+    def settle(cls, placed: dict[Job, str]) -> dict[Job, str]:
+        """What became of jobs an earlier run started here and never saw end (``placed``: job ->
+        the id it had here): "SUCCEEDED", "FAILED" or "RUNNING"; a job left out is unknown."""
+        return {}
+
     def check(self, jobs: list[Job]) -> None:
         """Before anything is submitted: refuse, with a user error, what cannot run here."""
 

@@ -50,6 +50,19 @@ class BatchExecutor(Executor):
                    poll_limit=max(POLL_LIMIT, options.poll_interval), storage=storage, say=options.say,
                    planned_mtimes=options.planned_mtimes)
 
+    @classmethod
+    def settle(cls, placed: dict[Job, str]) -> dict[Job, str]:
+        """Batch's word on jobs a detached or killed run left (DescribeJobs, 100 ids a call;
+        an array child is described by its ``parent:index`` id)."""
+        from ..aws.service import BatchService
+        found = BatchService().describe(set(placed.values()))
+        states = {}
+        for job, job_id in placed.items():
+            status = found.get(job_id, {}).get("status")
+            if status:
+                states[job] = status if status in ("SUCCEEDED", "FAILED") else "RUNNING"
+        return states
+
     def check(self, jobs: list[Job]) -> None:
         """Before anything is submitted: every queue and job definition exists and is usable."""
         specs = {(j.rule.settings.batch.queue, j.rule.settings.batch.job_definition) for j in jobs}

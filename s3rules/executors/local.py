@@ -39,6 +39,15 @@ def tail(path: str, lines: int = 15) -> list[str]:
     return data.splitlines()[-lines:]
 
 
+def _ended(pid: str) -> bool:
+    """A zombie (ended, not yet reaped by whoever adopted it) runs nothing any more."""
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().rsplit(")", 1)[1].split()[0] in ("Z", "X")
+    except (OSError, IndexError):
+        return False
+
+
 class LocalExecutor(Executor):
     name = "local"
 
@@ -59,6 +68,19 @@ class LocalExecutor(Executor):
     @classmethod
     def create(cls, options: RunOptions, storage) -> "LocalExecutor":
         return cls(options.base_dir, os.path.join(options.state_dir, "logs"), options.jobs)
+
+    @classmethod
+    def settle(cls, placed: dict[Job, str]) -> dict[Job, str]:
+        """A job whose process still runs (its s3rules was killed) is RUNNING: every job here leads
+        its own session, so a live pid that leads no session is another process now."""
+        running = {}
+        for job, pid in placed.items():
+            try:
+                if pid.isdigit() and os.getsid(int(pid)) == int(pid) and not _ended(pid):
+                    running[job] = "RUNNING"
+            except OSError:
+                pass
+        return running
 
     @property
     def notes(self) -> list[str]:

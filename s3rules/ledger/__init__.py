@@ -19,7 +19,7 @@ from ..model import Job
 from .identity import ALL_TRIGGERS, DEFAULT_TRIGGERS, TRIGGERS, Identity, changed, explain
 from .journal import Journal
 from .objects import Objects
-from .records import FAILED, FINISHED, STARTED, Record
+from .records import FAILED, FINISHED, STARTED, UNRECORDED, Record
 
 __all__ = ["Ledger", "Record", "TRIGGERS", "ALL_TRIGGERS", "DEFAULT_TRIGGERS", "STARTED", "FINISHED",
            "FAILED", "changed"]
@@ -33,6 +33,7 @@ class Ledger:
         self.identity = Identity(base_dir)
         self.journal = Journal(os.path.join(state_dir, "ledger"), base_dir)
         self.objects = Objects(storage)
+        self.notes: list[str] = []   # what the person running s3rules should know (said once)
 
     def _is_local(self, job: Job) -> bool:
         return self.storage.is_local(job.outputs[0])
@@ -44,6 +45,9 @@ class Ledger:
 
     def lookup(self, jobs: Iterable[Job]) -> dict[Job, Record]:
         """The last record of each job that has one."""
+        return {job: rec for job, rec in self._lookup(jobs).items() if rec.state != UNRECORDED}
+
+    def _lookup(self, jobs: Iterable[Job]) -> dict[Job, Record]:
         local, remote = [], []
         for job in jobs:
             (local if self._is_local(job) else remote).append(job)
@@ -80,13 +84,22 @@ class Ledger:
             rec = Record(now, state, self.identity.hashes(job), where)
             if self._is_local(job):
                 local.append((self._key(job), rec))
-                if state != STARTED:
-                    self.journal.write_body(self._key(job), {**self.describe(job), **details, "state": state,
-                                                             "where": where, "time": now})
+                if state != STARTED and not self.notes:
+                    try:
+                        self.journal.write_body(self._key(job), {**self.describe(job), **details, "state": state,
+                                                                 "where": where, "time": now})
+                    except OSError:
+                        pass   # only --explain misses it; the journal line below says the rest
             else:
                 remote.append((job, rec, {**self.describe(job), **details, "state": state, "where": where,
                                           "time": now}))
-        self.journal.append(local)
+        if local and not self.notes:
+            try:
+                self.journal.append(local)
+            except OSError as exc:   # .s3rules/ is in the way: say so once, run on unrecorded
+                self.notes.append(f"cannot keep the job ledger in {self.journal.directory} ({exc.strerror or exc}); "
+                                  "this run's local jobs are not recorded, so a crash could leave a half-written "
+                                  "output that counts as done. Move what is in the way.")
         self.objects.write(remote)
 
     def started(self, jobs: Iterable[Job], where: dict[Job, str] | None = None) -> None:
@@ -97,12 +110,41 @@ class Ledger:
         """Jobs whose outputs are complete; ``outputs`` maps each output to its mtime."""
         details = details or {}
         self.record([(job, details.get(job, {}).get("where", ""),
-                      {**details.get(job, {}), "outputs": {self.identity.relative(o): {"mtime": outputs.get(o)}
+                      {**details.get(job, {}), "outputs": {self.identity.relative(o): self._written(o, outputs)
                                                            for o in job.outputs}})
                      for job in jobs], FINISHED)
 
+    def _written(self, path: str, mtimes: dict[str, float]) -> dict:
+        """What a record keeps of an output: its mtime, and its size where that costs no request."""
+        facts: dict = {"mtime": mtimes.get(path)}
+        if self.storage.is_local(path):
+            try:
+                facts["size"] = os.path.getsize(path)
+            except OSError:
+                pass
+        return facts
+
+    def where(self, jobs: Iterable[Job]) -> dict[Job, str]:
+        """Where each job's last record says it ran ("local:<pid>", "batch:<job id>"), if known."""
+        return {job: rec.where for job, rec in self.lookup(jobs).items() if rec.where}
+
     def failed(self, jobs: list[tuple[Job, dict]]) -> None:
         self.record([(job, d.get("where", ""), d) for job, d in jobs], FAILED)
+
+    def restore(self, job: Job, previous: Record | None) -> None:
+        """A failed rerun left the previous outputs as they were: so is their record again (or
+        none, for outputs that had none)."""
+        now = time.time()
+        rec = (previous._replace(time=now, name="") if previous is not None
+               else Record(now, UNRECORDED, self.identity.hashes(job)))
+        if self._is_local(job):
+            if not self.notes:
+                try:
+                    self.journal.append([(self._key(job), rec)])
+                except OSError:
+                    pass
+        else:
+            self.objects.write([(job, rec, {"state": rec.state, "restored": True, "time": now})])
 
     def close(self) -> None:
         """Delete superseded records and keep the journal short; best effort."""

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-STARTED, FINISHED, FAILED = "s", "f", "x"
+STARTED, FINISHED, FAILED, UNRECORDED = "s", "f", "x", "n"   # "n": as if there were no record
 
 
 class Record(NamedTuple):

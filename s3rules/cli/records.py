@@ -1,0 +1,101 @@
+"""The job ledger around ``s3rules run``: which triggers count, what earlier runs left, --touch, --explain."""
+from __future__ import annotations
+
+import sys
+
+from ..errors import S3RulesError
+from ..ledger import DEFAULT_TRIGGERS, Ledger
+from ..settings import EXECUTORS
+
+
+def triggers(args) -> tuple[str, ...]:
+    """--rerun-triggers (default: all but mtime), plus mtime for --rerun-stale."""
+    chosen = tuple(args.rerun_triggers) if args.rerun_triggers else DEFAULT_TRIGGERS
+    if "none" in chosen:
+        if len(chosen) > 1:
+            raise S3RulesError("--rerun-triggers none goes alone: it means outputs that exist are done")
+        chosen = ()
+    if args.rerun_stale and "mtime" not in chosen:
+        chosen += ("mtime",)
+    return chosen
+
+
+def left_open(the_plan, ledger: Ledger) -> list:
+    """Pending jobs whose last record says an earlier run started them and never saw them end
+    (the interrupted ones, and those whose outputs are not there, maybe not yet)."""
+    return [job for job, rec in ledger.lookup(the_plan.pending).items() if rec.open]
+
+
+def settle(jobs: list, ledger: Ledger, storage, running: bool = True) -> bool:
+    """Jobs an earlier run started and never saw end: ask where they ran what became of them.
+
+    One that succeeded (a Batch job that finished while no s3rules watched) with every output
+    present is recorded as finished: True means the plan must be made again. One still running
+    as a local process (its s3rules was killed) stops this run (``running``: not a dry run),
+    which would write the same files; Batch jobs still in flight are reused by the Batch
+    executor, never submitted again.
+    """
+    from ..executors.registry import executor_class
+
+    placed: dict[str, dict] = {}
+    for job, where in ledger.where(jobs).items():
+        kind, _, ident = where.partition(":")
+        if kind in EXECUTORS and ident:
+            placed.setdefault(kind, {})[job] = ident
+    states = {}
+    for kind, jobs in placed.items():
+        try:
+            states.update({job: (kind, state) for job, state in executor_class(kind).settle(jobs).items()})
+        except S3RulesError as exc:   # AWS unreachable: the jobs stay incomplete and run again
+            print(f"s3rules: note: cannot ask {kind} what became of {len(jobs)} interrupted jobs ({exc}); "
+                  "they count as incomplete", file=sys.stderr)
+    orphans = [job for job, (kind, state) in states.items() if kind == "local" and state == "RUNNING"]
+    if orphans and running:
+        job = orphans[0]
+        raise S3RulesError(
+            f"job {job.describe()} of an earlier run is still running as process {placed['local'][job]} "
+            f"(and {len(orphans) - 1} more), although the s3rules that started it is gone; a new run would write "
+            "the same files. Wait for it to end, or stop it with `s3rules cancel`, then run again.")
+    done = [job for job, (_, state) in states.items() if state == "SUCCEEDED"]
+    if not done:
+        return False
+    present = storage.stat_many([o for job in done for o in job.outputs])
+    complete = [job for job in done if all(o in present for o in job.outputs)]
+    ledger.finished(complete, present, {job: {"where": f"batch:{placed['batch'][job]}"} for job in complete})
+    ledger.close()
+    return bool(complete)
+
+
+def touch(the_plan, ledger: Ledger, storage, quiet: bool) -> None:
+    """--touch: jobs whose outputs all exist are recorded as done, as they are today."""
+    jobs = [job for job in the_plan.jobs if job.outputs]
+    present = storage.stat_many([o for job in jobs for o in job.outputs])
+    complete = [job for job in jobs if all(o in present for o in job.outputs)]
+    ledger.finished(complete, present, {job: {"where": "touch"} for job in complete})
+    ledger.close()
+    if not quiet:
+        left = len(jobs) - len(complete)
+        print(f"s3rules: recorded {len(complete)} job{'s' if len(complete) != 1 else ''} as done with today's "
+              "commands, inputs and resources" + (f"; {left} with missing outputs left as they are" if left else ""),
+              file=sys.stderr)
+
+
+def explain(the_plan, ledger: Ledger, out, limit: int = 20) -> None:
+    """--explain: under each changed job, a short diff of its record and today's job."""
+    changed = [(job, why) for job, why in the_plan.pending.items() if why.startswith("changed")]
+    if not changed:
+        return
+    out.write("\nwhat changed:\n")
+    for job, why in changed[:limit]:
+        out.write(f"  {job.describe()} ({why})\n")
+        out.writelines(f"      {line}\n" for line in ledger.explain(job))
+    if len(changed) > limit:
+        out.write(f"  ... and {len(changed) - limit} more\n")
+
+
+def interrupted_note(the_plan, out) -> None:
+    """-n: say that the last run was interrupted, and what that means."""
+    n = len(the_plan.interrupted)
+    if n:
+        out.write(f"\nthe last run was interrupted: {n} job{'s' if n != 1 else ''} started and never finished, so "
+                  "their outputs do not count as done (reason: incomplete)\n")
