@@ -1,17 +1,24 @@
-"""``s3rules status``, ``logs`` and ``cancel``: what is on AWS Batch for a workflow.
+"""``s3rules status``, ``logs`` and ``cancel``: what a workflow's jobs are doing, wherever they run.
 
-Kept apart from ``run`` so local use never imports boto3. Every command works from the
-Batchfile and what S3 and Batch say now: there is no local state to lose or corrupt.
+Local jobs (``executor: local``) are looked up in the job ledger (``.s3rules/`` beside the
+Batchfile), their log files and the process table; Batch jobs on AWS Batch, as before the ledger.
+boto3 is imported only when some job in question runs on Batch, so a local workflow needs no AWS
+set-up. Nothing here writes: the Batchfile, the outputs, the ledger and Batch say everything, so
+these commands keep no state of their own to lose or corrupt.
 """
 from __future__ import annotations
 
+import os
+import signal
 import sys
 import time
 from collections import Counter
 
-from ..aws.jobspec import ACTIVE_STATES, job_spec
 from ..errors import PlanError, S3RulesError
 from . import EXIT_FAILED, EXIT_OK
+
+#: how long ``cancel`` lets a local job's processes end after SIGTERM before it sends SIGKILL
+STOP_GRACE = 5.0
 
 
 def _service():
@@ -19,52 +26,135 @@ def _service():
     return BatchService()
 
 
+def _submitter():
+    from ..aws.submitter import Submitter
+    return Submitter(_service())
+
+
+def _on_batch(job) -> bool:
+    return job.rule.settings.executor == "batch"
+
+
+def _state_dir(workflow) -> str:
+    return os.path.join(workflow.base_dir, ".s3rules")
+
+
+class _LocalRecords:
+    """The ledger as the planner sees it here: records of local jobs only, so Batch jobs are
+    counted from S3 and Batch alone, as they always were (and their records are never read)."""
+
+    def __init__(self, ledger):
+        self.ledger, self.identity = ledger, ledger.identity
+
+    def lookup(self, jobs):
+        return self.ledger.lookup(job for job in jobs if not _on_batch(job))
+
+
 def _load(args):
+    """The workflow, its plan (local jobs read with the ledger, as ``run`` would) and the ledger."""
     from ..language.loader import load_workflow
+    from ..ledger import DEFAULT_TRIGGERS, Ledger
     from ..planner import plan
     from ..storage import Storage
     workflow = load_workflow(args.batchfile or "Batchfile", dict(args.config))
-    the_plan = plan(workflow, Storage(), getattr(args, "targets", []) or [], check_sources=False)
-    return workflow, the_plan
+    storage = Storage()
+    ledger = Ledger(storage, workflow.base_dir, _state_dir(workflow))
+    the_plan = plan(workflow, storage, getattr(args, "targets", []) or [], check_sources=False,
+                    ledger=_LocalRecords(ledger), triggers=DEFAULT_TRIGGERS)
+    return workflow, the_plan, ledger
 
 
-def _batch_jobs(jobs):
-    return [j for j in jobs if not j.rule.is_target_list and j.rule.settings.executor == "batch"]
+def _jobs(the_plan) -> tuple[list, list]:
+    """The plan's jobs that run something: (local ones, Batch ones)."""
+    local, batch = [], []
+    for job in the_plan.jobs:
+        if not job.rule.is_target_list:
+            (batch if _on_batch(job) else local).append(job)
+    return local, batch
 
 
-def status_table(the_plan, submitter) -> tuple[str, int]:
-    """Per rule: done, each in-flight state, not submitted. Returns (text, jobs in flight)."""
+def local_states(jobs, ledger) -> tuple[dict, set]:
+    """Local jobs whose process runs now ({job: pid}: last record "started" with a pid that still
+    leads its session) and those whose last record says they failed."""
+    from ..executors.local import LocalExecutor
+    from ..ledger import FAILED, STARTED
+    if not jobs:
+        return {}, set()
+    records = ledger.lookup(jobs)
+    placed = {}
+    for job, rec in records.items():
+        kind, _, pid = rec.where.partition(":")
+        if rec.state == STARTED and kind == "local" and pid:
+            placed[job] = pid
+    running = {job: placed[job] for job in LocalExecutor.settle(placed)}
+    return running, {job for job, rec in records.items() if rec.state == FAILED}
+
+
+# -- status ------------------------------------------------------------------------------------
+
+def _columns(local: bool, batch: bool) -> list[str]:
+    """done, then what runs now (local: running; with Batch rules: each active Batch state, a local
+    job running counting as RUNNING), then failed and incomplete (local jobs), to do, total."""
+    columns = ["done"]
+    if batch:
+        from ..aws.jobspec import ACTIVE_STATES
+        columns += ACTIVE_STATES
+    elif local:
+        columns.append("running")
+    if local:
+        columns += ["failed", "incomplete"]
+    return columns + ["to do", "total"]
+
+
+def status_table(the_plan, ledger, submitter=None) -> tuple[str, int]:
+    """Per rule, each job in one column (see ``_columns``). Returns (text, jobs running or in flight)."""
+    from ..planner import INCOMPLETE
+    local, batch = _jobs(the_plan)
+    running, failed = local_states(local, ledger)
+    if batch and submitter is None:
+        submitter = _submitter()
+    columns = _columns(bool(local), bool(batch))
     rows: dict[str, Counter] = {}
     for job in the_plan.jobs:
         if job.rule.is_target_list:
             continue
         row = rows.setdefault(job.rule.name, Counter())
         row["total"] += 1
-        if job not in the_plan.pending:
+        if _on_batch(job):
+            if job not in the_plan.pending:
+                row["done"] += 1
+                continue
+            summary = submitter.in_flight_summary(_spec(job))
+            row[summary["status"] if summary else "to do"] += 1
+        elif job in running:
+            row["RUNNING" if batch else "running"] += 1
+        elif job not in the_plan.pending:
             row["done"] += 1
-            continue
-        if job.rule.settings.executor != "batch":
-            row["to do"] += 1
-            continue
-        summary = submitter.in_flight_summary(job_spec(job))
-        row[summary["status"] if summary else "to do"] += 1
-    columns = ["done", *ACTIVE_STATES, "to do", "total"]
-    width = max([4] + [len(r) for r in rows])
-    out = [f"{'rule':<{width}}  " + "  ".join(f"{c:>9}" for c in columns)]
+        elif job in failed:
+            row["failed"] += 1
+        else:
+            row["incomplete" if the_plan.pending[job] == INCOMPLETE else "to do"] += 1
+    widths = [max(9, len(c)) for c in columns]
+    width = max([5] + [len(r) for r in rows])
     total = Counter()
-    for rule, row in rows.items():
-        total.update(row)
-        out.append(f"{rule:<{width}}  " + "  ".join(f"{row[c]:>9}" for c in columns))
-    out.append(f"{'total':<{width}}  " + "  ".join(f"{total[c]:>9}" for c in columns))
-    return "\n".join(out) + "\n", sum(total[s] for s in ACTIVE_STATES)
+    out = [f"{'rule':<{width}}  " + "  ".join(f"{c:>{w}}" for c, w in zip(columns, widths))]
+    for name, row in [*rows.items(), ("total", total)]:
+        if row is not total:
+            total.update(row)
+        out.append(f"{name:<{width}}  " + "  ".join(f"{row[c]:>{w}}" for c, w in zip(columns, widths)))
+    quiet = ("done", "failed", "incomplete", "to do", "total")
+    return "\n".join(out) + "\n", sum(total[c] for c in columns if c not in quiet)
+
+
+def _spec(job):
+    from ..aws.jobspec import job_spec
+    return job_spec(job)
 
 
 def cmd_status(args) -> int:
-    from ..aws.submitter import Submitter
     while True:
-        workflow, the_plan = _load(args)
-        submitter = Submitter(_service())
-        text, in_flight = status_table(the_plan, submitter)
+        _, the_plan, ledger = _load(args)
+        text, in_flight = status_table(the_plan, ledger)
         sys.stdout.write(text)
         sys.stdout.flush()
         if not args.watch or in_flight == 0:
@@ -72,6 +162,8 @@ def cmd_status(args) -> int:
         time.sleep(args.interval)
         sys.stdout.write("\n")
 
+
+# -- logs --------------------------------------------------------------------------------------
 
 def cmd_logs(args) -> int:
     from ..language.loader import load_workflow
@@ -82,44 +174,162 @@ def cmd_logs(args) -> int:
     jobs = [j for j in found if not isinstance(j, str)]
     if not jobs:
         raise PlanError(f"no rule makes {args.target}, so no job has its log")
-    from ..aws.submitter import Submitter
-    service = _service()
-    submitter = Submitter(service)
+    submitter = _submitter() if any(_on_batch(job) for job in jobs) else None
     for job in jobs:
-        spec = job_spec(job)
-        job_id = submitter.latest(spec, job.rule.name)
-        if not job_id:
-            raise S3RulesError(f"no Batch job {spec.name} on queue {spec.queue!r} (Batch lists finished jobs "
-                               "for a limited time; s3rules submits it when its target is missing)")
-        desc = service.describe([job_id]).get(job_id, {})
-        print(f"# {spec.name} {desc.get('jobId', '')} {desc.get('status', '')}", file=sys.stderr)
-        for line in service.log_lines(desc):
-            print(line)
+        if submitter is not None and _on_batch(job):
+            _batch_log(job, submitter)
+        else:
+            _local_log(workflow, job)
     return EXIT_OK
 
 
+def _batch_log(job, submitter) -> None:
+    spec = _spec(job)
+    job_id = submitter.latest(spec, job.rule.name)
+    if not job_id:
+        raise S3RulesError(f"no Batch job {spec.name} on queue {spec.queue!r} (Batch lists finished jobs "
+                           "for a limited time; s3rules submits it when its target is missing)")
+    service = submitter.service
+    desc = service.describe([job_id]).get(job_id, {})
+    print(f"# {spec.name} {desc.get('jobId', '')} {desc.get('status', '')}", file=sys.stderr)
+    for line in service.log_lines(desc):
+        print(line)
+
+
+def _local_log(workflow, job) -> None:
+    """The log file of the local job's last run: where its finish or failure record says, else
+    where a run writes it now (``.s3rules/logs/<rule>/<wildcards>.log``)."""
+    from ..executors.local import log_path_for
+    from ..ledger import STARTED, Ledger
+    from ..storage import Storage
+    from ..views import display_path
+    ledger = Ledger(Storage(), workflow.base_dir, _state_dir(workflow))
+    log_dir = os.path.join(_state_dir(workflow), "logs")
+    rec = ledger.lookup([job]).get(job)
+    paths = [log_path_for(log_dir, job)]
+    if rec is not None and rec.state != STARTED:
+        body = (ledger.journal.body(ledger._key(job)) if ledger.storage.is_local(job.outputs[0])
+                else ledger.objects.body(job))
+        if body and body.get("log"):
+            paths.insert(0, body["log"])
+    path = next((p for p in paths if os.path.isfile(p)), None)
+    if path is None:
+        raise S3RulesError(f"no log of job {job.describe()}: it has not run from this Batchfile "
+                           f"({display_path(workflow.path)}, whose local jobs log to {display_path(log_dir)}/), "
+                           "or its log was deleted since; `s3rules run` runs it")
+    if rec is None:
+        state = ""
+    elif rec.state == STARTED:
+        state = "running" if job in local_states([job], ledger)[0] else "interrupted"
+    else:
+        state = {"f": "finished", "x": "failed"}.get(rec.state, "")
+    print(f"# {job.describe()} {display_path(path)} {state}".rstrip(), file=sys.stderr)
+    sys.stdout.flush()
+    with open(path, encoding="utf-8", errors="replace") as fh:
+        for chunk in iter(lambda: fh.read(1 << 16), ""):
+            sys.stdout.write(chunk)
+
+
+# -- cancel ------------------------------------------------------------------------------------
+
 def cmd_cancel(args) -> int:
-    from ..aws.submitter import Submitter
-    workflow, the_plan = _load(args)
-    submitter = Submitter(_service())
-    doomed = []
-    for job in _batch_jobs(the_plan.jobs):
-        summary = submitter.in_flight_summary(job_spec(job))
+    _, the_plan, ledger = _load(args)
+    local, batch = _jobs(the_plan)
+    submitter = _submitter() if batch else None
+    doomed = []   # (job, Batch job id or None, pid or None, state)
+    for job in batch:
+        summary = submitter.in_flight_summary(_spec(job))
         if summary:
-            doomed.append((job, summary))
+            doomed.append((job, summary["jobId"], None, summary.get("status", "")))
+    doomed += [(job, None, pid, "RUNNING") for job, pid in local_states(local, ledger)[0].items()]
     if not doomed:
-        print("s3rules: no job of this workflow is in flight", file=sys.stderr)
+        print("s3rules: no job of this workflow is in flight" if not local else
+              "s3rules: nothing to cancel: no job of this workflow is running here, and no job of this "
+              "workflow is in flight on AWS Batch" + _others_running(ledger, local), file=sys.stderr)
         return EXIT_OK
-    for job, summary in doomed:
-        print(f"  {summary['jobId']}  {summary.get('status', ''):<9}  {job.describe()}", file=sys.stderr)
+    for job, job_id, pid, state in doomed:
+        print(f"  {job_id or f'pid {pid}'}  {state:<9}  {job.describe()}", file=sys.stderr)
     if not args.yes:
         if not sys.stdin.isatty():
-            raise S3RulesError(f"{len(doomed)} jobs would be terminated; confirm with -y (no terminal to ask on)")
-        answer = input(f"Terminate these {len(doomed)} jobs? [y/N] ")
+            raise S3RulesError(f"{_count(len(doomed))} would be terminated; confirm with -y (no terminal to ask on)")
+        answer = input(f"Terminate {'this job' if len(doomed) == 1 else f'these {len(doomed)} jobs'}? [y/N] ")
         if answer.strip().lower() not in ("y", "yes"):
             print("s3rules: nothing cancelled", file=sys.stderr)
             return EXIT_FAILED
-    for job, summary in doomed:
-        submitter.service.terminate(summary["jobId"], "cancelled with s3rules cancel")
-    print(f"s3rules: terminated {len(doomed)} job{'s' if len(doomed) != 1 else ''}", file=sys.stderr)
-    return EXIT_OK
+    said, code = [], EXIT_OK
+    terminated = [job_id for _, job_id, _, _ in doomed if job_id]
+    for job_id in terminated:
+        submitter.service.terminate(job_id, "cancelled with s3rules cancel")
+    if terminated:
+        said.append(f"terminated {_count(len(terminated))}")
+    pids = [pid for _, _, pid, _ in doomed if pid]
+    if pids:
+        stopped, refused = stop_process_groups(pids)
+        said.append(f"stopped {_count(stopped, 'local job')}")
+        if refused:
+            said.append(f"not allowed to stop process {', '.join(refused)} (another user's?)")
+            code = EXIT_FAILED
+    print(f"s3rules: {'; '.join(said)}", file=sys.stderr)
+    return code
+
+
+def _others_running(ledger, jobs) -> str:
+    """A hint when local jobs run here that are not among ``jobs`` (the targets'; by default the
+    first rule's): their pids are in the workspace's journal."""
+    from ..executors.local import LocalExecutor
+    from ..ledger import STARTED
+    mine = {ledger._key(job) for job in jobs}
+    placed = {key: rec.where.partition(":")[2] for key, rec in ledger.journal.read().items()
+              if key not in mine and rec.state == STARTED and rec.where.startswith("local:")}
+    n = len(LocalExecutor.settle(placed))
+    return (f" ({_count(n, 'other local job')} of this directory {'is' if n == 1 else 'are'} running, not under "
+            "these targets: name their rule or an output to cancel them)") if n else ""
+
+
+def stop_process_groups(pids: list[str], grace: float = STOP_GRACE) -> tuple[int, list[str]]:
+    """SIGTERM each local job's process group (the job leads its own session, so this reaches
+    everything it started); SIGKILL what is left after ``grace`` seconds. Returns (groups
+    signalled, pids not ours to signal); a job that ended meanwhile counts as neither."""
+    stopped, refused = [], []
+    for pid in pids:
+        try:
+            os.killpg(int(pid), signal.SIGTERM)
+            stopped.append(int(pid))
+        except ProcessLookupError:
+            pass
+        except PermissionError:
+            refused.append(pid)
+    deadline = time.monotonic() + grace
+    while any(map(_group_alive, stopped)) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    for pgid in filter(_group_alive, stopped):
+        try:
+            os.killpg(pgid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+    return len(stopped), refused
+
+
+def _group_alive(pgid: int) -> bool:
+    """Some process of the group still runs (zombies, waiting for their parent to reap them, do not)."""
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    if not os.path.isdir("/proc"):
+        return True
+    for entry in os.listdir("/proc"):
+        try:
+            with open(f"/proc/{entry}/stat") as fh:
+                state, _, group = fh.read().rsplit(")", 1)[1].split()[:3]
+        except (OSError, ValueError, IndexError):
+            continue
+        if group == str(pgid) and state not in ("Z", "X"):
+            return True
+    return False
+
+
+def _count(n: int, noun: str = "job") -> str:
+    return f"{n} {noun}{'s' if n != 1 else ''}"
