@@ -83,7 +83,8 @@ class Schedule:
 
 class Runner:
     def __init__(self, plan: Plan, executor: Executor, storage, reporter, keep_going: bool = False,
-                 poll_interval: float = 0.2, detach: bool = False, ledger=None):
+                 poll_interval: float = 0.2, detach: bool = False, ledger=None,
+                 attached: dict[Job, str] | None = None):
         self.plan, self.executor, self.storage, self.reporter = plan, executor, storage, reporter
         # jobs already submitted with their dependencies keep going anyway: watch them finish
         self.keep_going = keep_going or executor.submits_graph
@@ -95,6 +96,7 @@ class Runner:
         self.active: set[Job] = set()
         self.result = RunResult()
         self.ledger = ledger
+        self.attached = attached or {}   # job -> the id of the job an earlier run left in flight
         # the records the pending jobs had, put back when a failed rerun leaves their outputs as they were
         self.previous = ledger.lookup(plan.pending) if ledger is not None else {}
         self.unplaced: list[Job] = []    # submitted, their pid or job id not yet recorded
@@ -158,12 +160,18 @@ class Runner:
             aside = self.storage.set_aside(out)
             if aside:
                 self.aside.setdefault(job, []).append((out, aside))
-        if self.ledger is not None:
-            self.unplaced.append(job)
-            if not self.executor.submits_graph:   # it starts now: recorded first
-                self._record_started()
         upstream = [self.handles[d] for d in job.deps if d in self.handles]
-        self.handles[job] = self.executor.submit(job, upstream)
+        job_id = self.attached.get(job)
+        handle = self.executor.attach(job, job_id, upstream) if job_id else None
+        if handle is not None:   # already recorded as started there
+            self.where[job] = f"{self.executor.name}:{job_id}"
+        else:
+            if self.ledger is not None:
+                self.unplaced.append(job)
+                if not self.executor.submits_graph:   # it starts now: recorded first
+                    self._record_started()
+            handle = self.executor.submit(job, upstream)
+        self.handles[job] = handle
         self.active.add(job)
         self.reporter.submitted(job)
         if not self.executor.submits_graph:

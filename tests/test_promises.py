@@ -689,7 +689,8 @@ rule bad:
 #: ListObjectsV2 need s3:ListBucket; SubmitJob with tags needs batch:TagResource too)
 PERMITTED = {"DescribeJobQueues", "DescribeJobDefinitions", "SubmitJob", "TagResource", "ListJobs", "DescribeJobs",
              "TerminateJob", "GetLogEvents", "ListObjectsV2", "HeadBucket", "HeadObject", "GetObject",
-             "DeleteObject", "PutObject"}
+             "DeleteObject", "DeleteObjects", "PutObject"}   # DeleteObjects: s3:DeleteObject, on superseded
+#                                                                  ledger records under .s3rules/ledger/
 
 
 def test_every_request_s3rules_sends_is_in_the_iam_table(flow, calls, gate, proxy, capsys):

@@ -52,21 +52,22 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argument
                                      "(default: the first rule). " + WHICH_BATCHFILE)
     _run_arguments(run)
 
-    status = sub.add_parser("status", help="what is done, in flight on AWS Batch, and still to do",
-                            description="Show each rule's jobs: done (outputs exist), in flight on AWS Batch "
-                                        "by state, or not submitted. Submits nothing. " + WHICH_BATCHFILE)
+    status = sub.add_parser("status", help="what is done, running (on AWS Batch: by state), failed and still to do",
+                            description="Show each rule's jobs: done, running here or in flight on AWS Batch "
+                                        "by state, failed, incomplete, or to do. Submits nothing. " + WHICH_BATCHFILE)
     _workflow_arguments(status)
-    status.add_argument("--watch", action="store_true", help="refresh until nothing is in flight")
+    status.add_argument("--watch", action="store_true", help="refresh until nothing is running or in flight")
     status.add_argument("--interval", type=float, default=10.0, metavar="SECONDS",
                         help="with --watch: seconds between refreshes (default: 10)")
 
-    logs = sub.add_parser("logs", help="print the CloudWatch log of the Batch job making TARGET",
-                          description="Print the CloudWatch log of the Batch job that makes TARGET, one "
-                                      "output path of the job. " + WHICH_BATCHFILE)
+    logs = sub.add_parser("logs", help="print the log of the job making TARGET (its local log file, or CloudWatch)",
+                          description="Print the log of the job that makes TARGET, one output path of the job: "
+                                      "its local log file, or its CloudWatch log on AWS Batch. " + WHICH_BATCHFILE)
     _workflow_arguments(logs, what="TARGET")
 
-    cancel = sub.add_parser("cancel", help="terminate this workflow's jobs still in flight on AWS Batch",
-                            description="Terminate this workflow's jobs still in flight on AWS Batch, after "
+    cancel = sub.add_parser("cancel", help="stop this workflow's jobs running here or in flight on AWS Batch",
+                            description="Stop this workflow's jobs still running here (local processes, even "
+                                        "those a killed run left) or in flight on AWS Batch, after "
                                         "confirmation. " + WHICH_BATCHFILE)
     _workflow_arguments(cancel)
     cancel.add_argument("-y", "--yes", action="store_true", help="do not ask for confirmation")
@@ -174,6 +175,6 @@ def locate_batchfile(args: argparse.Namespace) -> None:
     args.targets = words
     if args.command == "logs":
         if len(words) != 1:
-            raise S3RulesError(f"logs takes one TARGET, an output path of the Batch job whose log to print "
+            raise S3RulesError(f"logs takes one TARGET, an output path of the job whose log to print "
                                f"(got {len(words)}: {' '.join(words) or 'none'})")
         args.target = words[0]

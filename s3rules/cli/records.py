@@ -26,11 +26,12 @@ def left_open(the_plan, ledger: Ledger) -> list:
     return [job for job, rec in ledger.lookup(the_plan.pending).items() if rec.open]
 
 
-def settle(jobs: list, ledger: Ledger, storage, running: bool = True) -> bool:
+def settle(jobs: list, ledger: Ledger, storage, running: bool = True) -> tuple[bool, dict]:
     """Jobs an earlier run started and never saw end: ask where they ran what became of them.
 
     One that succeeded (a Batch job that finished while no s3rules watched) with every output
-    present is recorded as finished: True means the plan must be made again. One still running
+    present is recorded as finished: True first means the plan must be made again. Jobs still
+    in flight on Batch come back (job -> id): the run watches them instead of submitting them. One still running
     as a local process (its s3rules was killed) stops this run (``running``: not a dry run),
     which would write the same files; Batch jobs still in flight are reused by the Batch
     executor, never submitted again.
@@ -56,14 +57,16 @@ def settle(jobs: list, ledger: Ledger, storage, running: bool = True) -> bool:
             f"job {job.describe()} of an earlier run is still running as process {placed['local'][job]} "
             f"(and {len(orphans) - 1} more), although the s3rules that started it is gone; a new run would write "
             "the same files. Wait for it to end, or stop it with `s3rules cancel`, then run again.")
+    in_flight = {job: placed[kind][job] for job, (kind, state) in states.items()
+                 if kind != "local" and state == "RUNNING"}
     done = [job for job, (_, state) in states.items() if state == "SUCCEEDED"]
     if not done:
-        return False
+        return False, in_flight
     present = storage.stat_many([o for job in done for o in job.outputs])
     complete = [job for job in done if all(o in present for o in job.outputs)]
     ledger.finished(complete, present, {job: {"where": f"batch:{placed['batch'][job]}"} for job in complete})
     ledger.close()
-    return bool(complete)
+    return bool(complete), in_flight
 
 
 def touch(the_plan, ledger: Ledger, storage, quiet: bool) -> None:

@@ -9,6 +9,7 @@ import sys
 from ..errors import Interrupted, JobFailed, S3RulesError
 from ..settings import EXECUTORS
 from ..ledger import Ledger
+from ..model import is_url
 from ..workspace import Workspace
 from . import EXIT_INTERRUPTED, EXIT_OK, records
 
@@ -40,18 +41,21 @@ def _cmd_run(args, collecting: bool) -> int:
     state_dir = os.path.join(workflow.base_dir, ".s3rules")
     ledger = Ledger(storage, workflow.base_dir, state_dir)
     looking = args.dag or args.rulegraph or args.dry_run
-    workspace = None if looking or args.nolock else Workspace(state_dir)
+    # S3 outputs are kept apart by the per-queue lease and Batch's reuse of jobs in flight
+    local = any(not is_url(p.text) or p.whole for rule in workflow.rules.values() for p in rule.outputs)
+    workspace = None if looking or args.nolock or not local else Workspace(state_dir)
     with workspace or contextlib.nullcontext():   # no other run plans or registers meanwhile
-        the_plan = _plan(workflow, storage, ledger, args, workspace)
+        the_plan, in_flight = _plan(workflow, storage, ledger, args, workspace)
         code = _show_or_touch(workflow, the_plan, ledger, storage, args, out)
         if code is not None:
             return code
         if workspace is not None:
-            workspace.register([o for job in the_plan.pending for o in job.outputs], " ".join(sys.argv))
+            workspace.register([o for job in the_plan.pending for o in job.outputs if not is_url(o)],
+                               " ".join(sys.argv))
     try:
         if collecting:
             gc.enable()
-        return execute(workflow, the_plan, storage, args, ledger, workspace.notes if workspace else [])
+        return execute(workflow, the_plan, storage, args, ledger, workspace.notes if workspace else [], in_flight)
     finally:
         if workspace is not None:
             workspace.release()
@@ -73,10 +77,15 @@ def _plan(workflow, storage, ledger, args, workspace=None):
     left = records.left_open(the_plan, ledger)
     if left and workspace is not None:
         workspace.check({o for job in left for o in job.outputs})
-    if left and records.settle(left, ledger, storage, running=workspace is not None):
-        storage.invalidate([o for job in left for o in job.outputs])
-        the_plan = make()
-    return the_plan
+    in_flight: dict = {}
+    if left:
+        recorded, in_flight = records.settle(left, ledger, storage, running=workspace is not None)
+        if recorded:   # the new plan has new jobs: the ones in flight are found by their outputs
+            storage.invalidate([o for job in left for o in job.outputs])
+            the_plan = make()
+            again = {job.outputs: job for job in the_plan.pending}
+            in_flight = {again[job.outputs]: i for job, i in in_flight.items() if job.outputs in again}
+    return the_plan, in_flight
 
 
 def _show_or_touch(workflow, the_plan, ledger, storage, args, out) -> int | None:
@@ -134,7 +143,7 @@ def _print_commands(the_plan, command, out) -> None:
     out.flush()
 
 
-def execute(workflow, the_plan, storage, args, ledger=None, notes=()) -> int:
+def execute(workflow, the_plan, storage, args, ledger=None, notes=(), in_flight=None) -> int:
     """Run the pending jobs on the one executor their rules (or --executor) name."""
     from ..executors.base import RunOptions
     from ..executors.registry import executor_class
@@ -155,7 +164,7 @@ def execute(workflow, the_plan, storage, args, ledger=None, notes=()) -> int:
     for note in [*notes, *executor.notes]:
         reporter.message(f"s3rules: note: {note}")
     result = Runner(the_plan, executor, storage, reporter, keep_going=args.keep_going, detach=args.detach,
-                    ledger=ledger).run()
+                    ledger=ledger, attached=in_flight).run()
     for note in ledger.notes if ledger is not None else ():
         reporter.message(f"s3rules: note: {note}")
     if result.detached:

@@ -79,6 +79,11 @@ class Executor(ABC):
     def flush(self) -> None:
         """Send what ``submit`` collected (executors that submit in bulk do it here)."""
 
+    def attach(self, job: Job, job_id: str, upstream: list[Handle]) -> Handle | None:
+        """Watch ``job`` as the job ``job_id`` an earlier run started here and left running,
+        instead of submitting it again; None where that cannot be done (then it is submitted)."""
+        return None
+
     @abstractmethod
     def poll(self, timeout: float) -> list[tuple[Job, Outcome]]:
         """Jobs that finished since the last call; may wait up to ``timeout`` seconds for one."""

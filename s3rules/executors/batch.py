@@ -92,6 +92,12 @@ class BatchExecutor(Executor):
         self.buffer.append(handle)
         return handle
 
+    def attach(self, job: Job, job_id: str, upstream: list[Handle]) -> Handle:
+        """A job a detached or killed run left in flight: watched by its id, never submitted again."""
+        handle = BatchHandle(job, job_spec(job), [h for h in upstream if isinstance(h, BatchHandle)])
+        self.watch.track(handle, job_id)
+        return handle
+
     def flush(self) -> None:
         if self.buffer:
             handles, self.buffer = self.buffer, []

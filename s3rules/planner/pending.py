@@ -97,7 +97,7 @@ def _records(ledger, order: list[Job], exists, forced_rules: set, forced_jobs: s
     """The ledger's last record of each job that existence alone would call done."""
     if ledger is None:
         return {}
-    superset = exists.issuperset
+    superset = exists.issuperset if isinstance(exists, set) else (lambda outs: all(o in exists for o in outs))
     return ledger.lookup(job for job in order if job.outputs and superset(job.outputs)
                          and job.rule not in forced_rules and job not in forced_jobs)
 

@@ -1,0 +1,45 @@
+"""The ledger on AWS Batch: jobs that end while no s3rules watches are settled by the next run."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from s3rules.cli import main
+from test_batch import POLL, calls, flow, run  # noqa: F401 - fixtures
+
+HALF = '''
+rule all:
+    input: expand("{root}/up/{sample}.txt")
+rule up:
+    input: "s3://BUCKET/data/{sample}.txt"
+    output: "{root}/up/{sample}.txt"
+    shell: "s3tool cat {input} | tr a-z A-Z | s3tool put {output}; if [ {sample} = B ] && s3tool cat s3://BUCKET/broken; then exit 3; fi"
+'''
+
+
+def dry_run(flow, capsys) -> dict[str, str]:
+    capsys.readouterr()
+    assert main(["run", "-n", "--json", str(flow.bf)]) == 0
+    return {f"{j['rule']}[{j['wildcards'].get('sample', '')}]": j["reason"]
+            for j in json.loads(capsys.readouterr().out)["jobs"]}
+
+
+@pytest.mark.parametrize("arrays", [True, False], ids=["array", "single-jobs"])
+def test_a_job_that_fails_while_detached_is_incomplete_on_the_next_dry_run(flow, calls, capsys, arrays):
+    """B writes its output, then fails, with no s3rules watching: its output exists but must not
+    count as done; A, which succeeded meanwhile, is recorded as finished and not run again."""
+    flow.write(HALF, arrays=arrays)
+    flow.put("broken", "yes\n")
+    assert run(flow.bf, "--detach") == 0
+    flow.wait(calls.ids().values())
+    assert flow.get("out/up/B.txt") == "HELLO B\n"          # written, then the job failed
+    assert dry_run(flow, capsys) == {"up[B]": "incomplete"}
+    names = [o["Key"] for o in flow.s3.list_objects_v2(Bucket=flow.bucket, Prefix=".s3rules/ledger/")["Contents"]]
+    states = sorted(name.rsplit("/", 1)[1].split(".")[2] for name in names)
+    assert states == ["f", "s"]                              # A finished (settled), B started only
+    calls.reset()
+    flow.s3.delete_object(Bucket=flow.bucket, Key="broken")
+    assert run(flow.bf) == 0
+    assert calls.labels == ["up-B"]                          # A is not paid for twice
+    assert dry_run(flow, capsys) == {}
