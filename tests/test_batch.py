@@ -77,11 +77,14 @@ class BatchCalls:
 
     def on_lease_release(self, fn) -> None:
         """Call ``fn()`` when s3rules (in this process) releases a submission lease: it has then
-        reused or submitted everything it was going to, and only watches."""
+        reused or submitted everything it was going to, and only watches. A run that only watches
+        jobs by the ids the job ledger recorded takes no lease: ``fn()`` then comes with its first
+        DescribeJobs (from then on the jobs may end: the run knows their ids)."""
         def put(params, **_):
             if params.get("Key", "").startswith(".s3rules/leases/") and released(params.get("Body")):
                 fn()
         self.events.register("provide-client-params.s3.PutObject", put)
+        self.events.register("provide-client-params.batch.DescribeJobs", lambda **_: fn())
 
     @property
     def jobs(self) -> list[dict]:

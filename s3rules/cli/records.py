@@ -57,8 +57,10 @@ def settle(jobs: list, ledger: Ledger, storage, running: bool = True) -> tuple[b
             f"job {job.describe()} of an earlier run is still running as process {placed['local'][job]} "
             f"(and {len(orphans) - 1} more), although the s3rules that started it is gone; a new run would write "
             "the same files. Wait for it to end, or stop it with `s3rules cancel`, then run again.")
-    in_flight = {job: placed[kind][job] for job, (kind, state) in states.items()
-                 if kind != "local" and state == "RUNNING"}
+    records = ledger.lookup(list(states))
+    in_flight = {job: placed[kind][job] for job, (kind, state) in states.items()   # the same job, not an older
+                 if kind != "local" and state == "RUNNING"                         # version of it
+                 and records[job].hashes == ledger.identity.hashes(job)}
     done = [job for job, (_, state) in states.items() if state == "SUCCEEDED"]
     if not done:
         return False, in_flight
