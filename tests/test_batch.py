@@ -128,11 +128,14 @@ def released(body) -> bool:
 
 def open_gate_on_lease_release(proxy: FaultProxy, gate: "Gate") -> None:
     """Open ``gate`` when a run (any process going through ``proxy``) releases its submission lease:
-    it has then reused or submitted all it was going to. A run that is killed never releases it."""
+    it has then reused or submitted all it was going to. A run that is killed never releases it. A
+    run that watches jobs by the ids the job ledger recorded takes no lease: its first DescribeJobs
+    opens the gate."""
     def opener(n, info):
         if "/.s3rules/leases/" in info["path"] and released(info["body"]):
             gate.open()
     proxy.before_forward("PutObject", opener)
+    proxy.before_forward("DescribeJobs", lambda n, info: gate.open())   # watching by the ledger's ids
 
 
 class Gate:

@@ -223,6 +223,8 @@ def test_in_flight_jobs_on_later_list_jobs_pages_are_counted_and_reused(flow, ca
     # for 15 min), so only ListJobs can find them. In a process of its own: a run that kept missing
     # children would never end.
     flow.s3.delete_object(Bucket=flow.bucket, Key=f".s3rules/leases/{flow.queue}.json")
+    for record in flow.s3.list_objects_v2(Bucket=flow.bucket, Prefix=".s3rules/ledger/")["Contents"]:
+        flow.s3.delete_object(Bucket=flow.bucket, Key=record["Key"])   # nor the job ledger, with their ids
     submitted = proxy.forwarded["SubmitJob"]
     open_gate_on_lease_release(proxy, gate)
     again = subprocess.run([S3RULES, "run", flow.bf, *POLL], cwd=flow.dir, env={**os.environ, **proxy.env()},

@@ -24,6 +24,11 @@ from ..model import Job
 from .base import Executor, Handle, Outcome, RunOptions
 
 
+def _same_queue(described: str, queue: str | None) -> bool:
+    """DescribeJobs names a job's queue by its ARN; the Batchfile, by its ARN or its name."""
+    return bool(queue) and (described == queue or described.endswith(f":job-queue/{queue}"))
+
+
 class BatchExecutor(Executor):
     submits_graph = True
     name = "batch"
@@ -58,9 +63,12 @@ class BatchExecutor(Executor):
         found = BatchService().describe(set(placed.values()))
         states = {}
         for job, job_id in placed.items():
-            status = found.get(job_id, {}).get("status")
-            if status:
-                states[job] = status if status in ("SUCCEEDED", "FAILED") else "RUNNING"
+            desc = found.get(job_id, {})
+            status, queue = desc.get("status"), str(desc.get("jobQueue", ""))
+            if status in ("SUCCEEDED", "FAILED"):
+                states[job] = status
+            elif status and _same_queue(queue, job.rule.settings.batch.queue):   # in flight elsewhere: not
+                states[job] = "RUNNING"                                          # the same job (README)
         return states
 
     def check(self, jobs: list[Job]) -> None:
