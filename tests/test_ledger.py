@@ -131,10 +131,10 @@ def test_records_are_relative_so_a_moved_workspace_keeps_them(tmp_path):
 def test_the_journal_skips_a_line_cut_short_and_keeps_odd_paths(tmp_path):
     j = Journal(str(tmp_path / "ledger"), str(tmp_path))
     odd = str(tmp_path / "out" / "a\tb\\c\nd.txt")
-    j.append([(odd, Record(1.0, FINISHED, ("1", "2", "3", "4"), "local:1"))])
-    j.append([(str(tmp_path / "x.txt"), Record(2.0, FINISHED, ("1", "2", "3", "4"), ""))])
+    j.append([(odd, Record(1.0, FINISHED, ("1", "2", "3", "4"), "local:1"), "r")])
+    j.append([(str(tmp_path / "x.txt"), Record(2.0, FINISHED, ("1", "2", "3", "4"), ""), "r")])
     with open(j.path, "a") as fh:
-        fh.write("3.000 s 1 2 3 4 -\tx.t")   # a crash cut this line short
+        fh.write("x.txt\ts 1 2 3 4 3.000 -")   # a crash cut this line short
     latest = Journal(str(tmp_path / "ledger"), str(tmp_path)).read()
     assert latest[odd] == Record(1.0, FINISHED, ("1", "2", "3", "4"), "local:1")
     assert latest[str(tmp_path / "x.txt")].state == FINISHED
@@ -143,13 +143,13 @@ def test_the_journal_skips_a_line_cut_short_and_keeps_odd_paths(tmp_path):
 def test_compaction_keeps_the_last_record_of_each_job(tmp_path):
     j = Journal(str(tmp_path / "ledger"), str(tmp_path))
     for t in range(3):
-        j.append([(str(tmp_path / f"o{i}"), Record(float(t), STARTED if t < 2 else FINISHED, ("a", "b", "c", "d")))
-                  for i in range(1200)])
+        j.append([(str(tmp_path / f"o{i}"), Record(float(t), STARTED if t < 2 else FINISHED, ("a", "b", "c", "d")),
+                   "r") for i in range(1200)])
     j.compact()
     assert sum(1 for _ in open(j.path)) == 1200
     latest = Journal(str(tmp_path / "ledger"), str(tmp_path)).read()
     assert len(latest) == 1200 and {r.state for r in latest.values()} == {FINISHED}
-    j.append([(str(tmp_path / "o1"), Record(9.0, STARTED, ("a", "b", "c", "d")))])
+    j.append([(str(tmp_path / "o1"), Record(9.0, STARTED, ("a", "b", "c", "d")), "r")])
     assert Journal(str(tmp_path / "ledger"), str(tmp_path)).read()[str(tmp_path / "o1")].state == STARTED
 
 
@@ -194,3 +194,27 @@ def test_reading_n_records_on_s3_costs_one_listing_per_1000(tmp_path, s3):
     fs.invalidate_cache()
     assert len(fs.ls(f"{bucket}/.s3rules/ledger/", detail=False)) == 1
     assert len(fs.find(f"{bucket}/.s3rules/ledger/")) == n
+
+
+def test_the_index_sees_lines_appended_after_it_was_built(tmp_path):
+    """A plan first judges each rule by the journal's index; what was appended since it was built
+    (a job started again) must still make that job incomplete."""
+    wf = workflow(tmp_path, BATCHFILE.replace("  # {note}", ""))
+    make_outputs(tmp_path, "A", "B")
+    a, b = jobs_of(wf)
+    new_ledger(wf).finished([a, b], {})
+    assert reasons(wf, new_ledger(wf)) == {}                    # builds the index: the rule is clean
+    assert (tmp_path / ".s3rules/ledger/index").exists()
+    new_ledger(wf).started([b])
+    assert reasons(wf, new_ledger(wf)) == {"up[sample=B]": "incomplete"}
+
+
+def test_records_of_a_rule_the_workflow_no_longer_has_are_still_read(tmp_path):
+    """Renaming a rule keeps its jobs' records (they are found by output), so an interrupted job
+    stays incomplete although the index knows only the old name."""
+    wf = workflow(tmp_path, BATCHFILE.replace("  # {note}", "").replace("rule up:", "rule old:"))
+    make_outputs(tmp_path, "A", "B")
+    a, _ = [j for j in plan(wf, Storage(), forceall=True).jobs if j.rule.name == "old"]
+    new_ledger(wf).started([a])
+    wf2 = workflow(tmp_path, BATCHFILE.replace("  # {note}", ""))
+    assert reasons(wf2, new_ledger(wf2)) == {"up[sample=A]": "incomplete"}

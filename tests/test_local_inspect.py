@@ -90,7 +90,7 @@ def journal_pid(wf: Path) -> int | None:
         text = (wf / ".s3rules/ledger/journal").read_text()
     except FileNotFoundError:
         return None
-    pids = [line.split("\t")[0].split()[-1] for line in text.splitlines() if line.endswith("\tout/slow.txt")]
+    pids = [line.split("\t")[1].split(" ")[6] for line in text.splitlines() if line.startswith("out/slow.txt\t")]
     return int(pids[-1].split(":")[1]) if pids and pids[-1].startswith("local:") else None
 
 

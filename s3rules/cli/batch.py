@@ -46,8 +46,8 @@ class _LocalRecords:
     def __init__(self, ledger):
         self.ledger, self.identity = ledger, ledger.identity
 
-    def lookup(self, jobs):
-        return self.ledger.lookup(job for job in jobs if not _on_batch(job))
+    def verdicts(self, jobs, triggers):
+        return self.ledger.verdicts([job for job in jobs if not _on_batch(job)], triggers)
 
 
 def _load(args):

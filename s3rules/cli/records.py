@@ -23,7 +23,7 @@ def triggers(args) -> tuple[str, ...]:
 def left_open(the_plan, ledger: Ledger) -> list:
     """Pending jobs whose last record says an earlier run started them and never saw them end
     (the interrupted ones, and those whose outputs are not there, maybe not yet)."""
-    return [job for job, rec in ledger.lookup(the_plan.pending).items() if rec.open]
+    return ledger.left_open(list(the_plan.pending))
 
 
 def settle(jobs: list, ledger: Ledger, storage, running: bool = True) -> tuple[bool, dict]:

@@ -13,13 +13,14 @@ from __future__ import annotations
 
 import os
 import time
+from operator import attrgetter
 from typing import Iterable
 
 from ..model import Job
 from .identity import ALL_TRIGGERS, DEFAULT_TRIGGERS, TRIGGERS, Identity, changed, explain
 from .journal import Journal
 from .objects import Objects
-from .records import FAILED, FINISHED, STARTED, UNRECORDED, Record
+from .records import FAILED, FINISHED, STARTED, UNRECORDED, Record, parse
 
 __all__ = ["Ledger", "Record", "TRIGGERS", "ALL_TRIGGERS", "DEFAULT_TRIGGERS", "STARTED", "FINISHED",
            "FAILED", "changed"]
@@ -40,29 +41,91 @@ class Ledger:
 
     @staticmethod
     def _key(job: Job) -> str:
-        outputs = job.outputs
-        return outputs[0] if len(outputs) == 1 else "\x1f".join(outputs)
+        return job.outputs[0]   # one rule makes each output: the first one names the job
 
     def lookup(self, jobs: Iterable[Job]) -> dict[Job, Record]:
         """The last record of each job that has one."""
-        return {job: rec for job, rec in self._lookup(jobs).items() if rec.state != UNRECORDED}
-
-    def _lookup(self, jobs: Iterable[Job]) -> dict[Job, Record]:
         local, remote = [], []
         for job in jobs:
             (local if self._is_local(job) else remote).append(job)
         found: dict[Job, Record] = {}
         if local:
-            latest = self.journal.read()
-            if latest:
-                key, get = self._key, latest.get
+            summaries = self.journal.summaries()
+            if summaries:
+                key = self.journal.lookup_key
                 for job in local:
-                    rec = get(key(job))
-                    if rec is not None:
-                        found[job] = rec
+                    summary = summaries.get(key(job.outputs[0]))
+                    if summary is not None:
+                        found[job] = parse(summary)
         if remote:
             found.update(self.objects.read(remote))
-        return found
+        return {job: rec for job, rec in found.items() if rec.state != UNRECORDED}
+
+    def verdicts(self, jobs: list[Job], triggers: tuple[str, ...]) -> dict[Job, str]:
+        """Job -> "incomplete" (its last record is not "finished") or the first of ``triggers``
+        whose hash differs from its record; jobs with no record or an unchanged one are left out.
+
+        Every plan asks this of every job, so a rule is first judged whole by the journal's
+        index: when all its lines say "finished" with the hashes all its jobs have today, none
+        of its jobs is looked at. The others are looked up one by one.
+        """
+        rules = set(map(attrgetter("rule"), jobs))
+        clean = self._clean_rules(rules, triggers) | {rule for rule in rules if not rule.outputs}
+        if clean >= rules:
+            return {}
+        return self._verdicts([job for job in jobs if job.rule not in clean], triggers)
+
+    def left_open(self, jobs: list[Job]) -> list[Job]:
+        """The jobs whose last record says they started and never finished (or failed). Rules
+        whose journal lines all say "finished" are passed over whole, as in :meth:`verdicts`."""
+        rules = set(map(attrgetter("rule"), jobs))
+        index = self.journal.prefixes()
+        settled = set()
+        if set(index) <= {rule.name for rule in rules}:
+            for rule in rules:
+                pattern = rule.outputs[0] if rule.outputs else None
+                seen = index.get(rule.name, set())
+                if pattern is None or (not pattern.whole and "://" not in pattern.text and seen is not None
+                                       and all(p[:2] in (FINISHED + " ", UNRECORDED + " ") for p in seen)):
+                    settled.add(rule)
+        if settled >= rules:
+            return []
+        todo = [job for job in jobs if job.rule not in settled]
+        return [job for job, rec in self.lookup(todo).items() if rec.open]
+
+    def _clean_rules(self, rules, triggers: tuple[str, ...]) -> set:
+        """The rules whose local jobs all have an unchanged "finished" record or none."""
+        index = self.journal.prefixes()
+        names = {rule.name for rule in rules}
+        if not set(index) <= names:   # records of rules this workflow does not have: look closely
+            return set()
+        clean = set()
+        for rule in rules:
+            pattern = rule.outputs[0] if rule.outputs else None
+            if pattern is None or pattern.whole or "://" in pattern.text:
+                continue
+            seen = index.get(rule.name, set())
+            if not seen:   # no line at all: nothing recorded, nothing to compare
+                if seen is not None:
+                    clean.add(rule)
+                continue
+            same = self.identity.same(rule) if triggers else None
+            if triggers and same is None:
+                continue
+            fine = {FINISHED + " " + " ".join(same)} if same else set()
+            if all(p in fine or p.startswith(UNRECORDED + " ") or (not triggers and p.startswith(FINISHED + " "))
+                   for p in seen):
+                clean.add(rule)
+        return clean
+
+    def _verdicts(self, jobs: list[Job], triggers: tuple[str, ...]) -> dict[Job, str]:
+        out: dict[Job, str] = {}
+        hashes = self.identity.hashes
+        for job, rec in self.lookup(jobs).items():
+            verdict = _verdict(rec, hashes(job) if triggers else (), triggers)
+            if verdict:
+                out[job] = verdict
+        return out
 
     def describe(self, job: Job) -> dict:
         return self.identity.describe(job)
@@ -83,7 +146,7 @@ class Ledger:
         for job, where, details in jobs:
             rec = Record(now, state, self.identity.hashes(job), where)
             if self._is_local(job):
-                local.append((self._key(job), rec))
+                local.append((self._key(job), rec, job.rule.name))
                 if state != STARTED and not self.notes:
                     try:
                         self.journal.write_body(self._key(job), {**self.describe(job), **details, "state": state,
@@ -140,7 +203,7 @@ class Ledger:
         if self._is_local(job):
             if not self.notes:
                 try:
-                    self.journal.append([(self._key(job), rec)])
+                    self.journal.append([(self._key(job), rec, job.rule.name)])
                 except OSError:
                     pass
         else:
@@ -153,3 +216,13 @@ class Ledger:
             self.journal.compact()
         except OSError:
             pass
+
+
+def _verdict(rec: Record, now: tuple[str, ...], triggers: tuple[str, ...]) -> str | None:
+    if rec.state == UNRECORDED:
+        return None
+    if rec.open:
+        return "incomplete"
+    name = changed(rec.hashes, now, triggers) if triggers else None
+    return f"changed: {name}" if name else None
+

@@ -26,12 +26,17 @@ def short_hash(text: str) -> str:
 
 
 class _RulePart:
-    """What one rule's jobs share, hashed once; ``picks`` are the namespace positions of the
-    sheet columns its command or environment uses (wildcards are fixed by the job's outputs)."""
+    """What one rule's jobs share, hashed once.
 
-    __slots__ = ("command", "params", "inputs", "resources", "picks")
+    ``picks``: the namespace positions of the sheet columns its command or environment uses
+    (wildcards are fixed by the job's outputs, which key its record). When there are none, every
+    job of the rule has the same command hash; when every input is a pattern over wildcards
+    alone, the same input hash too, and ``same`` is the whole tuple.
+    """
 
-    def __init__(self, rule: Rule):
+    __slots__ = ("command", "params", "inputs", "resources", "picks", "same")
+
+    def __init__(self, rule: Rule, base_dir: str):
         s = rule.settings
         shell = rule.shell.text if rule.shell is not None else ""
         env = _SEP.join(f"{name}={t.text}" for name, t in s.environment)
@@ -43,6 +48,12 @@ class _RulePart:
             used.update(template.names)
         wildcards = set(rule.wildcards)
         self.picks = tuple(i for i, name in enumerate(rule.namespace) if name in used and name not in wildcards)
+        fixed = all(not spec.expand and not spec.pattern.whole and set(spec.pattern.names) <= wildcards
+                    for spec in rule.inputs)
+        self.inputs = short_hash(_SEP.join(spec.pattern.text for spec in rule.inputs).replace(base_dir, "")) \
+            if fixed else None
+        self.same = (short_hash(self.command), self.params, self.inputs, self.resources) \
+            if fixed and not self.picks else None
 
 
 class Identity:
@@ -55,22 +66,24 @@ class Identity:
     def _part(self, rule: Rule) -> _RulePart:
         part = self._rules.get(rule)
         if part is None:
-            part = self._rules[rule] = _RulePart(rule)
+            part = self._rules[rule] = _RulePart(rule, self.base_dir)
         return part
+
+    def same(self, rule: Rule) -> tuple[str, str, str, str] | None:
+        """The hashes every job of ``rule`` has, when they do not vary from job to job."""
+        return self._part(rule).same
 
     def hashes(self, job: Job) -> tuple[str, str, str, str]:
         """(command, params, input, resources) of one job, in ``TRIGGERS`` order."""
         part = self._part(job.rule)
+        if part.same is not None:
+            return part.same
         command = part.command
         if part.picks:
             values = job.values + (job.row or ())
             command += _SEP + _SEP.join(values[i] for i in part.picks)
-        inputs = _SEP.join(job.inputs).replace(self.base_dir, "")
-        return short_hash(command), part.params, short_hash(inputs), part.resources
-
-    def hashes_many(self, jobs: Iterable[Job]) -> dict[Job, tuple[str, str, str, str]]:
-        hashes = self.hashes
-        return {job: hashes(job) for job in jobs}
+        inputs = part.inputs or short_hash(_SEP.join(job.inputs).replace(self.base_dir, ""))
+        return short_hash(command), part.params, inputs, part.resources
 
     def relative(self, path: str) -> str:
         return path[len(self.base_dir):] if not is_url(path) and path.startswith(self.base_dir) else path

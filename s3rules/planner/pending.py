@@ -81,8 +81,7 @@ def plan(workflow: Workflow, storage, targets: Sequence[str] = (), *, force: Seq
     else:
         exists = storage.exists_many(paths)
     forced_rules = {rule for rule in workflow.rules.values() if forceall or rule.name in forcerun}
-    records = _records(ledger, order, exists, forced_rules, forced_jobs)
-    check = _Check(ledger, records, tuple(t for t in triggers if t in CHANGED))
+    check = _Check(_verdicts(ledger, order, tuple(t for t in triggers if t in CHANGED)))
     pending = _reasons(workflow, order, exists, mtimes if rerun_stale else None, forced_rules, forced_jobs, check)
     if until:
         pending, roots = _until(planner, until, pending)
@@ -93,41 +92,28 @@ def plan(workflow: Workflow, storage, targets: Sequence[str] = (), *, force: Seq
     return Plan(workflow, order, pending, roots, mtimes, check.interrupted)
 
 
-def _records(ledger, order: list[Job], exists, forced_rules: set, forced_jobs: set[Job]) -> dict:
-    """The ledger's last record of each job that existence alone would call done."""
+def _verdicts(ledger, order: list[Job], triggers: tuple[str, ...]) -> dict[Job, str]:
+    """What the ledger says of the jobs: "incomplete" or "changed: ..." (the others, unchanged
+    or unrecorded, are left out); the plan asks it only of jobs existence alone calls done."""
     if ledger is None:
         return {}
-    superset = exists.issuperset if isinstance(exists, set) else (lambda outs: all(o in exists for o in outs))
-    return ledger.lookup(job for job in order if job.outputs and superset(job.outputs)
-                         and job.rule not in forced_rules and job not in forced_jobs)
+    return ledger.verdicts(order, triggers)   # asked of jobs whose outputs exist, not forced
 
 
 class _Check:
-    """What the ledger says of one job whose outputs all exist: interrupted, changed, or nothing."""
+    """The ledger's verdict on one job whose outputs all exist, noting the interrupted ones."""
 
-    def __init__(self, ledger, records: dict, triggers: tuple[str, ...]):
-        self.records, self.triggers = records, triggers
-        self.hashes = ledger.identity.hashes if ledger is not None else None
+    def __init__(self, verdicts: dict[Job, str]):
+        self.get = verdicts.get
         self.interrupted: list[Job] = []
 
     def __call__(self, job: Job) -> str | None:
-        rec = self.records.get(job)
-        if rec is None:
-            return None
-        if rec.open:
+        said = self.get(job)
+        if said == INCOMPLETE:
             self.interrupted.append(job)
-            return INCOMPLETE
-        if self.triggers:
-            new = self.hashes(job)
-            if new != rec.hashes:
-                for name in self.triggers:
-                    i = TRIGGER_ORDER.index(name)
-                    if new[i] != rec.hashes[i]:
-                        return CHANGED[name]
-        return None
+        return said
 
 
-TRIGGER_ORDER = tuple(CHANGED)   # the order of a record's hashes (s3rules.ledger.TRIGGERS)
 
 
 def _requested(planner: Planner, targets: Sequence[str], force: Sequence[str]) -> tuple[list, set[Job]]:
