@@ -84,6 +84,39 @@ class Workspace:
                     f"{overlap[0]}. Wait for it to finish and run again, or pass --nolock if you are sure "
                     "the two runs cannot write the same files.")
 
+    def claimed(self) -> set[str]:
+        """The outputs live runs registered (read without the workspace lock: for ``status``)."""
+        out: set[str] = set()
+        try:
+            names = os.listdir(self.runs)
+        except OSError:
+            return out
+        for name in names:
+            other = self._peek(os.path.join(self.runs, name))
+            if other:
+                out.update(other.get("outputs", ()))
+        return out
+
+    @staticmethod
+    def _peek(path: str) -> dict | None:
+        """The registration at ``path`` if its run is alive; nothing is removed."""
+        try:
+            fd = os.open(path, os.O_RDONLY)
+        except OSError:
+            return None
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            except BlockingIOError:
+                with os.fdopen(os.dup(fd)) as fh:
+                    try:
+                        return json.load(fh)
+                    except ValueError:
+                        return None
+            return None
+        finally:
+            os.close(fd)
+
     @staticmethod
     def _live(path: str) -> dict | None:
         """The registration at ``path`` if its run is alive; a dead run's is removed."""

@@ -90,6 +90,16 @@ def local_states(jobs, ledger) -> tuple[dict, set]:
     return running, {job for job, rec in records.items() if rec.state == FAILED}
 
 
+def _finishing(jobs, the_plan) -> set:
+    """Pending local jobs whose outputs a live ``s3rules run`` holds: their process may have just
+    ended, but that run has not recorded them yet (so they are not "incomplete")."""
+    from ..workspace import Workspace
+    if not jobs:
+        return set()
+    claimed = Workspace(os.path.join(the_plan.workflow.base_dir, ".s3rules")).claimed()
+    return {job for job in jobs if job in the_plan.pending and claimed.intersection(job.outputs)}
+
+
 # -- status ------------------------------------------------------------------------------------
 
 def _columns(local: bool, batch: bool) -> list[str]:
@@ -111,6 +121,7 @@ def status_table(the_plan, ledger, submitter=None) -> tuple[str, int]:
     from ..planner import INCOMPLETE
     local, batch = _jobs(the_plan)
     running, failed = local_states(local, ledger)
+    running = set(running) | _finishing(local, the_plan)
     if batch and submitter is None:
         submitter = _submitter()
     columns = _columns(bool(local), bool(batch))
