@@ -92,37 +92,17 @@ class Workspace:
         except OSError:
             return out
         for name in names:
-            other = self._peek(os.path.join(self.runs, name))
+            other = self._live(os.path.join(self.runs, name), take_over=False)
             if other:
                 out.update(other.get("outputs", ()))
         return out
 
     @staticmethod
-    def _peek(path: str) -> dict | None:
-        """The registration at ``path`` if its run is alive; nothing is removed."""
+    def _live(path: str, take_over: bool = True) -> dict | None:
+        """The registration at ``path`` if its run is alive; a dead run's is removed (``take_over``)."""
         try:
             fd = os.open(path, os.O_RDONLY)
         except OSError:
-            return None
-        try:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-            except BlockingIOError:
-                with os.fdopen(os.dup(fd)) as fh:
-                    try:
-                        return json.load(fh)
-                    except ValueError:
-                        return None
-            return None
-        finally:
-            os.close(fd)
-
-    @staticmethod
-    def _live(path: str) -> dict | None:
-        """The registration at ``path`` if its run is alive; a dead run's is removed."""
-        try:
-            fd = os.open(path, os.O_RDONLY)
-        except FileNotFoundError:
             return None
         try:
             try:
@@ -133,7 +113,8 @@ class Workspace:
                         return json.load(fh)
                     except ValueError:
                         return {}
-            os.unlink(path)   # its run died: taken over
+            if take_over:
+                os.unlink(path)   # its run died
             return None
         finally:
             os.close(fd)
