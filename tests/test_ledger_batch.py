@@ -6,7 +6,7 @@ import json
 import pytest
 
 from s3rules.cli import main
-from test_batch import POLL, calls, flow, run  # noqa: F401 - fixtures
+from test_batch import POLL, calls, flow, proxy, run  # noqa: F401 - fixtures
 
 HALF = '''
 rule all:
@@ -43,3 +43,20 @@ def test_a_job_that_fails_while_detached_is_incomplete_on_the_next_dry_run(flow,
     assert run(flow.bf) == 0
     assert calls.labels == ["up-B"]                          # A is not paid for twice
     assert dry_run(flow, capsys) == {}
+
+
+def test_each_batch_job_costs_three_ledger_puts_and_a_plan_one_listing(flow, calls, proxy, capsys):
+    """README, Cost of the bookkeeping: three small PUTs per job (about to be submitted, its job id
+    once submitted, finished), superseded records deleted in bulk, one listing per rule to read."""
+    flow.write(HALF, samples="AB", arrays=False)
+    puts: list[str] = []
+    proxy.before_forward("PutObject", lambda n, info: puts.append(info["path"]) if "/.s3rules/ledger/" in info["path"]
+                         else None)
+    assert run(flow.bf) == 0
+    states = sorted(p.rsplit("/", 1)[1].split(".")[2] for p in puts)
+    assert states == ["f", "f", "s", "s", "s", "s"]          # per job: started, started with its id, finished
+    names = [o["Key"] for o in flow.s3.list_objects_v2(Bucket=flow.bucket, Prefix=".s3rules/ledger/")["Contents"]]
+    assert len(names) == 2 and all(".f." in n for n in names)   # the superseded ones were deleted
+    proxy.requests.clear()
+    assert dry_run(flow, capsys) == {}
+    assert proxy.requests["ListObjectsV2"] == 3         # the inputs' prefix, the outputs', the rule's records
