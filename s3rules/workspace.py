@@ -18,6 +18,7 @@ import time
 from typing import Iterable
 
 from .errors import S3RulesError
+from .views import display_path
 
 
 class WorkspaceBusy(S3RulesError):
@@ -81,7 +82,7 @@ class Workspace:
                 raise WorkspaceBusy(
                     f"another s3rules run is writing outputs this run needs (pid {other.get('pid')} on "
                     f"{other.get('host')}, started {when}: {other.get('what', '')}); for example "
-                    f"{overlap[0]}. Wait for it to finish and run again, or pass --nolock if you are sure "
+                    f"{display_path(overlap[0])}. Wait for it to finish and run again, or pass --nolock if you are sure "
                     "the two runs cannot write the same files.")
 
     def claimed(self) -> set[str]:
