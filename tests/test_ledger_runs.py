@@ -134,6 +134,8 @@ def test_a_rerun_killed_mid_write_then_failing_gives_back_the_old_output_byte_fo
         time.sleep(0.05)
     power_cut(proc)
     assert pending_outputs(tmp_path / "Batchfile") == {"out/x.txt": "incomplete"}
+    shown = s3rules("run", "-n", cwd=tmp_path).stdout
+    assert "the last run was interrupted: 1 job started and never finished" in shown
     env = dict(os.environ, FAIL="1")
     fast = (tmp_path / "Batchfile").read_text().replace("sleep 30", "sleep 0")
     (tmp_path / "Batchfile").write_text(fast)
