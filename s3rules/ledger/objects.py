@@ -86,20 +86,18 @@ class Objects:
         """Store records (each replaces its job's earlier one) in one concurrent batch."""
         if not entries:
             return
-        blobs: dict[str, bytes] = {}
         by_fs: dict[int, tuple[object, dict[str, bytes]]] = {}
         for job, rec, body in entries:
             folder, key = self.folder(job), job_hash(job)
             where = _WHERE.sub("_", rec.where)
             path = f"{folder}/{key}.{int(rec.time * 1000)}.{rec.state}.{'.'.join(rec.hashes)}.{where}"
-            blobs[path] = json.dumps(body).encode()
             known = self._listing(folder)
             old = known.get(key)
             if old is not None and old.name != path:
                 self.stale.append(old.name)
             known[key] = rec._replace(name=path)
             fs = self.storage.filesystem(path)
-            by_fs.setdefault(id(fs), (fs, {}))[1][path] = blobs[path]
+            by_fs.setdefault(id(fs), (fs, {}))[1][path] = json.dumps(body).encode()
         for fs, group in by_fs.values():
             try:
                 fs.pipe(group)
