@@ -20,21 +20,14 @@ def triggers(args) -> tuple[str, ...]:
     return chosen
 
 
-def left_open(the_plan, ledger: Ledger) -> list:
-    """Pending jobs whose last record says an earlier run started them and never saw them end
-    (the interrupted ones, and those whose outputs are not there, maybe not yet)."""
-    return ledger.left_open(list(the_plan.pending))
-
-
 def settle(jobs: list, ledger: Ledger, storage, running: bool = True) -> tuple[bool, dict]:
     """Jobs an earlier run started and never saw end: ask where they ran what became of them.
 
     One that succeeded (a Batch job that finished while no s3rules watched) with every output
-    present is recorded as finished: True first means the plan must be made again. Jobs still
-    in flight on Batch come back (job -> id): the run watches them instead of submitting them. One still running
-    as a local process (its s3rules was killed) stops this run (``running``: not a dry run),
-    which would write the same files; Batch jobs still in flight are reused by the Batch
-    executor, never submitted again.
+    present is recorded as finished: True first means the plan must be made again. Batch jobs
+    still in flight, unchanged and on their queue, come back second (job -> id): the run watches
+    them instead of submitting them again. One still running as a local process (its s3rules
+    was killed) stops this run (``running``: not a dry run), which would write the same files.
     """
     from ..executors.registry import executor_class
 
@@ -44,11 +37,11 @@ def settle(jobs: list, ledger: Ledger, storage, running: bool = True) -> tuple[b
         if kind in EXECUTORS and ident:
             placed.setdefault(kind, {})[job] = ident
     states = {}
-    for kind, jobs in placed.items():
+    for kind, ids in placed.items():
         try:
-            states.update({job: (kind, state) for job, state in executor_class(kind).settle(jobs).items()})
+            states.update({job: (kind, state) for job, state in executor_class(kind).settle(ids).items()})
         except S3RulesError as exc:   # AWS unreachable: the jobs stay incomplete and run again
-            print(f"s3rules: note: cannot ask {kind} what became of {len(jobs)} interrupted jobs ({exc}); "
+            print(f"s3rules: note: cannot ask {kind} what became of {len(ids)} interrupted jobs ({exc}); "
                   "they count as incomplete", file=sys.stderr)
     orphans = [job for job, (kind, state) in states.items() if kind == "local" and state == "RUNNING"]
     if orphans and running:

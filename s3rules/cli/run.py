@@ -74,7 +74,7 @@ def _plan(workflow, storage, ledger, args, workspace=None):
                     forceall=args.forceall, until=args.until, rerun_stale="mtime" in chosen, ledger=ledger,
                     triggers=chosen)
     the_plan = make()
-    left = records.left_open(the_plan, ledger)
+    left = ledger.left_open(list(the_plan.pending))   # started by an earlier run, never seen to end
     if left and workspace is not None:
         workspace.check({o for job in left for o in job.outputs})
     in_flight: dict = {}

@@ -81,15 +81,16 @@ def plan(workflow: Workflow, storage, targets: Sequence[str] = (), *, force: Seq
     else:
         exists = storage.exists_many(paths)
     forced_rules = {rule for rule in workflow.rules.values() if forceall or rule.name in forcerun}
-    check = _Check(_verdicts(ledger, order, tuple(t for t in triggers if t in CHANGED)))
-    pending = _reasons(workflow, order, exists, mtimes if rerun_stale else None, forced_rules, forced_jobs, check)
+    verdicts = _verdicts(ledger, order, tuple(t for t in triggers if t in CHANGED))
+    pending = _reasons(workflow, order, exists, mtimes if rerun_stale else None, forced_rules, forced_jobs, verdicts)
+    interrupted = [job for job, why in pending.items() if why == INCOMPLETE and verdicts.get(job) == INCOMPLETE]
     if until:
         pending, roots = _until(planner, until, pending)
     if check_sources:
         _check_sources(planner, pending, exists, source_targets)
     if not rerun_stale:   # a run tells what a job wrote by these mtimes
         mtimes = storage.stat_many([o for job in pending for o in job.outputs if o in exists])
-    return Plan(workflow, order, pending, roots, mtimes, check.interrupted)
+    return Plan(workflow, order, pending, roots, mtimes, interrupted)
 
 
 def _verdicts(ledger, order: list[Job], triggers: tuple[str, ...]) -> dict[Job, str]:
@@ -97,23 +98,7 @@ def _verdicts(ledger, order: list[Job], triggers: tuple[str, ...]) -> dict[Job, 
     or unrecorded, are left out); the plan asks it only of jobs existence alone calls done."""
     if ledger is None:
         return {}
-    return ledger.verdicts(order, triggers)   # asked of jobs whose outputs exist, not forced
-
-
-class _Check:
-    """The ledger's verdict on one job whose outputs all exist, noting the interrupted ones."""
-
-    def __init__(self, verdicts: dict[Job, str]):
-        self.get = verdicts.get
-        self.interrupted: list[Job] = []
-
-    def __call__(self, job: Job) -> str | None:
-        said = self.get(job)
-        if said == INCOMPLETE:
-            self.interrupted.append(job)
-        return said
-
-
+    return ledger.verdicts(order, triggers)
 
 
 def _requested(planner: Planner, targets: Sequence[str], force: Sequence[str]) -> tuple[list, set[Job]]:
@@ -132,7 +117,7 @@ def _requested(planner: Planner, targets: Sequence[str], force: Sequence[str]) -
 
 
 def _reasons(workflow: Workflow, order: list[Job], exists, mtimes: dict[str, float] | None,
-             forced_rules: set, forced_jobs: set[Job], check) -> dict[Job, str]:
+             forced_rules: set, forced_jobs: set[Job], verdicts: dict[Job, str]) -> dict[Job, str]:
     """Job -> why it must run, dependencies first (``mtimes`` only with --rerun-stale)."""
     target_lists = {rule for rule in workflow.rules.values() if rule.is_target_list}
     pending: dict[Job, str] = {}
@@ -148,7 +133,7 @@ def _reasons(workflow: Workflow, order: list[Job], exists, mtimes: dict[str, flo
             pending[job] = MISSING
         elif len(outputs) > 1 and not all(o in exists for o in outputs):
             pending[job] = INCOMPLETE
-        elif (said := check(job)) == INCOMPLETE:
+        elif (said := verdicts.get(job)) == INCOMPLETE:
             pending[job] = said
         elif not is_pending.isdisjoint(job.deps):
             pending[job] = UPSTREAM
