@@ -23,7 +23,7 @@ from hypothesis import HealthCheck, event, given, note as _note, settings
 from hypothesis.errors import InvalidArgument
 from hypothesis import strategies as st
 
-from s3rules.errors import PlanError
+from s3rules.errors import PlanError, SampleSheetError
 from s3rules.language.loader import load_workflow
 from s3rules.planner import plan
 from s3rules.storage import Storage
@@ -160,7 +160,7 @@ def cases(draw) -> Case:
         for n in range(draw(st.sampled_from([1, 2, 1, 3, 0]))):
             what = draw(st.sampled_from(["chain"] * 3 + ["dep", "dep", "source"] if n == 0 else
                                         ["dep", "dep", "source", "again"]))
-            if what == "again":   # the same input twice: the job's inputs are deduplicated
+            if what == "again":   # the same input twice: it keeps both positions
                 rule.inputs.append(draw(st.sampled_from(rule.inputs)))
             elif what != "source" and rules:
                 producer = rules[-1] if what == "chain" else draw(st.sampled_from(rules))
@@ -260,11 +260,20 @@ def render(text: str, ns: dict[str, str]) -> str:
     return PLACEHOLDER.sub(lambda m: ns[m.group(1)], text)
 
 
-def naive_match(pattern: str, path: str) -> dict[str, str] | None:
-    """Wildcard values if ``path`` fits ``pattern``; a wildcard is one non-empty path segment."""
+def naive_match(pattern: str, path: str, allowed=None) -> dict[str, str] | None:
+    """Wildcard values if ``path`` fits ``pattern``; a wildcard is one non-empty path segment,
+    or one of ``allowed[name]`` (any split of the path where the values fit)."""
+    allowed = allowed or {}
     names = PLACEHOLDER.findall(pattern)
     literals = PLACEHOLDER.split(pattern)[::2]
-    regex = "".join(re.escape(lit) + ("([^/]+)" if i < len(names) else "") for i, lit in enumerate(literals))
+
+    def group(name: str) -> str:
+        if name in allowed:
+            return "(" + "|".join(map(re.escape, allowed[name])) + ")" if allowed[name] else "((?!))"
+        return "([^/]+)"
+
+    regex = "".join(re.escape(lit) + (group(names[i]) if i < len(names) else "")
+                    for i, lit in enumerate(literals))
     m = re.fullmatch(regex, path, re.DOTALL)
     if m is None:
         return None
@@ -310,16 +319,18 @@ class Reference:
             ns.update(rows[0])
         inputs = []
         for kind, text in rule.inputs:
-            if kind == "expand":
+            if kind == "expand":   # one expand gives each path once; inputs keep their positions
+                expanded = []
                 for row in self.case.rows:
                     if all(row[c] == wc[c] for c in row if c in wc):
                         value = render(text, {**row, **wc})
                         if PLACEHOLDER.fullmatch(text):   # expand("{reads}"): whole paths, resolved
                             if not value:
                                 raise RefError("empty")
-                            inputs.append(os.path.normpath(os.path.join(self.base, value)))
+                            expanded.append(os.path.normpath(os.path.join(self.base, value)))
                         else:
-                            inputs.append(self.abs(value))
+                            expanded.append(self.abs(value))
+                inputs += dict.fromkeys(expanded)
             elif PLACEHOLDER.fullmatch(text):   # "{reads}": a whole path from the sheet
                 value = render(text, ns)
                 if not value:
@@ -328,14 +339,16 @@ class Reference:
             else:
                 inputs.append(self.abs(render(text, ns)))
         outputs = tuple(self.abs(render(o, ns)) for o in rule.outputs)
-        job = self.jobs[key] = RefJob(rule, values, tuple(dict.fromkeys(inputs)), outputs)
+        job = self.jobs[key] = RefJob(rule, values, tuple(inputs), outputs)
         return job
 
     def producer(self, path: str) -> RefJob | None:
         found = []
         for rule in self.case.rules:
             for pattern in rule.outputs:
-                values = naive_match(self.abs(pattern), path)
+                # a wildcard named after a sheet column only takes that column's values
+                allowed = {c: sorted({row[c] for row in self.case.rows}) for c in self.case.columns}
+                values = naive_match(self.abs(pattern), path, allowed)
                 if values is not None:
                     found.append((rule, values))
                     break
@@ -416,7 +429,7 @@ def error_kind(message: str) -> str:
              "has no such row": "norow", "disagrees with the sample sheet": "disagree",
              "cannot be listed": "unlistable", "nothing to rerun": "force-source",
              "missing input": "missing-input", "does not exist and no rule makes it": "missing-target",
-             "is empty in the sample sheet": "empty"}
+             "is empty in the sample sheet": "empty", "this value is empty": "empty"}
     for text, kind in kinds.items():
         if text in message:
             return kind
@@ -467,7 +480,7 @@ def _check(case: Case, base: str, draw_files) -> str:
                     forceall=case.forceall, rerun_stale=case.rerun_stale, check_sources=case.check_sources)
 
     def expect_error(kinds: set[str], where: str) -> str:
-        with pytest.raises(PlanError) as info:
+        with pytest.raises((PlanError, SampleSheetError)) as info:
             run()
         kind = error_kind(str(info.value))
         assert kind in kinds, f"{where}: planner raised {kind!r} ({info.value}); reference found {kinds}"
@@ -629,7 +642,7 @@ def test_other_layout_falls_back_to_matching():
 
 
 def test_an_input_listed_twice():
-    """Deduplicated inputs must not shift which input pattern (and shortcut) a path belongs to."""
+    """An input listed twice keeps both positions, and each keeps its own pattern (and shortcut)."""
     rows = [{"sample": "S1", "group": "g", "reads": "data/S1.fq"}]
     rules = [RuleSpec("all", [("expand", "out/q/{sample}.txt")], []),
              RuleSpec("p", [], ["out/p/{sample}.txt"]),

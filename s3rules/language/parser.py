@@ -47,7 +47,10 @@ class Source:
 class Value:
     """A literal or a call such as ``expand("...")``. ``raw`` is the token as written."""
 
-    kind: str  # "string" | "number" | "word" | "call"
+    # "string" | "number" | "word" (a bare name, maybe dotted) | "call" (args) | "list" (args) |
+    # "keyword" (``name=value`` in a call: value is the name, args the value) |
+    # "expr" (value is the operator: "==", "!=", "in", "not in", "and", "or", "not"; args)
+    kind: str
     value: object
     line: int
     column: int
@@ -63,9 +66,20 @@ class Value:
         return self.line, self.column + offset_in_raw
 
 
+    def walk(self):
+        """This value and every value inside it."""
+        yield self
+        for arg in self.args:
+            yield from arg.walk()
+
+
 @dataclass(frozen=True)
 class Setting:
-    """``name: values`` or ``name:`` + an indented block of settings and/or value lines."""
+    """``name: values`` or ``name:`` + an indented block of settings and/or value lines.
+
+    ``label`` is the second word of ``sheet units: ...``; ``order`` lists the block's entries as
+    written (settings and value lines interleaved), for the keys where positions matter.
+    """
 
     name: str
     line: int
@@ -73,6 +87,8 @@ class Setting:
     values: tuple[Value, ...] = ()
     children: tuple["Setting", ...] = ()
     is_block: bool = False
+    label: str | None = None
+    order: tuple = ()
 
 
 @dataclass(frozen=True)
@@ -107,8 +123,8 @@ class _BatchfileIndenter(Indenter):
         yield from super().handle_NL(token)
 
     NL_type = "_NL"
-    OPEN_PAREN_types = ["LPAR"]
-    CLOSE_PAREN_types = ["RPAR"]
+    OPEN_PAREN_types = ["LPAR", "LSQB"]
+    CLOSE_PAREN_types = ["RPAR", "RSQB"]
     INDENT_type = "_INDENT"
     DEDENT_type = "_DEDENT"
     tab_len = 8
@@ -146,32 +162,73 @@ class _ToNodes(Transformer):
             raise _BadToken(tok, "this number is too large") from None
         return Value("number", number, tok.line, tok.column, text)
 
-    def word(self, tok: Token) -> Value:
-        return Value("word", tok.value, tok.line, tok.column, tok.value)
+    def word(self, *names: Token) -> Value:
+        text = ".".join(n.value for n in names)
+        return Value("word", text, names[0].line, names[0].column, text)
 
     def call(self, name: Token, args=None) -> Value:
         return Value("call", name.value, name.line, name.column, name.value, tuple(args or ()))
 
+    def args(self, *args: Value) -> tuple[Value, ...]:
+        return args
+
+    def keyword(self, name: Token, value: Value) -> Value:
+        return Value("keyword", name.value, name.line, name.column, name.value, (value,))
+
+    @v_args(meta=True)
+    def list(self, meta, children) -> Value:
+        items = children[0] if children and children[0] is not None else ()
+        return Value("list", None, meta.line, meta.column, "[", tuple(items))
+
+    def compare(self, left: Value, op: Token, right: Value) -> Value:
+        return _expr(op.value, op, left, right)
+
+    def in_(self, left: Value, right: Value) -> Value:
+        return _expr("in", left, left, right)
+
+    def not_in(self, left: Value, op: Token, right: Value) -> Value:
+        return _expr("not in", op, left, right)
+
+    def and_(self, left: Value, right: Value) -> Value:
+        return _expr("and", left, left, right)
+
+    def or_(self, left: Value, right: Value) -> Value:
+        return _expr("or", left, left, right)
+
+    def not_(self, op: Token, operand: Value) -> Value:
+        return _expr("not", op, operand)
+
     def values(self, *values: Value) -> tuple[Value, ...]:
         return values
 
-    def body(self, *entries) -> tuple[tuple[Setting, ...], tuple[Value, ...]]:
+    def body(self, *entries) -> tuple[tuple[Setting, ...], tuple[Value, ...], tuple]:
         settings = tuple(e for e in entries if isinstance(e, Setting))
         values = tuple(v for e in entries if isinstance(e, tuple) for v in e)
-        return settings, values
+        order = tuple(v for e in entries for v in (e if isinstance(e, tuple) else (e,)))
+        return settings, values, order
+
+    body_only = body
 
     def inline_setting(self, name: Token, values) -> Setting:
         return Setting(name.value, name.line, name.column, tuple(values))
 
     def block_setting(self, name: Token, body) -> Setting:
-        children, values = body
-        return Setting(name.value, name.line, name.column, values, children, is_block=True)
+        children, values, order = body
+        return Setting(name.value, name.line, name.column, values, children, is_block=True, order=order)
+
+    def labelled_setting(self, name: Token, label: Token, values) -> Setting:
+        return Setting(name.value, name.line, name.column, tuple(values), label=label.value)
+
+    def labelled_block(self, name: Token, label: Token, values, body) -> Setting:
+        children, _, order = body
+        return Setting(name.value, name.line, name.column, tuple(values), children, label=label.value,
+                       order=order)
 
     def assign(self, name: Token, value: Value) -> Assign:
         return Assign(name.value, name.line, name.column, value)
 
     def rule(self, name: Token, body) -> RuleNode:
-        children, values = body
+        children, values, _ = body
         if values:
             # A bare value line directly in a rule body: report it like a syntax error.
             raise _BareValue(values[0])
@@ -179,6 +236,11 @@ class _ToNodes(Transformer):
 
     def start(self, *items):
         return tuple(items)
+
+
+def _expr(op: str, where, *operands: Value) -> Value:
+    """An operator node, placed where its operator (or its first operand) is."""
+    return Value("expr", op, where.line, where.column, op, operands)
 
 
 class _BareValue(Exception):
@@ -202,6 +264,8 @@ _EXPECTED_NAMES = {
     "_NL": "end of line", "_INDENT": "an indented block", "_DEDENT": "end of block",
     "NAME": "a name", "STRING": "a string", "LONG_STRING": "a string", "SIGNED_NUMBER": "a number",
     "COLON": "':'", "COMMA": "','", "LPAR": "'('", "RPAR": "')'", "EQUAL": "'='", "RULE": "'rule'",
+    "LSQB": "'['", "RSQB": "']'", "DOT": "'.'", "COMPARE": "'==' or '!='", "NOT": "'not'", "IN": "'in'",
+    "AND": "'and'", "OR": "'or'",
 }
 
 
@@ -260,10 +324,10 @@ def _unexpected_token(exc: UnexpectedToken, source: Source, text: str) -> Batchf
     tok = exc.token
     if tok.type == "$END":
         return _eof_error(source, text)
-    if "RPAR" in exc.expected and tok.type in ("_DEDENT", "_NL", "$END"):
+    if {"RPAR", "RSQB"} & set(exc.expected) and tok.type in ("_DEDENT", "_NL", "$END"):
         opened = _unclosed_paren(text)
         if opened is not None:
-            return source.error("this '(' is never closed", *opened)
+            return source.error(f"this '{opened[0]}' is never closed", *opened[1:])
     line, column = tok.line, tok.column
     if tok.type in ("_NL", "_INDENT", "_DEDENT"):
         line, column = _position_after_token(source, tok)
@@ -297,7 +361,7 @@ def _position_after_token(source: Source, tok: Token) -> tuple[int, int]:
 
 # A string or a comment (skipped whole), else a bracket (group 1): one regex scan finds the
 # brackets outside strings and comments, fast enough for the deepest file an error reports on.
-_BRACKET = re.compile(r'''""".*?"""|\'\'\'.*?\'\'\'|"(?:[^"\\\n]|\\.)*"|'(?:[^'\\\n]|\\.)*'|#[^\n]*|([()])''',
+_BRACKET = re.compile(r'''""".*?"""|\'\'\'.*?\'\'\'|"(?:[^"\\\n]|\\.)*"|'(?:[^'\\\n]|\\.)*'|#[^\n]*|([()\[\]])''',
                       re.S)
 
 
@@ -312,21 +376,24 @@ def _line_col(text: str, pos: int) -> tuple[int, int]:
     return text.count("\n", 0, pos) + 1, pos - (text.rfind("\n", 0, pos) + 1) + 1
 
 
-def _unclosed_paren(text: str) -> tuple[int, int] | None:
-    """Line and column of the last '(' left open."""
+def _unclosed_paren(text: str) -> tuple[str, int, int] | None:
+    """The last '(' or '[' left open, with its line and column."""
     stack = []
     for pos, char in _brackets(text):
-        if char == "(":
-            stack.append(pos)
+        if char in "([":
+            stack.append((pos, char))
         elif stack:
             stack.pop()
-    return _line_col(text, stack[-1]) if stack else None
+    if not stack:
+        return None
+    pos, char = stack[-1]
+    return (char, *_line_col(text, pos))
 
 
 def _eof_error(source: Source, text: str) -> BatchfileError:
     opened = _unclosed_paren(text)
     if opened is not None:
-        return source.error("this '(' is never closed", *opened)
+        return source.error(f"this '{opened[0]}' is never closed", *opened[1:])
     lines = source.lines or [""]
     return source.error("unexpected end of file (an unclosed bracket or string?)",
                         len(lines), len(lines[-1]) + 1)
@@ -336,7 +403,7 @@ def _deepest(text: str) -> tuple[int, int]:
     """Where brackets or indentation first nest deeper than MAX_DEPTH (strings skipped)."""
     depth = 0
     for pos, char in _brackets(text):
-        depth += 1 if char == "(" else -1
+        depth += 1 if char in "([" else -1
         if depth > MAX_DEPTH:
             return _line_col(text, pos)
     levels = [0]

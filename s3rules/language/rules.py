@@ -1,45 +1,54 @@
 """A rule node -> a checked ``Rule``.
 
-A rule's keys, inputs, outputs and command; the wildcards its outputs define; how its jobs see
-the sample sheet, worked out before the ``Rule`` is built (a ``Rule`` never changes once made);
-and every name it uses, an unknown one pointed at inside its string, with a did-you-mean.
+A rule's keys, inputs (maybe named, maybe ``expand``), outputs (maybe ``temp``/``directory``),
+logs, params, condition and command; the wildcards its outputs define; which sheets its jobs
+see (``binding``), worked out before the ``Rule`` is built (a ``Rule`` never changes once
+made). Every name it uses is checked here (``names``), an unknown one pointed at inside its
+string, with a did-you-mean.
 """
 from __future__ import annotations
 
-import re
-
-from ..model import InputSpec, Pattern, Rule, Template
+from ..model import Binding, InputSpec, Pattern, Rule, Template
 from ..settings import Settings
+from .conditions import ConditionCompiler
+from .dimensions import Dimensions
+from .names import NameChecker
 from .parser import RuleNode, Setting, Source, Value
-from .samples import SHELL_NAMES, SampleSheet
-from .values import Reader, closest, hint
+from .values import RULE_KEYS, SNAKEMAKE_KEYS, hint
 
-_INDEXED = re.compile(r"(input|output)\[(\d+)\]")
+_WRAPPERS = ("temp", "directory")
 
 
-class RuleReader(Reader):
-    """Builds the rules of one Batchfile, against its variables and sample sheet."""
+class RuleReader(NameChecker):
+    """Builds the rules of one Batchfile, against its variables, sheets and lists."""
 
-    def __init__(self, source: Source, base_dir: str, variables: dict[str, str], sheet: SampleSheet | None):
-        super().__init__(source, base_dir, variables)
-        self.sheet = sheet
-        self.columns = sheet.columns if sheet else ()
+    def __init__(self, source: Source, base_dir: str, variables: dict[str, str], dims: Dimensions):
+        super().__init__(source, base_dir, variables, dims)
 
     def rule(self, node: RuleNode, index: int, defaults: Settings) -> Rule:
         """Each step needs the ones before it; the binding comes before the (frozen) ``Rule``."""
         by_key = self.keys(node)
-        settings = self.settings(node.settings, defaults, f"rule '{node.name}'")
+        self.condition_constants: list[str] = []
+        per_job: list = []
+        settings = self.settings(node.settings, defaults, f"rule '{node.name}'", per_job)
         inputs, input_values = self.inputs(by_key.get("input"))
-        outputs, output_values = self.outputs(by_key.get("output"))
+        outputs, output_names, temp, dirs, output_values = self.outputs(by_key.get("output"))
+        logs, log_names, log_values = self.logs(by_key.get("log"))
+        params = self.params(by_key.get("params"))
         shell_value = self.one(by_key["shell"]) if "shell" in by_key else None
         shell = self.shell(shell_value)
-        self.check_parts(node, inputs, outputs, shell)
+        self.check_parts(node, inputs, outputs, shell, logs)
         wildcards = self.wildcards(node, outputs, output_values)
-        namespace, uses_row, expand_filter = self.binding(wildcards)
+        namespace, bindings = self.binding(wildcards)
+        inputs = [self.expand_source(spec, value, wildcards) for spec, value in zip(inputs, input_values)]
+        when = self.when(node, by_key.get("when"), namespace)
         rule = Rule(node.name, index, node.line, tuple(inputs), tuple(outputs), shell, settings, wildcards,
-                    namespace=namespace, uses_row=uses_row, expand_filter=expand_filter)
-        self.check_names(rule, node, input_values, shell_value, by_key)
-        return rule
+                    namespace=namespace, bindings=bindings, output_names=tuple(output_names),
+                    temp=frozenset(temp), directories=frozenset(dirs), logs=tuple(logs),
+                    log_names=tuple(log_names), params=tuple((n, t) for n, t, _ in params), when=when,
+                    resources=tuple((k, t) for k, t, _ in per_job), path=self.source.path)
+        self.check_names(rule, node, input_values, shell_value, by_key, params, per_job, log_values)
+        return self.finish(rule, by_key)
 
     # -- the parts ----------------------------------------------------------------------------
     def keys(self, node: RuleNode) -> dict[str, Setting]:
@@ -47,32 +56,75 @@ class RuleReader(Reader):
         for s in node.settings:
             if s.name in by_key:
                 raise self.error(f"'{s.name}' is given twice in rule '{node.name}'", s)
+            if s.label is not None:
+                raise self.error(f"'{s.name} {s.label}:' is not a rule key", s)
             by_key[s.name] = s
         return by_key
+
+    def entries(self, setting: Setting | None) -> list[tuple[str | None, Value]]:
+        """(group name or None, value) for each value of ``input:``/``output:``/``log:``, in order:
+        on the key's line, on lines below it, or in named groups (``reads: "a", "b"``)."""
+        if setting is None:
+            return []
+        out: list[tuple[str | None, Value]] = [(None, v) for v in setting.values]
+        if setting.is_block:
+            out = []
+            named = None
+            for entry in setting.order:
+                if isinstance(entry, Setting):
+                    if entry.children or entry.label:
+                        raise self.error(f"'{setting.name}.{entry.name}' takes values, not a block", entry)
+                    if entry.name in SNAKEMAKE_KEYS or entry.name in RULE_KEYS:
+                        raise self.error(f"'{entry.name}:' is indented under '{setting.name}:'; a rule's keys "
+                                         "line up with each other", entry)
+                    if any(n == entry.name for n, _ in out):
+                        raise self.error(f"'{setting.name}.{entry.name}' is named twice", entry)
+                    named = entry
+                    out += [(entry.name, v) for v in entry.values]
+                elif named is not None:
+                    raise self.error(f"an unnamed {setting.name} after named ones: put unnamed values first "
+                                     f"(they are {{{setting.name}[0]}}, ...)", entry)
+                else:
+                    out.append((None, entry))
+        return out
 
     def inputs(self, setting: Setting | None) -> tuple[list[InputSpec], list[Value]]:
         """The input patterns, and the strings they came from (to point into them later)."""
         specs, values = [], []
-        for v in self.values_of(setting):
+        for name, v in self.entries(setting):
             expand = False
             if v.kind == "call":
                 if v.value != "expand":
                     raise self.error(f"unknown function '{v.value}'" + hint(v.value, ["expand"])
                                      + " (inputs may use expand(\"pattern\"))", v)
-                if len(v.args) != 1 or v.args[0].kind != "string":
-                    raise self.error("expand takes one string: expand(\"{root}/{sample}.txt\")", v)
-                if self.sheet is None:
-                    raise self.error("expand(...) needs a sample sheet: add `samples: \"samples.csv\"`", v)
+                self.check_expand_call(v)
                 expand, v = True, v.args[0]
             elif v.kind != "string":
                 raise self.error(f"an input is a quoted path or expand(...), not {v.raw!r}", v)
-            specs.append(InputSpec(self.template(v, Pattern, base_dir=self.base_dir), expand))
+            specs.append(InputSpec(self.template(v, Pattern, base_dir=self.base_dir), expand, name))
             values.append(v)
         return specs, values
 
-    def outputs(self, setting: Setting | None) -> tuple[list[Pattern], list[Value]]:
-        patterns, values = [], []
-        for v in self.values_of(setting):
+    def check_expand_call(self, v: Value) -> None:
+        keywords = [a for a in v.args if a.kind == "keyword"]
+        if keywords:
+            k = keywords[0]
+            raise self.error(f"expand fills {{{k.value}}} itself, from the sheets' columns and the list "
+                             f"variables: drop `{k.value}=...` and, for values no sheet holds, write a list "
+                             f"variable: {k.value} = [\"a\", \"b\"]", k)
+        if len(v.args) != 1 or v.args[0].kind != "string":
+            raise self.error("expand takes one string: expand(\"{root}/{sample}.txt\")", v)
+
+    def outputs(self, setting: Setting | None):
+        patterns, names, temp, dirs, values = [], [], [], [], []
+        for name, v in self.entries(setting):
+            wrappers = set()
+            while v.kind == "call" and v.value in _WRAPPERS and len(v.args) == 1:
+                wrappers.add(v.value)
+                v = v.args[0]
+            if v.kind == "call":
+                raise self.error(f"unknown function '{v.value}'" + hint(v.value, _WRAPPERS)
+                                 + " (outputs may be temp(\"path\") or directory(\"path\"))", v)
             if v.kind != "string":
                 raise self.error(f"an output is a quoted path, not {v.raw!r}", v)
             pattern = self.template(v, Pattern, base_dir=self.base_dir)
@@ -81,9 +133,33 @@ class RuleReader(Reader):
                                  "\"out/{sample}.txt\"", v)
             if pattern.text in {p.text for p in patterns}:
                 raise self.error("this output is listed twice", v)
+            if "temp" in wrappers:
+                temp.append(len(patterns))
+            if "directory" in wrappers:
+                dirs.append(len(patterns))
             patterns.append(pattern)
+            names.append(name)
             values.append(v)
-        return patterns, values
+        return patterns, names, temp, dirs, values
+
+    def logs(self, setting: Setting | None):
+        patterns, names, values = [], [], []
+        for name, v in self.entries(setting):
+            if v.kind != "string":
+                raise self.error(f"a log is a quoted path, not {v.raw!r}", v)
+            patterns.append(self.template(v, Pattern, base_dir=self.base_dir))
+            names.append(name)
+            values.append(v)
+        return patterns, names, values
+
+    def params(self, setting: Setting | None) -> list[tuple[str, Template, Value]]:
+        if setting is None:
+            return []
+        if not setting.is_block or setting.values:
+            raise self.error("params: takes an indented block of `name: \"value\"` lines; the command "
+                             "reads them as {params.name}", setting)
+        return [(name, self.template(v) if v.kind == "string" else Template(v.raw.replace("{", "{{")), v)
+                for name, v in self.mapping(setting)]
 
     def shell(self, value: Value | None) -> Template | None:
         """The command: checked as written (so errors point into the file), then dedented."""
@@ -91,7 +167,7 @@ class RuleReader(Reader):
             return None
         return Template(_dedent_command(self.template(value).text))
 
-    def check_parts(self, node: RuleNode, inputs, outputs, shell) -> None:
+    def check_parts(self, node: RuleNode, inputs, outputs, shell, logs) -> None:
         """A rule either lists targets (inputs only) or makes outputs with a command."""
         if outputs and shell is None:
             raise self.error(f"rule '{node.name}' has outputs but no shell: command to make them", node)
@@ -100,6 +176,8 @@ class RuleReader(Reader):
                              "to make its outputs, and skips it when they exist", node)
         if not outputs and not inputs:
             raise self.error(f"rule '{node.name}' has neither input nor output", node)
+        if logs and not outputs:
+            raise self.error(f"rule '{node.name}' has a log: but runs nothing", node)
 
     def wildcards(self, node: RuleNode, outputs: list[Pattern], output_values: list[Value]) -> tuple[str, ...]:
         """The first output's wildcards; a job makes all its outputs, so each must use the same."""
@@ -110,80 +188,66 @@ class RuleReader(Reader):
                                  f"{{{'}, {'.join(wildcards)}}} vs {{{'}, {'.join(pattern.names)}}}", value)
         return wildcards
 
-    def binding(self, wildcards: tuple[str, ...]) -> tuple[tuple[str, ...], bool, tuple[str, ...]]:
-        """How the rule's jobs see the sheet: ``(namespace, uses_row, expand_filter)``.
+    def binding(self, wildcards: tuple[str, ...]) -> tuple[tuple[str, ...], tuple[Binding, ...]]:
+        """Which sheets the rule's jobs see: each whose key the wildcards cover, unless another
+        such sheet already joins it. The namespace is the wildcards, then those rows' columns."""
+        chosen = [v for v in self.dims.views if set(v.key_columns) <= set(wildcards)]
+        covered = set()
+        for view in chosen:
+            stack = list(view.joins)
+            while stack:
+                j = stack.pop()
+                covered.add(id(j))
+                stack.extend(j.joins)
+        chosen = [v for v in chosen if id(v) not in covered]
+        namespace = wildcards
+        bindings = []
+        for view in chosen:
+            bindings.append(Binding(view, tuple(wildcards.index(c) for c in view.key_columns)))
+            namespace += view.columns
+        return namespace, tuple(bindings)
 
-        A job's values are its wildcards, then (when a wildcard is the sheet's key) its whole row.
-        """
-        sheet = self.sheet
-        uses_row = bool(sheet) and sheet.key in wildcards
-        namespace = wildcards + (tuple(self.columns) if uses_row else ())
-        expand_filter = tuple(w for w in wildcards if w in self.columns)
-        return namespace, uses_row, expand_filter
+    def expand_source(self, spec: InputSpec, value: Value, wildcards: tuple[str, ...]) -> InputSpec:
+        """Where an ``expand`` takes its values: the first-listed sheet holding every column the
+        pattern names (joined rows), and each list variable it names (a product)."""
+        if not spec.expand:
+            return spec
+        columns = self.dims.columns()
+        names = spec.pattern.names
+        lists = tuple(n for n in names if n in self.dims.lists)
+        sheet_names = [n for n in names if n in columns and n not in lists]
+        for n in names:
+            if n not in columns and n not in lists and n not in wildcards:
+                known = sorted(set(columns) | set(self.dims.lists))
+                raise self.error_in_string(
+                    f"expand fills {{{n}}} from sheet columns and list variables, and {n} is neither"
+                    + hint(n, known) + f" (it knows: {', '.join(known) or 'nothing: add a sheet or a list'})",
+                    value, "{" + n)
+        view = None
+        if sheet_names:
+            view = self.dims.view_holding(sheet_names)
+            if view is None:
+                where = ", ".join(f"{n} ({columns[n].path})" for n in sheet_names)
+                raise self.error(f"expand names columns that no sheet holds together: {where}; join the "
+                                 "sheets (a column of one that is the other's key)", value)
+        return InputSpec(spec.pattern, True, spec.name, view, lists)
 
-    # -- names --------------------------------------------------------------------------------
-    def check_names(self, rule: Rule, node: RuleNode, input_values, shell_value, by_key) -> None:
-        """Every name in the rule's strings must be one its jobs have a value for."""
-        visible = set(rule.namespace)
-        self.check_input_names(rule, input_values, visible)
-        if rule.shell is not None:
-            self.check_environment_names(rule, node, by_key, visible)
-            self.check_shell_names(rule, shell_value, visible)
-
-    def check_input_names(self, rule: Rule, input_values, visible: set[str]) -> None:
-        for spec, value in zip(rule.inputs, input_values):
-            # expand(...) fills its pattern from each row, so any column will do there
-            allowed = (set(self.columns) | set(rule.wildcards)) if spec.expand else visible
-            for p in spec.pattern.placeholders:
-                if p.name not in allowed:
-                    raise self.unknown_name(rule, p.name, value, "{" + p.name, "input", visible)
-
-    def check_environment_names(self, rule: Rule, node: RuleNode, by_key, visible: set[str]) -> None:
-        """Environment values may come from ``default:``, so the error says where to set them instead."""
-        for name, template in rule.settings.environment:
-            for p in template.placeholders:
-                if p.name not in visible:
-                    setting = next(c for c in by_key["environment"].children if c.name == name) \
-                        if "environment" in by_key else node
-                    raise self.error(f"unknown name {{{p.name}}} in environment {name} of rule '{rule.name}'"
-                                     + hint(p.name, visible) + " (a value in default: must make sense for "
-                                     "every rule; set it in the rules that have this wildcard)", setting)
-
-    def check_shell_names(self, rule: Rule, shell_value: Value, visible: set[str]) -> None:
-        # with expand(...) the number of inputs depends on the sheet: any index may be right
-        counts = {"input": None if any(s.expand for s in rule.inputs) else len(rule.inputs),
-                  "output": len(rule.outputs)}
-        for p in rule.shell.placeholders:
-            if p.name not in visible and p.name not in SHELL_NAMES:
-                raise self.unknown_name(rule, p.name, shell_value, "{" + p.field, "shell", visible, SHELL_NAMES)
-            if p.field != p.name:
-                self.check_index(rule, p.field, shell_value, counts)
-
-    def check_index(self, rule: Rule, field: str, shell_value: Value, counts) -> None:
-        m = _INDEXED.fullmatch(field)
-        if not m:
-            raise self.error_in_string(f"{{{field}}}: only input and output take an index, like {{input[0]}}",
-                                       shell_value, "{" + field)
-        n = counts[m.group(1)]
-        if n is not None and int(m.group(2)) >= n:
-            raise self.error_in_string(
-                f"{{{field}}}: rule '{rule.name}' has {n} {m.group(1)}"
-                f"{'s' if n != 1 else ''} (indexes start at 0)", shell_value, "{" + field)
-
-    def unknown_name(self, rule: Rule, name: str, value: Value, needle: str, where: str,
-                     visible: set[str], extra=()):
-        """The error for ``{name}``: a column the rule cannot reach, or a likely typo."""
-        if name in self.columns and not rule.uses_row:
-            why = (f"'{name}' is a sample-sheet column, but this rule's outputs have no "
-                   f"{{{self.sheet.key}}} wildcard to pick the row")
-        else:
-            choices = sorted(visible | set(extra) | set(self.variables))
-            close = closest(name, choices)
-            why = (f"unknown name {{{name}}} in the {where} of rule '{rule.name}'"
-                   + (f" (did you mean {{{close}}}?)" if close else "")
-                   + f". Known here: {', '.join(choices) or 'nothing'}; "
-                   "write {{ and }} for literal braces")
-        return self.error_in_string(why, value, needle)
+    def when(self, node: RuleNode, setting: Setting | None, namespace: tuple[str, ...]):
+        if setting is None:
+            return None
+        value = self.one(setting, ("expr", "word", "string", "number"))
+        positions = {name: i for i, name in enumerate(namespace)}
+        constants: dict[str, object] = dict(self.variables)
+        lists = self.dims.lists
+        for name, lst in lists.items():
+            constants[name] = (lambda name=name: lists[name].values) if not lst.ready else lst.values
+        compiler = ConditionCompiler(positions, constants,
+                                     lambda name, v: self.unknown_in_condition(node, name, v, namespace),
+                                     lambda message, v: self.error(message, v))
+        text = self.source.line_text(setting.line)[setting.column - 1:].split("#")[0].strip()
+        condition = compiler.compile(value, text.partition(":")[2].strip())
+        self.condition_constants = compiler.constants_used
+        return condition
 
 
 def _dedent_command(text: str) -> str:

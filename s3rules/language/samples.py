@@ -1,8 +1,9 @@
-"""Sample sheets: one row per sample, the first column is the key.
+"""Sample sheets: one row per key, the first column is the key unless ``key:`` names others.
 
 Read once (a local file directly; a URL or a compressed file through fsspec), CSV or TSV by
 extension, kept as tuples so a million rows stay small, and indexed by key and by any group of
-columns that ``expand`` filters on. Every problem is a ``SampleSheetError`` at file:row[:column].
+columns that ``expand`` filters on. A ``SheetView`` is a sheet with the rows it joins (a column
+that is another sheet's key). Every problem is a ``SampleSheetError`` at file:row[:column].
 """
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from ..errors import SampleSheetError, StorageError
 
 
 # Names a shell command gives every job; a column may not take one, or {name} would mean two things.
-SHELL_NAMES = ("input", "output", "vcpus", "memory", "gpus")
+SHELL_NAMES = ("input", "output", "log", "params", "vcpus", "memory", "gpus")
 _COMPRESSED = (".gz", ".bz2", ".xz", ".zst")   # read through fsspec, which unpacks them
 
 
@@ -26,11 +27,33 @@ class SampleSheet:
         self.path = path
         self.columns = columns
         self.key = columns[0]
+        self.key_columns: tuple[str, ...] = (columns[0],)
         self.rows = rows
         self.lines = lines  # file line of each row, for messages
         self.column_index = {c: i for i, c in enumerate(columns)}
-        self.row_of = {row[0]: row for row in rows}   # key -> row
+        self.row_of: dict = {row[0]: row for row in rows}   # key -> row (a tuple key when composite)
         self._groups: dict[tuple[int, ...], dict[tuple[str, ...], list[int]]] = {}
+        self.empty_columns = frozenset(c for i, c in enumerate(columns)
+                                       if any(not row[i] for row in rows))
+
+    def with_key(self, key: tuple[str, ...]) -> None:
+        """Key the rows by these columns (``key: sample, unit``): none empty, no key twice."""
+        idx = [self.column_index[c] for c in key]
+        row_of: dict = {}
+        for r, row in enumerate(self.rows):
+            value = tuple(row[i] for i in idx) if len(idx) > 1 else row[idx[0]]
+            for i in idx:
+                if not row[i]:
+                    raise self.error("this key column is empty", r, self.columns[i])
+            if value in row_of:
+                first = self.lines[self.rows.index(row_of[value])]
+                raise self.error(f"duplicate key {value!r}: it is already used on line {first}", r, key[-1])
+            row_of[value] = row
+        self.key, self.key_columns, self.row_of = key[0], tuple(key), row_of
+
+    def values_of(self, column: str) -> frozenset[str]:
+        i = self.column_index[column]
+        return frozenset(row[i] for row in self.rows)
 
     def __len__(self) -> int:
         return len(self.rows)
@@ -50,6 +73,56 @@ class SampleSheet:
         """An error at ``rows[row]``, named by its line in the file."""
         line = self.lines[row] if row is not None else None
         return SampleSheetError(message, self.path, line, column)
+
+
+class SheetView:
+    """A sheet and the rows it joins: ``units`` (sample, unit, fq1...) joined to ``samples``
+    through its ``sample`` column gives each unit its sample's columns too.
+
+    ``rows`` are the sheet's rows extended by the joined rows' other columns, so that a job
+    bound to this view reads every column from one tuple.
+    """
+
+    def __init__(self, name: str, sheet: SampleSheet, joins: list[tuple["SheetView", tuple[int, ...]]] = ()):
+        self.name, self.sheet, self.path = name, sheet, sheet.path
+        self.key, self.key_columns, self.lines = sheet.key, sheet.key_columns, sheet.lines
+        columns = list(sheet.columns)
+        picks = []   # per join: (view, key positions in my row, positions of its columns I add)
+        for view, key_idx in joins:
+            extra = [i for i, c in enumerate(view.columns) if c not in columns]
+            columns += [view.columns[i] for i in extra]
+            picks.append((view, key_idx, extra))
+        self.columns = tuple(columns)
+        self.column_index = {c: i for i, c in enumerate(self.columns)}
+        self.joins = tuple(view for view, _ in joins)
+        if not picks:
+            self.rows, self.row_of = sheet.rows, sheet.row_of
+        else:
+            self.rows = [self._joined(row, picks) for row in sheet.rows]
+            idx = [self.column_index[c] for c in self.key_columns]
+            self.row_of = {(tuple(row[i] for i in idx) if len(idx) > 1 else row[idx[0]]): row
+                           for row in self.rows}
+        self.empty_columns = frozenset(c for i, c in enumerate(self.columns) if any(not r[i] for r in self.rows))
+        self._groups: dict = {}
+
+    def _joined(self, row: tuple[str, ...], picks) -> tuple[str, ...]:
+        for view, key_idx, extra in picks:
+            key = tuple(row[i] for i in key_idx) if len(key_idx) > 1 else row[key_idx[0]]
+            other = view.row_of[key]
+            row = row + tuple(other[i] for i in extra)
+        return row
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    rows_where = SampleSheet.rows_where
+
+    def values_of(self, column: str) -> frozenset[str]:
+        i = self.column_index[column]
+        return frozenset(row[i] for row in self.rows)
+
+    def error(self, message: str, row: int | None = None, column: str | None = None) -> SampleSheetError:
+        return self.sheet.error(message, row, column)
 
 
 def _delimiter(path: str) -> str:

@@ -12,9 +12,24 @@ from ..model import Template, TemplateSyntaxError, escape_braces
 from ..settings import KEYS, Choice, Number, Settings, Table, Text, with_values
 from .parser import Setting, Source, Value
 
-RULE_KEYS = ("input", "output", "shell")
+RULE_KEYS = ("input", "output", "shell", "log", "params", "when")
 SETTING_KEYS = tuple(KEYS)
-_VARIABLE = re.compile(r"\{\{|\}\}|\{([A-Za-z_][A-Za-z0-9_]*)\}")
+_VARIABLE = re.compile(r"\{\{|\}\}|\{([A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*)\}")
+#: settings a rule may read from each job's values (`memory: "{mem_mb}"`), checked per job
+PER_JOB_KEYS = ("vcpus", "memory", "gpus", "timeout", "retries", "priority")
+#: keys other tools use, and what to write instead
+SNAKEMAKE_KEYS = {
+    "threads": "write vcpus: (the vCPUs a job gets; {vcpus} in the command)",
+    "resources": "write vcpus:, memory: (MiB) and gpus: directly in the rule",
+    "container": "containers are not a rule key yet: put the image in the Batch job definition "
+                 "(job_definition:)",
+    "conda": "s3rules does not make conda environments: put the tools in the job's image",
+    "run": "s3rules runs shell: commands (call a script from the command)",
+    "script": "s3rules runs shell: commands: write shell: \"python script.py {input} {output}\"",
+    "wildcard_constraints": "a wildcard named after a sheet column or a list variable only takes its values",
+    "message": "the progress bars and -n name each job already",
+    "benchmark": "the job ledger keeps each job's start and end times",
+}
 
 
 def closest(name: str, choices) -> str | None:
@@ -54,7 +69,7 @@ class Reader:
 
         def sub(m: re.Match) -> str:
             name = m.group(1)
-            if name is not None and name in self.variables:
+            if name is not None and name in self.variables:   # list variables are not here
                 return escape_braces(self.variables[name])
             return m.group(0)
 
@@ -113,8 +128,12 @@ class Reader:
             raise self.error_in_string(str(exc), value, snippet or "{") from None
 
     # -- settings -----------------------------------------------------------------------------
-    def settings(self, nodes, base: Settings, where: str) -> Settings:
-        """``base`` changed by the settings among ``nodes``; a rule's own keys are skipped."""
+    def settings(self, nodes, base: Settings, where: str, per_job: list | None = None) -> Settings:
+        """``base`` changed by the settings among ``nodes``; a rule's own keys are skipped.
+
+        With ``per_job`` (a rule's), a resource given as a string with placeholders is read
+        from each job's values: it is appended there as (key, Template), not set.
+        """
         changes: dict[str, object] = {}
         for s in nodes:
             name = s.name
@@ -122,8 +141,17 @@ class Reader:
                 continue
             if name not in SETTING_KEYS:
                 allowed = SETTING_KEYS + (RULE_KEYS if where != "default" else ())
-                raise self.error(f"unknown key '{name}' in {where}" + hint(name, allowed)
-                                 + f" (known keys: {', '.join(allowed)})", s)
+                why = SNAKEMAKE_KEYS.get(name)
+                raise self.error(f"unknown key '{name}' in {where}"
+                                 + (f": {why}" if why else hint(name, allowed) + f" (known keys: {', '.join(allowed)})"),
+                                 s)
+            if (name in PER_JOB_KEYS and len(s.values) == 1 and s.values[0].kind == "string"
+                    and "{" in s.values[0].value and not s.children):
+                if per_job is None:
+                    raise self.error(f"'{name}' in default: takes a number; a value read from each job's "
+                                     "columns (\"{mem_mb}\") goes in the rules that have them", s.values[0])
+                per_job.append((name, self.template(s.values[0]), s.values[0]))
+                continue
             changes[name] = self.setting_value(s)
         return with_values(base, changes)
 

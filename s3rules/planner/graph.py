@@ -107,7 +107,7 @@ def _dependencies_of(planner: Planner, job: Job) -> tuple[Job, ...]:
 def _link_batch(planner: Planner, recipe: _Recipe, jobs: list[Job]) -> list[tuple[int, list[Job]]]:
     """``_link`` for jobs of a rule whose inputs all have shortcuts: (rule index, deps) per input."""
     nss = list(map(_values_of, jobs))
-    if recipe.key_pos is not None:
+    if recipe.rule.bindings:
         nss = list(map(add, nss, map(_row_of, jobs)))
     out = []
     for i, (producer, values_of) in enumerate(recipe.links):

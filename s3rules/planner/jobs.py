@@ -6,13 +6,13 @@ Jobs live in their rule's ``_Recipe.jobs``. An input path's producer comes from 
 from __future__ import annotations
 
 import os
-from itertools import compress, repeat, starmap
+from itertools import compress, product, repeat, starmap
 from operator import add, itemgetter, not_
 from typing import Iterable
 
-from ..errors import PlanError
+from ..errors import PlanError, SampleSheetError
 from ..model import Job, Pattern, Rule, Workflow, is_url, resolve_path
-from .recipes import _Recipe, _Shortcut
+from .recipes import _Expand, _Recipe, _Shortcut
 
 
 class Planner:
@@ -20,14 +20,14 @@ class Planner:
 
     def __init__(self, workflow: Workflow):
         self.wf = workflow
-        self.sheet = workflow.sheet
         self.outputs = [(r, p) for r in workflow.rules.values() for p in r.outputs]
         self._producer: dict[str, Job | None] = {}
-        self.recipes = {r.index: _Recipe(r, self.sheet, self.outputs) for r in workflow.rules.values()}
+        self.recipes = {r.index: _Recipe(r, workflow, self.outputs) for r in workflow.rules.values()}
         for recipe in self.recipes.values():
             recipe.link(self.recipes)
         self._expanded: dict[tuple, tuple[tuple[str, ...], list | None]] = {}
         self.needed_by: dict[str, Job] = {}   # source path -> a job that needs it (set by the graph)
+        self.excluded: dict[str, Rule] = {}   # path -> the one rule making it, whose when: is false
 
     # -- making jobs --------------------------------------------------------------------------
     def job(self, rule: Rule, values: tuple[str, ...], wanted: str | None = None) -> Job:
@@ -40,25 +40,37 @@ class Planner:
 
     def _make_job(self, recipe: _Recipe, values: tuple[str, ...], wanted: str | None) -> Job:
         """One new job. Kept beside the batched ``_make_jobs``: for one job it is three times faster."""
-        row = None
-        ns = values
-        if recipe.key_pos is not None:
-            row = self.sheet.row_of.get(values[recipe.key_pos])
-            if row is None or recipe.row_checks:
-                self._check_row(recipe, values, row, wanted)
-            ns = values + row
+        row = self._row(recipe, values, wanted) if recipe.rule.bindings else None
+        ns = values + row if row is not None else values
         fmts = recipe.out_fmts
         outputs = (fmts[0].format(*ns),) if len(fmts) == 1 else tuple([f.format(*ns) for f in fmts])
         fmts = recipe.in_fmts
+        spans = None
         if fmts is None:
-            inputs = self._inputs(recipe, values, ns)
+            inputs, spans = self._inputs(recipe, values, ns)
         elif len(fmts) == 1:
             inputs = (fmts[0].format(*ns),)
         else:
             inputs = tuple([f.format(*ns) for f in fmts])
-            if len(set(inputs)) != len(inputs):
-                inputs = tuple(dict.fromkeys(inputs))
-        return Job(recipe.rule, values, row, inputs, outputs)
+        return Job(recipe.rule, values, row, inputs, outputs, spans)
+
+    def _row(self, recipe: _Recipe, values: tuple[str, ...], wanted: str | None) -> tuple[str, ...]:
+        """The job's row: each bound sheet's row by the key the wildcards give, one after another."""
+        if recipe.key_pos is not None:
+            row = recipe.row_of.get(values[recipe.key_pos])
+            if row is None:
+                self._no_row(recipe, recipe.rule.bindings[0], values, wanted)
+        else:
+            row = ()
+            for binding in recipe.rule.bindings:
+                pos = binding.key_pos
+                part = binding.view.row_of.get(values[pos[0]] if len(pos) == 1 else tuple(values[i] for i in pos))
+                if part is None:
+                    self._no_row(recipe, binding, values, wanted)
+                row += part
+        if recipe.slow:
+            self._check_row(recipe, values, row, wanted)
+        return row
 
     def _make_jobs(self, recipe: _Recipe, new_values: list[tuple[str, ...]], asked: Iterable) -> None:
         """Make and register the jobs of ``recipe`` for these values, none of which has one yet.
@@ -70,9 +82,10 @@ class Planner:
         """
         rows = None
         nss = new_values
-        if recipe.key_pos is not None:
-            rows = list(map(self.sheet.row_of.get, map(itemgetter(recipe.key_pos), new_values)))
-            if recipe.row_checks or None in rows:
+        if recipe.rule.bindings:
+            rows = list(map(recipe.row_of.get, map(itemgetter(recipe.key_pos), new_values))) \
+                if recipe.key_pos is not None else None
+            if rows is None or recipe.slow or None in rows:
                 wanted: dict[tuple[str, ...], str] = {}
                 for values, path in asked:
                     wanted.setdefault(values, path)
@@ -83,96 +96,166 @@ class Planner:
         fmts = recipe.out_fmts
         outputs = zip(*[starmap(f.format, nss) for f in fmts]) if fmts else repeat(())
         fmts = recipe.in_fmts
+        spans = repeat(None)
         if fmts is None:
-            inputs = [self._inputs(recipe, v, ns) for v, ns in zip(new_values, nss)]
+            both = [self._inputs(recipe, v, ns) for v, ns in zip(new_values, nss)]
+            inputs, spans = map(itemgetter(0), both), map(itemgetter(1), both)
         elif not fmts:
             inputs = repeat(())
         else:
             inputs = zip(*[starmap(f.format, nss) for f in fmts])
-            if len(fmts) > 1:
-                inputs = [t if len(set(t)) == len(t) else tuple(dict.fromkeys(t)) for t in inputs]
         recipe.jobs.update(zip(new_values, map(Job, repeat(recipe.rule), new_values,
-                                                  repeat(None) if rows is None else rows, inputs, outputs)))
+                                                  repeat(None) if rows is None else rows, inputs, outputs, spans)))
+
+    def _no_row(self, recipe: _Recipe, binding, values: tuple[str, ...], wanted: str | None):
+        rule, view = recipe.rule, binding.view
+        key = ", ".join(f"{c}={values[i]!r}" for c, i in zip(view.key_columns, binding.key_pos))
+        raise PlanError(f"{self._asker(wanted, rule)}: rule '{rule.name}' needs the sample-sheet row "
+                        f"{key}, and {view.path} has no such row")
 
     def _check_row(self, recipe: _Recipe, values: tuple[str, ...], row, wanted: str | None) -> None:
-        rule, sheet = recipe.rule, self.sheet
-        key = values[recipe.key_pos]
-        if row is None:
-            raise PlanError(f"{self._asker(wanted, rule)}: rule '{rule.name}' needs the sample-sheet row "
-                            f"{sheet.key}={key!r}, and {sheet.path} has no such row")
+        rule = recipe.rule
         for wi, ci in recipe.row_checks:
             if row[ci] != values[wi]:
                 name = rule.wildcards[wi]
                 raise PlanError(f"{self._asker(wanted, rule)}: wildcard {name}={values[wi]!r} disagrees "
-                                f"with the sample sheet, whose row {sheet.key}={key!r} has "
+                                f"with the sample sheet, whose row for {_describe(rule, values)} has "
                                 f"{name}={row[ci]!r}")
+        ns = values + row
+        for j in rule.may_be_empty:
+            if ns[j] == "":
+                column = rule.namespace[j]
+                path, line = self._cell(rule, values, column)
+                raise SampleSheetError(f"this value is empty, and job {rule.name}[{_describe(rule, values)}] "
+                                       f"uses {{{column}}} (asked for by {self._asker(wanted, rule)})",
+                                       path, line, column)
+
+    def _cell(self, rule: Rule, values: tuple[str, ...], column: str) -> tuple[str, int | None]:
+        """(sheet, line) of the job's empty cell, in the sheet the column belongs to."""
+        ns = dict(zip(rule.namespace, values + self._row(_unchecked(self.recipes[rule.index]), values, None)))
+        for view in self.wf.sheets:
+            sheet = view.sheet
+            if column in sheet.column_index and all(c in ns for c in sheet.key_columns):
+                idx = [sheet.column_index[c] for c in sheet.key_columns]
+                key = tuple(ns[c] for c in sheet.key_columns)
+                for r, row in enumerate(sheet.rows):
+                    if tuple(row[i] for i in idx) == key:
+                        return sheet.path, sheet.lines[r]
+        return self.wf.sheets[0].path, None
 
     def _asker(self, wanted: str | None, rule: Rule) -> str:
         return self.display(wanted) if wanted else f"rule '{rule.name}'"
 
-    def _inputs(self, recipe: _Recipe, values: tuple[str, ...], ns: tuple[str, ...]) -> tuple[str, ...]:
-        """A job's input paths when some input is an expand or a whole-path value."""
+    def _inputs(self, recipe: _Recipe, values: tuple[str, ...], ns: tuple[str, ...]):
+        """(input paths, paths per input or None) when some input is an expand or a whole-path value.
+
+        Inputs keep their positions, a path given twice included: ``{input[1]}`` is the second.
+        """
         rule = recipe.rule
         inputs: list[str] = []
-        for kind, fmt, _ in recipe.inputs:
+        spans: list[int] = []
+        for n, (kind, fmt, _) in enumerate(recipe.inputs):
             if kind == "path":
                 inputs.append(fmt.format(*ns))
+                spans.append(1)
             elif kind == "expand":
-                inputs.extend(self._expand(recipe, fmt, values)[0])
+                paths = self._expand(recipe, fmt, values)[0]
+                inputs.extend(paths)
+                spans.append(len(paths))
             else:
                 value = fmt.format(*ns)
                 if not value:
                     raise PlanError(f"rule '{rule.name}' ({_describe(rule, values)}): its input "
-                                    f"{rule.inputs[len(inputs)].pattern.text} is empty in the sample sheet")
-                inputs.append(resolve_path(value, self.wf.base_dir))
-        if len(inputs) > 1:
-            inputs = list(dict.fromkeys(inputs))
-        return tuple(inputs)
+                                    f"{rule.inputs[n].pattern.text} is empty in the sample sheet")
+                inputs.append(resolve_path(value, rule.inputs[n].pattern.base_dir or self.wf.base_dir))
+                spans.append(1)
+        return tuple(inputs), (tuple(spans) if recipe.has_expand else None)
 
-    def _expand(self, recipe: _Recipe, pattern: Pattern, values: tuple[str, ...]):
+    def _expand(self, recipe: _Recipe, e: _Expand, values: tuple[str, ...]):
         """(paths, value tuples aligned with the paths or None when paths repeated) for one expand."""
         # The paths depend on the filtering wildcards, and on any other wildcard the pattern names.
-        filter_values = tuple(values[i] for i in recipe.filter_pos)
-        key = (pattern.text, recipe.rule.wildcards,
-               values if recipe.free_in_expand.get(pattern.text) else filter_values)
+        key = (id(e), tuple(values[i] for i in e.key_pos))
         cached = self._expanded.get(key)
         if cached is not None:
             return cached
-        sheet = self.sheet
-        fmt = pattern.positional(recipe.expand_names)
-        if recipe.filter_pos:
-            rows = [sheet.rows[i] for i in sheet.rows_where(recipe.rule.expand_filter, filter_values)]
+        view = e.view
+        if view is None:
+            rows = [()]
+        elif e.row_filter[0]:
+            cols, pos = e.row_filter
+            rows = [view.rows[i] for i in view.rows_where(cols, tuple(values[i] for i in pos))]
         else:
-            rows = sheet.rows
-        nss = [row + values for row in rows] if values else rows
+            rows = view.rows
+        if e.empty:
+            self._check_expand_rows(recipe, e, rows)
+        if e.lists:
+            combos = list(product(*[(values[v],) if isinstance(v, int) else v for v in e.list_values]))
+            nss = [row + c + values for row in rows for c in combos]
+        else:
+            nss = [row + values for row in rows] if values else rows
+        fmt = e.fmt
         paths = [fmt.format(*ns) for ns in nss]
+        pattern = e.pattern
         if pattern.whole:   # each value is a whole path or URL, read like `input: "{reads}"`
-            if not all(paths):
-                raise PlanError(f"rule '{recipe.rule.name}': a value of expand({pattern.text}) "
-                                "is empty in the sample sheet")
-            base = self.wf.base_dir
+            base = pattern.base_dir or self.wf.base_dir
             paths = [resolve_path(p, base) for p in paths]
         unique = tuple(dict.fromkeys(paths))
         result = self._expanded[key] = (unique, nss if len(unique) == len(paths) else None)
         return result
 
+    def _check_expand_rows(self, recipe: _Recipe, e: _Expand, rows) -> None:
+        view = e.view
+        for name in e.empty:
+            i = view.column_index[name]
+            for row in rows:
+                if row[i] == "":
+                    r = view.rows.index(row)
+                    raise SampleSheetError(f"this value is empty, and rule '{recipe.rule.name}' uses {{{name}}} "
+                                           f"in expand({self.display(e.pattern.text)})", view.path, view.lines[r],
+                                           name)
+
     def jobs_of_rule(self, rule: Rule) -> list[Job]:
-        """Every job of a rule named on the command line: one per sheet row (or row group)."""
+        """Every job of a rule named on the command line: one per combination its wildcards can
+        take (rows of the first sheet holding its column wildcards, times its list wildcards)
+        whose ``when:`` holds."""
         if not rule.wildcards:
-            return [self.job(rule, ())]
-        sheet = self.sheet
-        if sheet is None or any(w not in sheet.column_index for w in rule.wildcards):
-            free = [w for w in rule.wildcards if sheet is None or w not in sheet.column_index]
-            raise PlanError(f"rule '{rule.name}' has wildcards ({', '.join('{' + w + '}' for w in free)}) "
-                            "that are not sample-sheet columns, so its jobs cannot be listed; "
-                            "ask for one of its output paths instead")
-        idx = [sheet.column_index[w] for w in rule.wildcards]
-        combos = dict.fromkeys(tuple(row[i] for i in idx) for row in sheet.rows)
-        return [self.job(rule, values) for values in combos]
+            combos = [()]
+        else:
+            lists = self.wf.lists
+            columns = [w for w in rule.wildcards if w not in lists]
+            view = next((v for v in self.wf.sheets if all(c in v.column_index for c in columns)), None) \
+                if columns else None
+            if columns and view is None:
+                free = [w for w in columns if not any(w in v.column_index for v in self.wf.sheets)] or columns
+                raise PlanError(f"rule '{rule.name}' has wildcards ({', '.join('{' + w + '}' for w in free)}) "
+                                "that are neither sample-sheet columns nor list variables, so its jobs cannot "
+                                "be listed; ask for one of its output paths instead")
+            idx = [view.column_index[c] for c in columns] if view is not None else []
+            rows = dict.fromkeys(tuple(row[i] for i in idx) for row in view.rows) if view is not None else [()]
+            dims = [lists[w].values for w in rule.wildcards if w in lists]
+            combos = []
+            for row in rows:
+                for picks in product(*dims):
+                    given = dict(zip(columns, row))
+                    given.update(zip([w for w in rule.wildcards if w in lists], picks))
+                    combos.append(tuple(given[w] for w in rule.wildcards))
+        return [job for job in (self.job(rule, values) for values in combos) if self.holds(job)]
+
+    def holds(self, job: Job) -> bool:
+        """Whether the job's rule makes it: no ``when:``, or a condition true for its values."""
+        when = job.rule.when
+        if when is None or when.test(job.ns()):
+            return True
+        self.recipes[job.rule.index].jobs.pop(job.values, None)
+        return False
 
     # -- producers ----------------------------------------------------------------------------
     def producer(self, path: str) -> Job | None:
-        """The job whose outputs include ``path``, or None for a source file."""
+        """The job whose outputs include ``path``, or None for a source file.
+
+        Several rules may share an output pattern when a ``when:`` condition tells which one
+        makes each job: exactly one must hold.
+        """
         if path in self._producer:
             return self._producer[path]
         found: list[tuple[Rule, dict[str, str]]] = []
@@ -180,16 +263,36 @@ class Planner:
             values = pattern.match(path)
             if values is not None and all(r is not rule for r, _ in found):
                 found.append((rule, values))
-        if len(found) > 1:
-            names = ", ".join(f"'{r.name}'" for r, _ in found)
-            raise PlanError(f"{self.display(path)} can be made by several rules ({names}); "
-                            "make their output patterns distinct")
         job = None
         if found:
-            rule, values = found[0]
-            job = self.job(rule, tuple(values[w] for w in rule.wildcards), path)
+            job = self._choose(path, found)
         self._producer[path] = job
         return job
+
+    def _choose(self, path: str, found: list[tuple[Rule, dict[str, str]]]) -> Job | None:
+        if len(found) > 1 and all(r.when is None for r, _ in found):
+            names = ", ".join(f"'{r.name}'" for r, _ in found)
+            raise PlanError(f"{self.display(path)} can be made by several rules ({names}); "
+                            "make their output patterns distinct, or give them when: conditions")
+        chosen = []
+        for rule, values in found:
+            job = self.job(rule, tuple(values[w] for w in rule.wildcards), path)
+            if self.holds(job):
+                chosen.append(job)
+        if len(chosen) == 1:
+            return chosen[0]
+        if chosen:
+            names = " and ".join(f"'{j.rule.name}'" for j in chosen)
+            raise PlanError(f"{self.display(path)}: the when: conditions of rules {names} all hold for "
+                            f"{_describe(chosen[0].rule, chosen[0].values)}; exactly one rule may make a job")
+        if len(found) > 1:
+            names = " and ".join(f"'{r.name}' (when: {r.when.text})" if r.when else f"'{r.name}'"
+                                 for r, _ in found)
+            raise PlanError(f"{self.display(path)}: no when: condition of rules {names} holds for "
+                            f"{_describe(found[0][0], tuple(found[0][1][w] for w in found[0][0].wildcards))}; "
+                            "exactly one rule must make each job")
+        self.excluded[path] = found[0][0]
+        return None
 
     def dependencies(self, job: Job) -> list[tuple[str, Job | None]]:
         """(input path, producing job or None) for each input, using rule-pair shortcuts."""
@@ -268,6 +371,24 @@ class Planner:
             return None
         return self.job(rule, shortcut.values_of(ns), path)
 
+    def why_not_made(self, path: str) -> str:
+        """Why no rule makes ``path`` although one nearly does, for errors: "" when none does."""
+        rule = self.excluded.get(path)
+        if rule is not None:
+            return f" (rule '{rule.name}' makes it only when {rule.when.text})"
+        for rule, pattern in self.outputs:
+            if not pattern.allowed:
+                continue
+            values = Pattern(pattern.text).match(path)
+            if values is None:
+                continue
+            for name, allowed in pattern.allowed.items():
+                if values[name] not in allowed:
+                    kind = "list" if name in self.wf.lists else "column"
+                    return (f" (rule '{rule.name}' makes paths like it, but {values[name]!r} is not a value "
+                            f"of the {kind} {name})")
+        return ""
+
     # -- targets ------------------------------------------------------------------------------
     def display(self, path: str) -> str:
         if is_url(path):
@@ -325,6 +446,14 @@ def closest_rule(name: str, workflow: Workflow) -> str | None:
     import difflib   # only on the way to an error
     hint = difflib.get_close_matches(name, list(workflow.rules), n=1)
     return hint[0] if hint else None
+
+
+def _unchecked(recipe: _Recipe) -> _Recipe:
+    """``recipe`` as ``_row`` reads it, without the checks (for an error's details)."""
+    import copy
+    plain = copy.copy(recipe)
+    plain.slow = False
+    return plain
 
 
 def _describe(rule: Rule, values: tuple[str, ...]) -> str:

@@ -170,7 +170,8 @@ def _check_sources(planner: Planner, pending: dict[Job, str], exists, source_tar
     """A missing source file is an error only where a job that must run needs it."""
     missing = [t for t in source_targets if t not in exists]
     if missing:
-        raise PlanError(f"{planner.display(missing[0])} does not exist and no rule makes it")
+        raise PlanError(f"{planner.display(missing[0])} does not exist and no rule makes it"
+                        + planner.why_not_made(missing[0]))
     needs = {}
     for path, job in planner.needed_by.items():
         if path not in exists:
@@ -186,7 +187,7 @@ def _check_sources(planner: Planner, pending: dict[Job, str], exists, source_tar
         path, job = blocking[0]
         more = f" (and {len(blocking) - 1} more)" if len(blocking) > 1 else ""
         raise PlanError(f"missing input {planner.display(path)}{more}: job {job.describe()} needs it, "
-                        "no rule makes it, and it does not exist")
+                        "no rule makes it, and it does not exist" + planner.why_not_made(path))
 
 
 def _rule_hint(name: str, workflow: Workflow) -> str:

@@ -34,7 +34,11 @@ class _Shortcut:
 
 
 def _shortcut(consumer: Pattern, consumer_names: Sequence[str], outputs: list[tuple[Rule, Pattern]]):
-    """The ``_Shortcut`` for one consumer pattern, or None when only matching each path can tell."""
+    """The ``_Shortcut`` for one consumer pattern, or None when only matching each path can tell.
+
+    A producer with a ``when:`` condition, or whose wildcard only takes some values (a sheet
+    column's, a list's) where the consumer's value has another name, is matched path by path.
+    """
     if consumer.whole:
         return None
     matches = [(r, o) for r, o in outputs if _may_overlap(consumer, o)]
@@ -43,6 +47,8 @@ def _shortcut(consumer: Pattern, consumer_names: Sequence[str], outputs: list[tu
     if len(matches) != 1:
         return None
     rule, out = matches[0]
+    if rule.when is not None:
+        return None
     if out.literals != consumer.literals or len(out.placeholders) != len(consumer.placeholders):
         return None
     if any("/" not in lit for lit in consumer.literals[1:len(consumer.placeholders)]):
@@ -50,6 +56,8 @@ def _shortcut(consumer: Pattern, consumer_names: Sequence[str], outputs: list[tu
     mapping: dict[str, str] = {}
     for pc, po in zip(consumer.placeholders, out.placeholders):
         if mapping.setdefault(po.name, pc.name) != pc.name:
+            return None
+        if po.name in out.allowed and pc.name != po.name:
             return None
     if len(set(mapping.values())) != len(mapping):
         return None  # two producer wildcards from one consumer value: only the regex can say
@@ -69,32 +77,66 @@ def _may_overlap(a: Pattern, b: Pattern) -> bool:
     return True
 
 
+class _Expand:
+    """One ``expand(...)`` input of a rule: where its values come from, worked out once.
+
+    Its paths are ``format(*(row + combination + job values))`` for each row of ``view`` that
+    agrees with the job's wildcards (``row_filter``), times each combination of the list
+    variables (a list the rule has as a wildcard is fixed to the job's value).
+    """
+
+    __slots__ = ("pattern", "view", "lists", "names", "fmt", "row_filter", "list_values", "key_pos",
+                 "empty")
+
+    def __init__(self, rule: Rule, pattern: Pattern, view, lists: tuple[str, ...], all_lists):
+        self.pattern, self.view, self.lists = pattern, view, lists
+        columns = view.columns if view is not None else ()
+        self.names = tuple(columns) + lists + rule.wildcards
+        self.fmt = pattern.positional(self.names)
+        wildcard_pos = {w: i for i, w in enumerate(rule.wildcards)}
+        # the job's wildcards that are columns of the view filter its rows
+        filters = [(w, i) for w, i in wildcard_pos.items() if view is not None and w in view.column_index]
+        self.row_filter = (tuple(w for w, _ in filters), tuple(i for _, i in filters))
+        # per list: its values, or the position of the job's value when the rule has it as a wildcard
+        self.list_values = tuple(wildcard_pos.get(n, all_lists[n]) for n in lists)
+        free = [wildcard_pos[n] for n in pattern.names if n not in columns and n not in lists]
+        self.key_pos = tuple(sorted(set(self.row_filter[1]) | set(free)
+                                    | {v for v in self.list_values if isinstance(v, int)}))
+        self.empty = tuple(n for n in pattern.names if view is not None and n in view.empty_columns)
+
+
 class _Recipe:
     """A rule's jobs, compiled once: formats over the job's values, row lookup, input shortcuts.
 
     ``jobs`` holds the rule's jobs by wildcard values. ``links`` is set when every input is a
     plain path whose producer is known per rule pair: then a job's dependencies are a slice of
-    its values and a dict lookup each, with no path matching.
+    its values and a dict lookup each, with no path matching. ``key_pos`` (one sheet with a
+    one-column key) is the fast way to a job's row; ``slow`` sends a rule whose jobs need more
+    (several sheets, a composite key, a check of values) through ``Planner._make_job``.
     """
 
-    def __init__(self, rule: Rule, sheet, outputs: list[tuple[Rule, Pattern]]):
+    def __init__(self, rule: Rule, workflow, outputs: list[tuple[Rule, Pattern]]):
         self.rule = rule
         self.jobs: dict[tuple[str, ...], Job] = {}
         self.out_fmts = rule.output_formats()
-        self.key_pos = rule.wildcards.index(sheet.key) if rule.uses_row else None
-        self.row_checks = tuple((i, sheet.column_index[w]) for i, w in enumerate(rule.wildcards)
-                                if rule.uses_row and w in sheet.column_index and w != sheet.key)
-        self.filter_pos = tuple(rule.wildcards.index(w) for w in rule.expand_filter)
-        self.expand_names = (sheet.columns + rule.wildcards) if sheet else ()
-        columns = set(sheet.columns) if sheet else set()
-        self.free_in_expand = {s.pattern.text: any(n not in columns for n in s.pattern.names)
-                               for s in rule.inputs if s.expand}
+        b = rule.bindings
+        self.key_pos = b[0].key_pos[0] if len(b) == 1 and len(b[0].key_pos) == 1 else None
+        self.row_of = b[0].view.row_of if self.key_pos is not None else None
+        nw = len(rule.wildcards)
+        keys = {c for binding in b for c in binding.view.key_columns}
+        # a wildcard that is also a (non-key) column of the job's row must agree with it
+        self.row_checks = tuple((i, j - nw) for i, w in enumerate(rule.wildcards) if w not in keys
+                                for j, name in enumerate(rule.namespace) if j >= nw and name == w)
+        self.slow = bool(self.row_checks or rule.may_be_empty) or (bool(b) and self.key_pos is None)
         self.has_expand = any(spec.expand for spec in rule.inputs)
+        self.expands: dict[int, _Expand] = {}
         self.inputs = []  # (kind, format or pattern, shortcut)
-        for spec in rule.inputs:
+        for n, spec in enumerate(rule.inputs):
             p = spec.pattern
             if spec.expand:
-                self.inputs.append(("expand", p, _shortcut(p, self.expand_names, outputs)))
+                e = self.expands[n] = _Expand(rule, p, spec.view, spec.lists,
+                                              {k: v.values for k, v in workflow.lists.items()})
+                self.inputs.append(("expand", e, _shortcut(p, e.names, outputs)))
             elif p.whole:
                 self.inputs.append(("whole", p.positional(rule.namespace), None))
             else:

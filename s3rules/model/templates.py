@@ -1,23 +1,20 @@
-"""The workflow model: templates, path patterns, rules, jobs.
+"""Templates and path patterns: the string work planning does millions of times.
 
-Everything here is plain data plus the string work that planning does millions of times, so
-patterns are compiled once into a regex (to match paths) and into a positional format string
+Patterns are compiled once into a regex (to match paths) and into a positional format string
 (to render paths from a tuple of values with one C-level ``str.format`` call).
 """
 from __future__ import annotations
 
 import os
 import re
-import shlex
 import string
-from dataclasses import dataclass, field
-from typing import Mapping, Sequence
-
-from .settings import Settings
+from dataclasses import dataclass
+from typing import Collection, Mapping, Sequence
 
 _FORMATTER = string.Formatter()
-_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
-STRICT_SHELLS = ("bash", "zsh", "ksh")   # shells that take `set -o pipefail`
+# {name}, {name[2]}, {name.part} or {name.part[2]}: what a command may write
+_FIELD = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)(\.[A-Za-z_][A-Za-z0-9_]*)?(\[\d+\])?\Z")
+_ALTERNATIVES = 64   # a wildcard limited to at most this many values matches them in its regex
 
 
 class TemplateSyntaxError(ValueError):
@@ -53,13 +50,13 @@ class Template:
             literals.append(literal)
             if field_name is None:
                 continue
-            name = re.split(r"[\[.]", field_name, maxsplit=1)[0]
-            if not _NAME.match(name) or spec or conversion or "." in field_name:
+            m = _FIELD.match(field_name)
+            if not m or spec or conversion:
                 raise TemplateSyntaxError(
                     f"{{{field_name}{'!' + conversion if conversion else ''}"
                     f"{':' + spec if spec else ''}}} is not a placeholder: placeholders are "
-                    "{name} or {name[index]}; write {{ and }} for literal braces", offset)
-            placeholders.append(Placeholder(name, field_name, offset))
+                    "{name}, {name[index]} or {input.name}; write {{ and }} for literal braces", offset)
+            placeholders.append(Placeholder(m.group(1), field_name, offset))
             offset = text.index("}", offset) + 1
         self.placeholders = tuple(placeholders)
         self.literals = tuple(literals)
@@ -132,14 +129,14 @@ class Pattern(Template):
     pattern that is a single placeholder (``"{reads_url}"``): that value is a whole path by design.
     """
 
-    __slots__ = ("base_dir", "regex", "prefix", "whole", "_positional", "_names")
+    __slots__ = ("base_dir", "regex", "prefix", "whole", "allowed", "_positional", "_names")
 
     def __init__(self, text: str, base_dir: str = ""):
         super().__init__(text)
         for p in self.placeholders:
             if p.field != p.name:
-                raise TemplateSyntaxError(f"{{{p.field}}}: a path takes plain {{wildcards}}, not indexes",
-                                          p.offset)
+                raise TemplateSyntaxError(f"{{{p.field}}}: a path takes plain {{wildcards}}, not indexes "
+                                          "or parts", p.offset)
         self.whole = len(self.placeholders) == 1 and self.literals in ((), ("",), ("", ""))
         if base_dir and not self.whole and not is_url(self.text):
             literal_start = self.literals[0] if self.literals else ""
@@ -154,8 +151,18 @@ class Pattern(Template):
         self.base_dir = base_dir
         self._names = self.names
         self.prefix = self.literals[0] if self.literals else ""
+        self.allowed: Mapping[str, Collection[str]] = {}
         self.regex = self._compile()
         self._positional: dict[tuple[str, ...], str] = {}
+
+    def constrain(self, allowed: Mapping[str, Collection[str]]) -> None:
+        """Let each named wildcard match only these values (a sheet column's or a list's).
+
+        A short list goes into the regex, so that ``{contig}.{vartype}`` splits a path where
+        the values fit; a long one (a sheet column) is checked after matching.
+        """
+        self.allowed = {name: values for name, values in allowed.items() if name in self._names}
+        self.regex = self._compile()
 
     def _compile(self) -> re.Pattern:
         parts, seen = [], set()
@@ -167,9 +174,12 @@ class Pattern(Template):
                 parts.append(f"(?P={placeholder.name})")
             else:
                 seen.add(placeholder.name)
-                parts.append(f"(?P<{placeholder.name}>[^/]+)")
-        if len(self.literals) > len(self.placeholders):
-            pass
+                values = self.allowed.get(placeholder.name)
+                if values is not None and len(values) <= _ALTERNATIVES:
+                    choices = "|".join(map(re.escape, sorted(values, key=len, reverse=True))) or "(?!)"
+                    parts.append(f"(?P<{placeholder.name}>{choices})")
+                else:
+                    parts.append(f"(?P<{placeholder.name}>[^/]+)")
         return re.compile("".join(parts) + r"\Z", re.DOTALL)
 
     def match(self, path: str) -> dict[str, str] | None:
@@ -182,6 +192,9 @@ class Pattern(Template):
         values = m.groupdict()
         for value in values.values():
             if value in (".", ".."):
+                return None
+        for name, allowed in self.allowed.items():
+            if values[name] not in allowed:
                 return None
         return values
 
@@ -213,134 +226,3 @@ def segment_problem(value: str) -> str | None:
     return None
 
 
-class ShellList(list):
-    """``{input}`` in a command: every path, each shell-quoted, space-separated."""
-
-    def __format__(self, spec: str) -> str:
-        return " ".join(self)
-
-
-def shell_quote(value: object) -> str:
-    return shlex.quote(str(value))
-
-
-@dataclass(frozen=True)
-class InputSpec:
-    pattern: Pattern
-    expand: bool = False
-
-
-@dataclass(frozen=True, eq=False)
-class Rule:
-    """One rule of a Batchfile. ``wildcards`` come from the outputs, in order of appearance.
-
-    Frozen, so the planner can trust a rule not to change under it; ``eq=False`` keeps identity
-    hashing, because the planner keys its tables by rule.
-    """
-
-    name: str
-    index: int
-    line: int
-    inputs: tuple[InputSpec, ...]
-    outputs: tuple[Pattern, ...]
-    shell: Template | None
-    settings: Settings
-    wildcards: tuple[str, ...] = ()
-    # Sample-sheet binding, worked out by the loader: names visible to this rule's jobs, in order
-    # (wildcards first, then the sheet's columns when the wildcards include the sheet's key).
-    namespace: tuple[str, ...] = ()
-    uses_row: bool = False
-    expand_filter: tuple[str, ...] = ()   # wildcards that are sheet columns: expand keeps matching rows
-    _formats: dict = field(default_factory=dict, repr=False, compare=False)   # output_formats' cache
-
-    @property
-    def is_target_list(self) -> bool:
-        """``rule all:``: inputs only, nothing to run."""
-        return not self.outputs and self.shell is None
-
-    def output_formats(self) -> tuple[str, ...]:
-        fmts = self._formats.get("out")
-        if fmts is None:
-            fmts = self._formats["out"] = tuple(p.positional(self.namespace) for p in self.outputs)
-        return fmts
-
-
-class Job:
-    """One rule applied to one set of wildcard values. Identity is ``(rule, values)``."""
-
-    __slots__ = ("rule", "values", "row", "inputs", "outputs", "deps", "__weakref__")
-
-    def __init__(self, rule: Rule, values: tuple[str, ...], row: tuple[str, ...] | None,
-                 inputs: tuple[str, ...], outputs: tuple[str, ...]):
-        self.rule = rule
-        self.values = values
-        self.row = row
-        self.inputs = inputs
-        self.outputs = outputs
-        self.deps: tuple[Job, ...] = ()
-
-    @property
-    def wildcards(self) -> dict[str, str]:
-        return dict(zip(self.rule.wildcards, self.values))
-
-    @property
-    def key(self) -> tuple[str, tuple[str, ...]]:
-        return self.rule.name, self.values
-
-    def describe(self) -> str:
-        wc = ", ".join(f"{k}={v}" for k, v in self.wildcards.items())
-        return f"{self.rule.name}[{wc}]" if wc else self.rule.name
-
-    def namespace(self) -> dict[str, str]:
-        names = self.rule.namespace
-        values = self.values + (self.row or ())
-        return dict(zip(names, values))
-
-    def command(self, relative_to: str | None = None) -> str:
-        """The rendered shell command: every substituted value shell-quoted.
-
-        With ``relative_to`` (the directory local commands run in), local paths below it are
-        written relative to it, which keeps commands and logs readable.
-        """
-        rule = self.rule
-        if rule.shell is None:
-            return ""
-        def path(p: str) -> str:
-            if relative_to and not is_url(p) and p.startswith(relative_to.rstrip("/") + "/"):
-                p = p[len(relative_to.rstrip("/")) + 1:]
-            return shell_quote(p)
-        mapping: dict[str, object] = {k: shell_quote(v) for k, v in self.namespace().items()}
-        mapping["input"] = ShellList(path(p) for p in self.inputs)
-        mapping["output"] = ShellList(path(p) for p in self.outputs)
-        s = rule.settings
-        mapping.update(vcpus=shell_quote(format_number(s.vcpus)), memory=shell_quote(s.memory), gpus=shell_quote(s.gpus))
-        return rule.shell.render(mapping)
-
-    def argv(self, relative_to: str | None = None) -> list[str]:
-        """How an executor runs the command: ``[shell, "-c", script]``, strict where the shell allows."""
-        shell = self.rule.settings.shell_executable
-        strict = os.path.basename(shell) in STRICT_SHELLS
-        return [shell, "-c", ("set -euo pipefail\n" if strict else "set -eu\n") + self.command(relative_to)]
-
-    def environment(self) -> dict[str, str]:
-        ns = self.namespace()
-        return {k: t.render(ns) for k, t in self.rule.settings.environment}
-
-    def __repr__(self) -> str:
-        return f"Job({self.describe()})"
-
-
-def format_number(value: float) -> str:
-    """2.0 -> "2", 0.5 -> "0.5": how a resource is written in commands and requests."""
-    return str(int(value)) if float(value).is_integer() else str(value)
-
-
-@dataclass
-class Workflow:
-    path: str
-    base_dir: str
-    rules: dict[str, Rule]
-    sheet: "object | None"
-    variables: dict[str, str]
-    default_rule: str | None
-    settings: Settings = field(default_factory=Settings)
