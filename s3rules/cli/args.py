@@ -115,6 +115,8 @@ def _run_arguments(run: argparse.ArgumentParser) -> None:
                      help="run only what these targets or rules need, and stop there")
     run.add_argument("-j", "--jobs", type=_positive, default=None,
                      help="parallel local jobs (default: number of cores)")
+    run.add_argument("--keep-temp", action="store_true",
+                     help="keep temp() outputs after the jobs that need them have finished")
     run.add_argument("-k", "--keep-going", action="store_true",
                      help="after a failure, carry on with the jobs that do not depend on it")
     run.add_argument("--executor", choices=tuple(EXECUTORS), default=None,
@@ -138,7 +140,9 @@ def _workflow_arguments(p: argparse.ArgumentParser, what: str = "TARGET|RULE") -
     p.add_argument("-s", "--batchfile", default=None, metavar="FILE",
                    help="the Batchfile (default: the first positional if it names one, else ./Batchfile)")
     p.add_argument("--config", action="append", default=[], type=_config_pair, metavar="KEY=VALUE",
-                   help="override a Batchfile variable (repeatable)")
+                   help="override a Batchfile or config-file variable (repeatable; a list takes a,b,c)")
+    p.add_argument("--configfile", default=None, metavar="FILE",
+                   help="a YAML or JSON config file, in place of the Batchfile's configfile:")
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:

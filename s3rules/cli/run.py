@@ -27,16 +27,34 @@ def cmd_run(args) -> int:
 
 
 def _cmd_run(args, collecting: bool) -> int:
-    from .. import views
+    """Plan and run; when jobs wait for a checkpoint file the run made, load and plan again."""
     from ..language.loader import load_workflow
-    from ..storage import Storage
 
     batchfile = args.batchfile or "Batchfile"
-    workflow = load_workflow(batchfile, dict(args.config))
+    made: set[str] = set()
+    while True:
+        workflow = load_workflow(batchfile, dict(args.config), args.configfile)
+        code, waiting = _round(workflow, args, collecting)
+        if code != EXIT_OK or not waiting or args.dry_run or args.dag or args.rulegraph or args.touch:
+            return code
+        if args.detach or set(waiting) <= made:
+            _waiting_note(waiting, sys.stderr, "run s3rules again once "
+                          + ("they are made" if len(waiting) > 1 else "it is made"))
+            return code
+        made |= set(waiting)
+        if not args.quiet:
+            print(f"s3rules: {', '.join(_shown(f) for f in waiting)} made: planning the rest", file=sys.stderr)
+
+
+def _round(workflow, args, collecting: bool) -> tuple[int, dict]:
+    """One plan and its run: (exit status, the checkpoint files jobs still wait for)."""
+    from .. import views
+    from ..storage import Storage
+
     out = sys.stdout
     if args.list:
         views.rule_list(workflow, out)
-        return EXIT_OK
+        return EXIT_OK, {}
     storage = Storage()
     state_dir = os.path.join(workflow.base_dir, ".s3rules")
     ledger = Ledger(storage, workflow.base_dir, state_dir)
@@ -48,14 +66,15 @@ def _cmd_run(args, collecting: bool) -> int:
         the_plan, in_flight = _plan(workflow, storage, ledger, args, workspace)
         code = _show_or_touch(workflow, the_plan, ledger, storage, args, out)
         if code is not None:
-            return code
+            return code, the_plan.waiting
         if workspace is not None:
             workspace.register([o for job in the_plan.pending for o in job.outputs if not is_url(o)],
                                " ".join(sys.argv))
     try:
         if collecting:
             gc.enable()
-        return execute(workflow, the_plan, storage, args, ledger, workspace.notes if workspace else [], in_flight)
+        notes = workspace.notes if workspace else []
+        return execute(workflow, the_plan, storage, args, ledger, notes, in_flight), the_plan.waiting
     finally:
         if workspace is not None:
             workspace.release()
@@ -105,6 +124,8 @@ def _show_or_touch(workflow, the_plan, ledger, storage, args, out) -> int | None
             views.plan_table(the_plan, out, list_jobs=not args.quiet or command is not None, command=command)
             if not args.quiet:
                 records.interrupted_note(the_plan, out)
+                if the_plan.waiting:
+                    _waiting_note(the_plan.waiting, out, "`s3rules run` makes it, then plans the rest")
             if args.explain:
                 records.explain(the_plan, ledger, out)
         return EXIT_OK
@@ -120,6 +141,19 @@ def _show_or_touch(workflow, the_plan, ledger, storage, args, out) -> int | None
     if command is not None:
         _print_commands(the_plan, command, out)
     return None
+
+
+def _waiting_note(waiting: dict, out, then: str) -> None:
+    """Which jobs a checkpoint file holds back: they are known once it is made."""
+    for path, jobs in waiting.items():
+        rules = ", ".join(dict.fromkeys(job.rule.name for job in jobs))
+        n = sum(1 for job in jobs if not job.rule.is_target_list)
+        what = f"{_count(n)} of {rules} wait" if n else f"rule {rules} waits"
+        print(f"s3rules: {what} for {_shown(path)}; {then}", file=out)
+
+
+def _shown(path: str) -> str:
+    return path if is_url(path) else os.path.relpath(path)
 
 
 def _command_of(workflow, args):
@@ -171,10 +205,9 @@ def execute(workflow, the_plan, storage, args, ledger=None, notes=(), in_flight=
         print("\n".join(executor.detached(workflow.path, result.interrupted)), file=sys.stderr)
         return EXIT_OK if args.detach and not result.interrupted else EXIT_INTERRUPTED
     if result.ok:
-        if not args.quiet:
-            n = len(result.succeeded)
-            print(f"s3rules: {n} job{'s' if n != 1 else ''} done; every requested target exists",
-                  file=sys.stderr)
+        if not args.quiet:   # with jobs waiting for a checkpoint, the targets are not all there yet
+            print(f"s3rules: {_count(len(result.succeeded))} done"
+                  + ("" if the_plan.waiting else "; every requested target exists"), file=sys.stderr)
         return EXIT_OK
     if result.interrupted:
         raise Interrupted(failure_report(result))

@@ -37,14 +37,14 @@ class Dimensions:
             raise reader.error(f"'{setting.name}' takes the sheet's path as one quoted string", setting)
         location = resolve_path(reader.substitute(setting.values[0]), reader.base_dir)
         display = os.path.relpath(location) if "://" not in location else location
-        sheet = load_sheet(location, display)
-        key = (sheet.columns[0],)
         for child in setting.children:
             if child.name != "key":
                 raise reader.error(f"unknown key '{child.name}' in sheet '{name}'" + hint(child.name, ["key"])
                                    + " (a sheet takes `key: column, column`)", child)
-            key = self.key_of(reader, child, sheet)
-        sheet.with_key(key)
+        key_setting = next((c for c in setting.children if c.name == "key"), None)
+        sheet = load_sheet(location, display, keyed=key_setting is None)
+        if key_setting is not None:
+            sheet.with_key(self.key_of(reader, key_setting, sheet))
         self._sheets.append((name, sheet, reader, setting))
 
     @staticmethod

@@ -78,7 +78,7 @@ class _Loader:
         self.dims.join()
         defaults = self.defaults(default_setting)
         rules = self.rules(items, defaults)
-        self.dims.read_lines(lambda path: any(p.match(path) for r in rules.values() for p in r.outputs))
+        self.dims.read_lines(lambda path: any(p.match(path) is not None for r in rules.values() for p in r.outputs))
         self.constrain(rules)
         self.check_sheet_segments(rules)
         first_main = self.first_main or next(iter(rules))

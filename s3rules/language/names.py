@@ -123,9 +123,13 @@ class NameChecker(Reader):
                 + f". Known here: {', '.join(choices) or 'nothing'}; write {{{{ and }}}} for literal braces")
 
     def unknown_in_condition(self, node: RuleNode, name: str, value: Value, namespace) -> Exception:
-        visible = set(namespace) | set(self.dims.lists)
-        why = self.why_unknown(node.name, name, "when:", visible)
-        return self.error(why.replace(f"{{{name}}}", name), value)
+        if name in self.dims.columns():
+            return self.error(self.why_unknown(node.name, name, "when:", namespace), value)
+        choices = sorted(set(namespace) | set(self.dims.lists) | set(self.variables))
+        close = closest(name, choices)
+        return self.error(f"unknown name {name} in the when: of rule '{node.name}'"
+                          + (f" (did you mean {close}?)" if close else "")
+                          + f"; it may use {', '.join(choices) or 'no names: the rule has no wildcards'}", value)
 
     def finish(self, rule: Rule, by_key) -> Rule:
         """What the planner needs of the names: columns that may be empty, list files awaited.

@@ -331,7 +331,11 @@ def _unexpected_token(exc: UnexpectedToken, source: Source, text: str) -> Batchf
     line, column = tok.line, tok.column
     if tok.type in ("_NL", "_INDENT", "_DEDENT"):
         line, column = _position_after_token(source, tok)
-    if tok.type == "_INDENT":
+    if tok.type == "_INDENT" and source.line_text(line - 1).split("#")[0].rstrip().endswith(","):
+        message = ("a list does not continue on the next line after a trailing ','; write the key alone "
+                   "and every value on its own indented line below it (`input:` then `\"a\",` ...), or "
+                   "keep the values on one line")
+    elif tok.type == "_INDENT":
         message = "unexpected indentation"
     elif exc.expected == {"_NL"} and source.line_text(line - 1).rstrip().endswith(":"):
         message = "expected an indented block after the line ending with ':'"

@@ -136,7 +136,7 @@ def _delimiter(path: str) -> str:
     return ","
 
 
-def load_sheet(path: str, display: str | None = None) -> SampleSheet:
+def load_sheet(path: str, display: str | None = None, keyed: bool = True) -> SampleSheet:
     """Read a CSV/TSV sample sheet; every problem is a ``SampleSheetError`` at file:row:column."""
     display = display or path
     try:
@@ -158,23 +158,23 @@ def load_sheet(path: str, display: str | None = None) -> SampleSheet:
     except UnicodeDecodeError as exc:
         line = raw[: exc.start].count(b"\n") + 1
         raise SampleSheetError("not valid UTF-8 text", display, line) from None
-    return parse_sheet(text, display, _delimiter(path))
+    return parse_sheet(text, display, _delimiter(path), keyed)
 
 
-def parse_sheet(text: str, path: str, delimiter: str = ",") -> SampleSheet:
+def parse_sheet(text: str, path: str, delimiter: str = ",", keyed: bool = True) -> SampleSheet:
     """The sheet in ``text``; any problem is a ``SampleSheetError`` at the first bad row.
 
     A well-formed sheet takes one cheap pass (the NUL and duplicate-key checks run over the
     whole text and the key index); anything odd is read again row by row to say where.
     """
     if "\0" not in text:
-        sheet = _parse_quickly(text, path, delimiter)
+        sheet = _parse_quickly(text, path, delimiter, keyed)
         if sheet is not None:
             return sheet
-    return _parse_checking(text, path, delimiter)
+    return _parse_checking(text, path, delimiter, keyed)
 
 
-def _parse_quickly(text: str, path: str, delimiter: str) -> SampleSheet | None:
+def _parse_quickly(text: str, path: str, delimiter: str, keyed: bool) -> SampleSheet | None:
     """The sheet if every row has the header's width, a key, and no key twice; else None."""
     reader = _reader(text, delimiter)
     try:
@@ -185,7 +185,7 @@ def _parse_quickly(text: str, path: str, delimiter: str) -> SampleSheet | None:
         rows: list[tuple[str, ...]] = []
         lines: list[int] = []
         for record in reader:
-            if len(record) != width or not record[0]:
+            if len(record) != width or (keyed and not record[0]):
                 if _is_blank(record):
                     continue
                 return None
@@ -196,7 +196,7 @@ def _parse_quickly(text: str, path: str, delimiter: str) -> SampleSheet | None:
     if not rows:
         return None
     sheet = SampleSheet(path, columns, rows, lines)
-    return sheet if len(sheet.row_of) == len(rows) else None
+    return sheet if not keyed or len(sheet.row_of) == len(rows) else None
 
 
 def _reader(text: str, delimiter: str):
@@ -235,7 +235,8 @@ def _header(reader, path: str) -> tuple[tuple[str, ...], int]:
     return columns, header_line
 
 
-def _parse_checking(text: str, path: str, delimiter: str) -> SampleSheet:
+def _parse_checking(text: str, path: str, delimiter: str, keyed: bool) -> SampleSheet:
+    """``keyed``: the first column is the key (else ``SampleSheet.with_key`` checks the key later)."""
     """The sheet read row by row, so that the first problem is named with its line."""
     reader = _reader(text, delimiter)
     try:
@@ -256,9 +257,9 @@ def _parse_checking(text: str, path: str, delimiter: str) -> SampleSheet:
                     raise SampleSheetError("this value contains a NUL byte, which no command can receive",
                                            path, line, columns[i])
             key = record[0]
-            if key == "":
+            if keyed and key == "":
                 raise SampleSheetError("the key (first column) is empty", path, line, columns[0])
-            if key in keys:
+            if keyed and key in keys:
                 raise SampleSheetError(f"duplicate key {key!r}: it is already used on line {keys[key]}",
                                        path, line, columns[0])
             keys[key] = line

@@ -45,11 +45,17 @@ class Template:
         except ValueError as exc:
             raise TemplateSyntaxError(f"{exc} (write {{{{ and }}}} for literal braces)",
                                       _first_brace_problem(text)) from None
+        # "a{{b}}c" parses as three literal pieces: each literal between placeholders is kept
+        # whole, or rendering would cut the text at the first brace
+        text_before, trailing = "", False
         for literal, field_name, spec, conversion in parsed:
             offset = _advance(text, offset, literal)
-            literals.append(literal)
+            text_before += literal
             if field_name is None:
+                trailing = True
                 continue
+            literals.append(text_before)
+            text_before, trailing = "", False
             m = _FIELD.match(field_name)
             if not m or spec or conversion:
                 raise TemplateSyntaxError(
@@ -58,6 +64,8 @@ class Template:
                     "{name}, {name[index]} or {input.name}; write {{ and }} for literal braces", offset)
             placeholders.append(Placeholder(m.group(1), field_name, offset))
             offset = text.index("}", offset) + 1
+        if trailing:
+            literals.append(text_before)
         self.placeholders = tuple(placeholders)
         self.literals = tuple(literals)
 

@@ -239,15 +239,17 @@ class Planner:
                     given = dict(zip(columns, row))
                     given.update(zip([w for w in rule.wildcards if w in lists], picks))
                     combos.append(tuple(given[w] for w in rule.wildcards))
-        return [job for job in (self.job(rule, values) for values in combos) if self.holds(job)]
+        return [self.job(rule, values) for values in combos if self.holds(rule, values)]
 
-    def holds(self, job: Job) -> bool:
-        """Whether the job's rule makes it: no ``when:``, or a condition true for its values."""
-        when = job.rule.when
-        if when is None or when.test(job.ns()):
+    def holds(self, rule: Rule, values: tuple[str, ...], wanted: str | None = None) -> bool:
+        """Whether ``rule`` makes the job of these values: no ``when:``, or a condition true for
+        them (tested before the job is made, so that a value only the other rule uses is never checked)."""
+        when = rule.when
+        if when is None:
             return True
-        self.recipes[job.rule.index].jobs.pop(job.values, None)
-        return False
+        recipe = self.recipes[rule.index]
+        row = self._row(_unchecked(recipe), values, wanted) if rule.bindings else None
+        return bool(when.test(values + row if row is not None else values))
 
     # -- producers ----------------------------------------------------------------------------
     def producer(self, path: str) -> Job | None:
@@ -276,9 +278,9 @@ class Planner:
                             "make their output patterns distinct, or give them when: conditions")
         chosen = []
         for rule, values in found:
-            job = self.job(rule, tuple(values[w] for w in rule.wildcards), path)
-            if self.holds(job):
-                chosen.append(job)
+            key = tuple(values[w] for w in rule.wildcards)
+            if self.holds(rule, key, path):
+                chosen.append(self.job(rule, key, path))
         if len(chosen) == 1:
             return chosen[0]
         if chosen:

@@ -16,8 +16,11 @@ from typing import Sequence
 
 from ..errors import PlanError
 from ..model import Job, Workflow
+from .checkpoints import checkpoint_files, makers, waiting_jobs
 from .graph import job_graph
 from .jobs import Planner, closest_rule
+from .resources import check_resources
+from .temp import only_temp_missing, settle_tentative
 
 MISSING, INCOMPLETE, FORCED, STALE, UPSTREAM = "missing", "incomplete", "forced", "stale", "upstream"
 CHANGED = {name: f"changed: {name}" for name in ("command", "params", "input", "resources")}
@@ -42,6 +45,8 @@ class Plan:
     mtimes: dict[str, float] = field(repr=False, default_factory=dict)
     # jobs whose last record says they started and never finished (a killed or failed run)
     interrupted: list[Job] = field(default_factory=list)
+    # checkpoint file -> the jobs that cannot be known until it is made (``planner.checkpoints``)
+    waiting: dict[str, list[Job]] = field(default_factory=dict)
 
     def done(self, job: Job) -> bool:
         return job not in self.pending
@@ -72,25 +77,46 @@ def plan(workflow: Workflow, storage, targets: Sequence[str] = (), *, force: Seq
     roots = [t for t in requested if isinstance(t, Job)]
     source_targets = [t for t in requested if isinstance(t, str)]
     order = job_graph(planner, roots)
+    files = checkpoint_files(workflow, order)
+    if files and (more := makers(planner, files, order)):   # the checkpoint files' makers join the graph
+        order = job_graph(planner, roots + more)
 
+    directories = {o for job in order if job.rule.directories for o in job.directory_outputs()}
     paths = list(chain(chain.from_iterable(map(_outputs_of, order)), planner.needed_by, source_targets))
-    mtimes: dict[str, float] = {}
-    if rerun_stale:
-        mtimes = storage.stat_many(paths)
-        exists = mtimes.keys()
-    else:
-        exists = storage.exists_many(paths)
+    mtimes, exists = _look(storage, paths, directories, rerun_stale)
+    missing_sources = [p for p in chain(planner.needed_by, source_targets) if p not in exists]
+    if missing_sources:   # a source may be a directory
+        found, _ = _look(storage, missing_sources, set(missing_sources), rerun_stale)
+        exists = set(exists) | set(found)
+        mtimes.update(found if rerun_stale else {})
     forced_rules = {rule for rule in workflow.rules.values() if forceall or rule.name in forcerun}
     verdicts = _verdicts(ledger, order, tuple(t for t in triggers if t in CHANGED))
-    pending = _reasons(workflow, order, exists, mtimes if rerun_stale else None, forced_rules, forced_jobs, verdicts)
+    tentative: set[Job] = set()
+    pending = _reasons(workflow, order, exists, mtimes if rerun_stale else None, forced_rules, forced_jobs, verdicts,
+                       tentative)
+    pending = settle_tentative(order, pending, tentative, set(roots), MISSING)
     interrupted = [job for job, why in pending.items() if why == INCOMPLETE and verdicts.get(job) == INCOMPLETE]
+    waiting = waiting_jobs(planner, workflow, files, order, pending) if files else {}
+    if waiting:
+        held = {job for jobs in waiting.values() for job in jobs}
+        pending = {job: why for job, why in pending.items() if job not in held}
     if until:
         pending, roots = _until(planner, until, pending)
     if check_sources:
-        _check_sources(planner, pending, exists, source_targets)
+        _check_sources(planner, pending, exists, source_targets, until)
+    check_resources(pending)
     if not rerun_stale:   # a run tells what a job wrote by these mtimes
-        mtimes = storage.stat_many([o for job in pending for o in job.outputs if o in exists])
-    return Plan(workflow, order, pending, roots, mtimes, interrupted)
+        mtimes, _ = _look(storage, [o for job in pending for o in job.outputs if o in exists], directories, True)
+    return Plan(workflow, order, pending, roots, mtimes, interrupted, waiting)
+
+
+def _look(storage, paths: list[str], directories: set[str], with_mtimes: bool):
+    """(mtimes or {}, the paths that exist), directories counted as such."""
+    extra = {"directories": directories} if directories else {}
+    if with_mtimes:
+        mtimes = storage.stat_many(paths, **extra)
+        return mtimes, mtimes.keys()
+    return {}, storage.exists_many(paths, **extra)
 
 
 def _verdicts(ledger, order: list[Job], triggers: tuple[str, ...]) -> dict[Job, str]:
@@ -117,8 +143,12 @@ def _requested(planner: Planner, targets: Sequence[str], force: Sequence[str]) -
 
 
 def _reasons(workflow: Workflow, order: list[Job], exists, mtimes: dict[str, float] | None,
-             forced_rules: set, forced_jobs: set[Job], verdicts: dict[Job, str]) -> dict[Job, str]:
-    """Job -> why it must run, dependencies first (``mtimes`` only with --rerun-stale)."""
+             forced_rules: set, forced_jobs: set[Job], verdicts: dict[Job, str], tentative: set[Job]) -> dict[Job, str]:
+    """Job -> why it must run, dependencies first (``mtimes`` only with --rerun-stale).
+
+    A job that lacks only temp() outputs, with nothing it needs pending, goes to ``tentative``
+    instead (``planner.temp`` decides it once its consumers are known).
+    """
     target_lists = {rule for rule in workflow.rules.values() if rule.is_target_list}
     pending: dict[Job, str] = {}
     is_pending = pending.keys()
@@ -129,6 +159,8 @@ def _reasons(workflow: Workflow, order: list[Job], exists, mtimes: dict[str, flo
         outputs = job.outputs
         if rule in forced_rules or job in forced_jobs:
             pending[job] = FORCED
+        elif rule.temp and only_temp_missing(job, exists) and is_pending.isdisjoint(job.deps):
+            tentative.add(job)
         elif exists.isdisjoint(outputs):
             pending[job] = MISSING
         elif len(outputs) > 1 and not all(o in exists for o in outputs):
@@ -166,7 +198,8 @@ def _ancestors(jobs: list[Job]) -> set[Job]:
     return seen
 
 
-def _check_sources(planner: Planner, pending: dict[Job, str], exists, source_targets: list[str]) -> None:
+def _check_sources(planner: Planner, pending: dict[Job, str], exists, source_targets: list[str],
+                   until: Sequence[str] = ()) -> None:
     """A missing source file is an error only where a job that must run needs it."""
     missing = [t for t in source_targets if t not in exists]
     if missing:
@@ -179,7 +212,10 @@ def _check_sources(planner: Planner, pending: dict[Job, str], exists, source_tar
     if not needs:
         return
     blocking = []
-    for job in pending:
+    # a target list (`rule all:`) asks for its sources too: a missing one is never "done"
+    lists = [] if until else [job for recipe in planner.recipes.values() if recipe.rule.is_target_list
+                               for job in recipe.jobs.values()]
+    for job in chain(pending, lists):
         for path in job.inputs:
             if path in needs:
                 blocking.append((path, job))
