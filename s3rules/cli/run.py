@@ -198,7 +198,7 @@ def execute(workflow, the_plan, storage, args, ledger=None, notes=(), in_flight=
     for note in [*notes, *executor.notes]:
         reporter.message(f"s3rules: note: {note}")
     result = Runner(the_plan, executor, storage, reporter, keep_going=args.keep_going, detach=args.detach,
-                    ledger=ledger, attached=in_flight).run()
+                    ledger=ledger, attached=in_flight, keep_temp=args.keep_temp).run()
     for note in ledger.notes if ledger is not None else ():
         reporter.message(f"s3rules: note: {note}")
     if result.detached:
@@ -206,8 +206,11 @@ def execute(workflow, the_plan, storage, args, ledger=None, notes=(), in_flight=
         return EXIT_OK if args.detach and not result.interrupted else EXIT_INTERRUPTED
     if result.ok:
         if not args.quiet:   # with jobs waiting for a checkpoint, the targets are not all there yet
+            removed = len(result.temp_removed)
             print(f"s3rules: {_count(len(result.succeeded))} done"
-                  + ("" if the_plan.waiting else "; every requested target exists"), file=sys.stderr)
+                  + ("" if the_plan.waiting else "; every requested target exists")
+                  + (f"; {removed} temp file{'s' if removed != 1 else ''} removed" if removed else ""),
+                  file=sys.stderr)
         return EXIT_OK
     if result.interrupted:
         raise Interrupted(failure_report(result))

@@ -76,6 +76,7 @@ class _Loader:
         self.collect_variables(items)
         default_setting = self.top_level(items)
         self.dims.join()
+        self.check_names_are_one_thing(items)
         defaults = self.defaults(default_setting)
         rules = self.rules(items, defaults)
         self.dims.read_lines(lambda path: any(p.match(path) is not None for r in rules.values() for p in r.outputs))
@@ -190,6 +191,18 @@ class _Loader:
                                    + " (top level holds samples:, sheet NAME:, configfile:, include:, "
                                      "default:, `name = value` and rules)", item)
         return default_setting
+
+    def check_names_are_one_thing(self, items) -> None:
+        """A list variable named like a sheet column would make ``{name}`` mean two things."""
+        columns = self.dims.columns()
+        for name in self.dims.lists:
+            if name in columns:
+                where = next(((r, a) for r, a in items if isinstance(a, Assign) and a.name == name), None)
+                message = (f"'{name}' is both a list variable and a column of {columns[name].path}; "
+                           "rename one of them")
+                if where is None:
+                    raise BatchfileError(message, self.doc.source.path)
+                raise where[0].error(message, where[1])
 
     def defaults(self, found) -> Settings:
         if found is None:

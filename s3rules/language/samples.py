@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import io
 from collections import defaultdict
+from operator import itemgetter
 
 from ..errors import SampleSheetError, StorageError
 
@@ -33,8 +34,7 @@ class SampleSheet:
         self.column_index = {c: i for i, c in enumerate(columns)}
         self.row_of: dict = {row[0]: row for row in rows}   # key -> row (a tuple key when composite)
         self._groups: dict[tuple[int, ...], dict[tuple[str, ...], list[int]]] = {}
-        self.empty_columns = frozenset(c for i, c in enumerate(columns)
-                                       if any(not row[i] for row in rows))
+        self.empty_columns = _empty_columns(columns, rows)
 
     def with_key(self, key: tuple[str, ...]) -> None:
         """Key the rows by these columns (``key: sample, unit``): none empty, no key twice."""
@@ -52,8 +52,7 @@ class SampleSheet:
         self.key, self.key_columns, self.row_of = key[0], tuple(key), row_of
 
     def values_of(self, column: str) -> frozenset[str]:
-        i = self.column_index[column]
-        return frozenset(row[i] for row in self.rows)
+        return frozenset(map(itemgetter(self.column_index[column]), self.rows))
 
     def __len__(self) -> int:
         return len(self.rows)
@@ -102,7 +101,7 @@ class SheetView:
             idx = [self.column_index[c] for c in self.key_columns]
             self.row_of = {(tuple(row[i] for i in idx) if len(idx) > 1 else row[idx[0]]): row
                            for row in self.rows}
-        self.empty_columns = frozenset(c for i, c in enumerate(self.columns) if any(not r[i] for r in self.rows))
+        self.empty_columns = sheet.empty_columns if not picks else _empty_columns(self.columns, self.rows)
         self._groups: dict = {}
 
     def _joined(self, row: tuple[str, ...], picks) -> tuple[str, ...]:
@@ -118,11 +117,15 @@ class SheetView:
     rows_where = SampleSheet.rows_where
 
     def values_of(self, column: str) -> frozenset[str]:
-        i = self.column_index[column]
-        return frozenset(row[i] for row in self.rows)
+        return frozenset(map(itemgetter(self.column_index[column]), self.rows))
 
     def error(self, message: str, row: int | None = None, column: str | None = None) -> SampleSheetError:
         return self.sheet.error(message, row, column)
+
+
+def _empty_columns(columns: tuple[str, ...], rows: list[tuple[str, ...]]) -> frozenset[str]:
+    """The columns with an empty cell (``in`` over ``itemgetter``: C speed on a million rows)."""
+    return frozenset(c for i, c in enumerate(columns) if "" in map(itemgetter(i), rows))
 
 
 def _delimiter(path: str) -> str:

@@ -86,9 +86,9 @@ def plan(workflow: Workflow, storage, targets: Sequence[str] = (), *, force: Seq
     mtimes, exists = _look(storage, paths, directories, rerun_stale)
     missing_sources = [p for p in chain(planner.needed_by, source_targets) if p not in exists]
     if missing_sources:   # a source may be a directory
-        found, _ = _look(storage, missing_sources, set(missing_sources), rerun_stale)
+        found_mtimes, found = _look(storage, missing_sources, set(missing_sources), rerun_stale)
         exists = set(exists) | set(found)
-        mtimes.update(found if rerun_stale else {})
+        mtimes.update(found_mtimes)
     forced_rules = {rule for rule in workflow.rules.values() if forceall or rule.name in forcerun}
     verdicts = _verdicts(ledger, order, tuple(t for t in triggers if t in CHANGED))
     tentative: set[Job] = set()
