@@ -1,6 +1,7 @@
 """The Batchfile language for real pipelines: config files, includes, several joined sheets, list
 variables, named inputs and outputs, logs, params, per-job resources, temp(), when:, and the
 Snakemake habits that get a hint. Each construct's meaning, and each error class with its message."""
+import json
 import os
 import textwrap
 from pathlib import Path
@@ -433,3 +434,54 @@ def test_a_list_named_like_a_column_is_an_error(tmp_path):
     message = error(tmp_path, 'samples: "s.tsv"\nsample = ["A"]\nrule a:\n    input: "x"\n', {"s.tsv": "sample\nA\n"})
     assert message.startswith("Batchfile:2:1: 'sample' is both a list variable and a column of s.tsv")
     assert "holds a value twice" in error(tmp_path, 'c = ["I", "I"]\nrule a:\n    input: "x"\n')
+
+
+CHECKPOINT = '''
+    chrom = lines("list.txt")
+    rule all:
+        input: "merged.txt"
+    rule make_list:
+        output: "list.txt"
+        shell: "printf 'a\\\\nb\\\\n' > {output}"
+    rule per_chrom:
+        output: "per/{chrom}.txt"
+        shell: "echo {chrom} > {output}"
+    rule merge:
+        input: expand("per/{chrom}.txt")
+        output: "merged.txt"
+        shell: "cat {input} > {output}"
+    '''
+
+
+def test_jobs_behind_a_checkpoint_are_pending_and_their_targets_wait(tmp_path):
+    write(tmp_path, {"Batchfile": CHECKPOINT})
+    dry = s3rules("run", "-n", "--json", cwd=tmp_path)
+    summary = json.loads(dry.stdout)["summary"]   # waiting for the list is not done
+    assert summary["rules"]["merge"] == {"pending": 1, "done": 0, "total": 1} and summary["done"] == 0
+    by_rule = s3rules("run", "-q", "per_chrom", cwd=tmp_path)   # the rule's jobs are listed once the list is read
+    assert by_rule.returncode == 0, by_rule.stderr
+    assert sorted(p.name for p in (tmp_path / "per").iterdir()) == ["a.txt", "b.txt"]
+    (tmp_path / "list.txt").unlink()
+    for p in (tmp_path / "per").iterdir():
+        p.unlink()
+    by_path = s3rules("run", "-q", "per/a.txt", cwd=tmp_path)   # a value of the list that is not read yet
+    assert by_path.returncode == 0, by_path.stderr
+    assert [p.name for p in (tmp_path / "per").iterdir()] == ["a.txt"]
+
+
+def test_forcing_everything_across_a_checkpoint_runs_each_job_once(tmp_path):
+    write(tmp_path, {"Batchfile": CHECKPOINT})
+    assert s3rules("run", "-q", cwd=tmp_path).returncode == 0
+    forced = s3rules("run", "-F", cwd=tmp_path)
+    assert forced.returncode == 0, forced.stderr
+    assert forced.stderr.count("done make_list") == 1
+    assert forced.stderr.count("done per_chrom[chrom=a]") == 1 and forced.stderr.count("done merge") == 1
+    assert (tmp_path / "merged.txt").read_text() == "a\nb\n"
+
+
+def test_a_sheet_path_used_in_an_included_file_is_relative_to_the_main_batchfile(tmp_path):
+    wf = load(tmp_path, 'samples: "s.tsv"\nrule all:\n    input: expand("out/{sample}.txt")\ninclude: "rules/c.batch"\n',
+              {"s.tsv": "sample\treads\nA\tdata/A.txt\n", "data/A.txt": "x\n",
+               "rules/c.batch": 'rule copy:\n    input: "{reads}"\n    output: "../out/{sample}.txt"\n'
+                                '    shell: "cp {input} {output}"\n'})
+    assert Planner(wf).jobs_of_rule(wf.rules["copy"])[0].inputs == (str(tmp_path / "data" / "A.txt"),)

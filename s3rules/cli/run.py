@@ -31,10 +31,12 @@ def _cmd_run(args, collecting: bool) -> int:
     from ..language.loader import load_workflow
 
     batchfile = args.batchfile or "Batchfile"
-    made: set[str] = set()
+    made: set[str] = set()   # checkpoint files made
+    ran: frozenset = frozenset()   # outputs of the jobs run so far: --force does not rerun them
     while True:
         workflow = load_workflow(batchfile, dict(args.config), args.configfile)
-        code, waiting = _round(workflow, args, collecting)
+        code, waiting, outputs = _round(workflow, args, collecting, ran)
+        ran |= outputs
         if code != EXIT_OK or not waiting or args.dry_run or args.dag or args.rulegraph or args.touch:
             return code
         if args.detach or set(waiting) <= made:
@@ -46,15 +48,16 @@ def _cmd_run(args, collecting: bool) -> int:
             print(f"s3rules: {', '.join(_shown(f) for f in waiting)} made: planning the rest", file=sys.stderr)
 
 
-def _round(workflow, args, collecting: bool) -> tuple[int, dict]:
-    """One plan and its run: (exit status, the checkpoint files jobs still wait for)."""
+def _round(workflow, args, collecting: bool, ran: frozenset) -> tuple[int, dict, frozenset]:
+    """One plan and its run: (exit status, the checkpoint files jobs still wait for, the outputs
+    of the jobs it ran)."""
     from .. import views
     from ..storage import Storage
 
     out = sys.stdout
     if args.list:
         views.rule_list(workflow, out)
-        return EXIT_OK, {}
+        return EXIT_OK, {}, frozenset()
     storage = Storage()
     state_dir = os.path.join(workflow.base_dir, ".s3rules")
     ledger = Ledger(storage, workflow.base_dir, state_dir)
@@ -63,10 +66,10 @@ def _round(workflow, args, collecting: bool) -> tuple[int, dict]:
     local = any(not is_url(p.text) or p.whole for rule in workflow.rules.values() for p in rule.outputs)
     workspace = None if looking or args.nolock or not local else Workspace(state_dir)
     with workspace or contextlib.nullcontext():   # no other run plans or registers meanwhile
-        the_plan, in_flight = _plan(workflow, storage, ledger, args, workspace)
+        the_plan, in_flight = _plan(workflow, storage, ledger, args, workspace, ran)
         code = _show_or_touch(workflow, the_plan, ledger, storage, args, out)
         if code is not None:
-            return code, the_plan.waiting
+            return code, _waits(the_plan), frozenset()
         if workspace is not None:
             workspace.register([o for job in the_plan.pending for o in job.outputs if not is_url(o)],
                                " ".join(sys.argv))
@@ -74,13 +77,14 @@ def _round(workflow, args, collecting: bool) -> tuple[int, dict]:
         if collecting:
             gc.enable()
         notes = workspace.notes if workspace else []
-        return execute(workflow, the_plan, storage, args, ledger, notes, in_flight), the_plan.waiting
+        code = execute(workflow, the_plan, storage, args, ledger, notes, in_flight)
+        return code, _waits(the_plan), frozenset(o for job in the_plan.pending for o in job.outputs)
     finally:
         if workspace is not None:
             workspace.release()
 
 
-def _plan(workflow, storage, ledger, args, workspace=None):
+def _plan(workflow, storage, ledger, args, workspace=None, ran: frozenset = frozenset()):
     """The plan, made again when jobs an earlier run left turn out to have finished.
 
     Jobs another live run is running look interrupted from here: that run is named first.
@@ -91,7 +95,7 @@ def _plan(workflow, storage, ledger, args, workspace=None):
     def make():
         return plan(workflow, storage, args.targets, force=args.force, forcerun=args.forcerun,
                     forceall=args.forceall, until=args.until, rerun_stale="mtime" in chosen, ledger=ledger,
-                    triggers=chosen)
+                    triggers=chosen, already_ran=ran)
     the_plan = make()
     left = ledger.left_open(list(the_plan.pending))   # started by an earlier run, never seen to end
     if left and workspace is not None:
@@ -124,8 +128,8 @@ def _show_or_touch(workflow, the_plan, ledger, storage, args, out) -> int | None
             views.plan_table(the_plan, out, list_jobs=not args.quiet or command is not None, command=command)
             if not args.quiet:
                 records.interrupted_note(the_plan, out)
-                if the_plan.waiting:
-                    _waiting_note(the_plan.waiting, out, "`s3rules run` makes it, then plans the rest")
+                if the_plan.waiting or the_plan.waiting_rules:
+                    _waiting_note(_waits(the_plan), out, "`s3rules run` makes it, then plans the rest")
             if args.explain:
                 records.explain(the_plan, ledger, out)
         return EXIT_OK
@@ -143,12 +147,22 @@ def _show_or_touch(workflow, the_plan, ledger, storage, args, out) -> int | None
     return None
 
 
+def _waits(the_plan) -> dict[str, tuple[int, list[str]]]:
+    """checkpoint file -> (jobs that wait for it, the rules they and the rules asked for belong to)."""
+    out = {}
+    for path in {**the_plan.waiting, **the_plan.waiting_rules}:
+        jobs = the_plan.waiting.get(path, [])
+        names = [job.rule.name for job in jobs] + the_plan.waiting_rules.get(path, [])
+        out[path] = (sum(1 for job in jobs if not job.rule.is_target_list), list(dict.fromkeys(names)))
+    return out
+
+
 def _waiting_note(waiting: dict, out, then: str) -> None:
     """Which jobs a checkpoint file holds back: they are known once it is made."""
-    for path, jobs in waiting.items():
-        rules = ", ".join(dict.fromkeys(job.rule.name for job in jobs))
-        n = sum(1 for job in jobs if not job.rule.is_target_list)
-        what = f"{_count(n)} of {rules} wait" if n else f"rule {rules} waits"
+    for path, (n, names) in waiting.items():
+        rules = ", ".join(names)
+        what = f"{_count(n)} of {rules} wait" if n else f"rule{'s' if len(names) > 1 else ''} {rules} wait" \
+            + ("" if len(names) > 1 else "s")
         print(f"s3rules: {what} for {_shown(path)}; {then}", file=out)
 
 
@@ -208,7 +222,7 @@ def execute(workflow, the_plan, storage, args, ledger=None, notes=(), in_flight=
         if not args.quiet:   # with jobs waiting for a checkpoint, the targets are not all there yet
             removed = len(result.temp_removed)
             print(f"s3rules: {_count(len(result.succeeded))} done"
-                  + ("" if the_plan.waiting else "; every requested target exists")
+                  + ("" if the_plan.waiting or the_plan.waiting_rules else "; every requested target exists")
                   + (f"; {removed} temp file{'s' if removed != 1 else ''} removed" if removed else ""),
                   file=sys.stderr)
         return EXIT_OK

@@ -181,8 +181,9 @@ class Dimensions:
 
     def allowed(self, name: str):
         """The values wildcard ``name`` may take, or None when it may take any."""
-        if name in self.lists:
-            return frozenset(self.lists[name].values)
+        if name in self.lists:   # a list still to be read from a file a rule makes: any value, for now
+            lst = self.lists[name]
+            return frozenset(lst.values) if lst.ready else None
         values = None
         for view in self.views:
             if name in view.column_index:

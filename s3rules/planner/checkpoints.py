@@ -10,12 +10,14 @@ from ..model import Job, Workflow
 from .jobs import Planner
 
 
-def checkpoint_files(workflow: Workflow, order: list[Job]) -> dict[str, str]:
-    """list name -> file, for the lists made by a rule that a rule of ``order`` waits for."""
+def checkpoint_files(workflow: Workflow, order: list[Job], deferred: dict[str, list[str]]) -> dict[str, str]:
+    """list name -> file, for the lists made by a rule that a rule of ``order`` waits for, or
+    that a rule asked for by name waits for (``deferred``: file -> rule names)."""
     made = {name: lst.file for name, lst in workflow.lists.items() if lst.made_by_rule}
     if not made:
         return {}
     used = {name for rule in {job.rule for job in order} for name in rule.waits_for if name in made}
+    used |= {name for name, path in made.items() if path in deferred}
     return {name: made[name] for name in sorted(used)}
 
 
@@ -38,6 +40,7 @@ def waiting_jobs(planner: Planner, workflow: Workflow, files: dict[str, str], or
                if not workflow.lists[name].ready or planner.producer(path) in pending}
     if not blocked:
         return {}
+    out: dict[str, list[Job]] = {path: [] for path in planner.deferred if path in blocked.values()}
     waits: dict[Job, str] = {}
     for job in order:
         hit = next((blocked[n] for n in job.rule.waits_for if n in blocked), None)
@@ -45,7 +48,6 @@ def waiting_jobs(planner: Planner, workflow: Workflow, files: dict[str, str], or
             hit = next((waits[d] for d in job.deps if d in waits), None)
         if hit is not None:
             waits[job] = hit
-    out: dict[str, list[Job]] = {}
     for job, path in waits.items():
         out.setdefault(path, []).append(job)
     return out

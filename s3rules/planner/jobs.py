@@ -28,6 +28,7 @@ class Planner:
         self._expanded: dict[tuple, tuple[tuple[str, ...], list | None]] = {}
         self.needed_by: dict[str, Job] = {}   # source path -> a job that needs it (set by the graph)
         self.excluded: dict[str, Rule] = {}   # path -> the one rule making it, whose when: is false
+        self.deferred: dict[str, list[str]] = {}   # checkpoint file -> rules asked for that wait for it
 
     # -- making jobs --------------------------------------------------------------------------
     def job(self, rule: Rule, values: tuple[str, ...], wanted: str | None = None) -> Job:
@@ -167,7 +168,7 @@ class Planner:
                 if not value:
                     raise PlanError(f"rule '{rule.name}' ({_describe(rule, values)}): its input "
                                     f"{rule.inputs[n].pattern.text} is empty in the sample sheet")
-                inputs.append(resolve_path(value, rule.inputs[n].pattern.base_dir or self.wf.base_dir))
+                inputs.append(resolve_path(value, self.wf.base_dir))   # sheet data: the main Batchfile's
                 spans.append(1)
         return tuple(inputs), (tuple(spans) if recipe.has_expand else None)
 
@@ -197,7 +198,7 @@ class Planner:
         paths = [fmt.format(*ns) for ns in nss]
         pattern = e.pattern
         if pattern.whole:   # each value is a whole path or URL, read like `input: "{reads}"`
-            base = pattern.base_dir or self.wf.base_dir
+            base = self.wf.base_dir   # a sheet's paths are relative to the main Batchfile, wherever used
             paths = [resolve_path(p, base) for p in paths]
         unique = tuple(dict.fromkeys(paths))
         result = self._expanded[key] = (unique, nss if len(unique) == len(paths) else None)
@@ -232,6 +233,10 @@ class Planner:
                                 "be listed; ask for one of its output paths instead")
             idx = [view.column_index[c] for c in columns] if view is not None else []
             rows = dict.fromkeys(tuple(row[i] for i in idx) for row in view.rows) if view is not None else [()]
+            unread = [lists[w].file for w in rule.wildcards if w in lists and not lists[w].ready]
+            if unread:   # its jobs are known once the checkpoint file is made
+                self.deferred.setdefault(unread[0], []).append(rule.name)
+                return []
             dims = [lists[w].values for w in rule.wildcards if w in lists]
             combos = []
             for row in rows:

@@ -45,16 +45,19 @@ class Plan:
     mtimes: dict[str, float] = field(repr=False, default_factory=dict)
     # jobs whose last record says they started and never finished (a killed or failed run)
     interrupted: list[Job] = field(default_factory=list)
-    # checkpoint file -> the jobs that cannot be known until it is made (``planner.checkpoints``)
+    # checkpoint file -> the jobs that cannot be known until it is made (``planner.checkpoints``),
+    # and the rules asked for by name whose jobs cannot be listed until then
     waiting: dict[str, list[Job]] = field(default_factory=dict)
+    waiting_rules: dict[str, list[str]] = field(default_factory=dict)
 
     def done(self, job: Job) -> bool:
         return job not in self.pending
 
     def summary(self) -> dict[str, dict[str, int]]:
-        """Per rule: pending / done / total (target lists such as ``all`` are not jobs)."""
+        """Per rule: pending / done / total (target lists such as ``all`` are not jobs); a job
+        waiting for a checkpoint file is pending, though it cannot run yet."""
         totals = Counter(map(_rule_of, self.jobs))
-        pending = Counter(map(_rule_of, self.pending))
+        pending = Counter(map(_rule_of, chain(self.pending, *self.waiting.values())))
         return {rule.name: {"pending": pending[rule], "done": n - pending[rule], "total": n}
                 for rule, n in totals.items() if not rule.is_target_list}
 
@@ -62,12 +65,14 @@ class Plan:
 def plan(workflow: Workflow, storage, targets: Sequence[str] = (), *, force: Sequence[str] = (),
          forcerun: Sequence[str] = (), forceall: bool = False, until: Sequence[str] = (),
          rerun_stale: bool = False, check_sources: bool = True, ledger=None,
-         triggers: Sequence[str] = ()) -> Plan:
+         triggers: Sequence[str] = (), already_ran: frozenset = frozenset()) -> Plan:
     """Work out the job graph for ``targets`` (default: the first rule) and what is pending.
 
     ``check_sources=False`` tolerates missing source files (for status, logs and cancel,
     which look at a workflow without running it). ``ledger`` (an ``s3rules.ledger.Ledger``)
     adds "incomplete" for interrupted jobs and "changed: ..." for the ``triggers`` named.
+    ``already_ran``: outputs this invocation has made (before a checkpoint): --force and its
+    kin do not make those jobs run again.
     """
     planner = Planner(workflow)
     for name in list(forcerun):
@@ -77,7 +82,7 @@ def plan(workflow: Workflow, storage, targets: Sequence[str] = (), *, force: Seq
     roots = [t for t in requested if isinstance(t, Job)]
     source_targets = [t for t in requested if isinstance(t, str)]
     order = job_graph(planner, roots)
-    files = checkpoint_files(workflow, order)
+    files = checkpoint_files(workflow, order, planner.deferred)
     if files and (more := makers(planner, files, order)):   # the checkpoint files' makers join the graph
         order = job_graph(planner, roots + more)
 
@@ -93,7 +98,7 @@ def plan(workflow: Workflow, storage, targets: Sequence[str] = (), *, force: Seq
     verdicts = _verdicts(ledger, order, tuple(t for t in triggers if t in CHANGED))
     tentative: set[Job] = set()
     pending = _reasons(workflow, order, exists, mtimes if rerun_stale else None, forced_rules, forced_jobs, verdicts,
-                       tentative)
+                       tentative, already_ran)
     pending = settle_tentative(order, pending, tentative, set(roots), MISSING)
     interrupted = [job for job, why in pending.items() if why == INCOMPLETE and verdicts.get(job) == INCOMPLETE]
     waiting = waiting_jobs(planner, workflow, files, order, pending) if files else {}
@@ -107,7 +112,7 @@ def plan(workflow: Workflow, storage, targets: Sequence[str] = (), *, force: Seq
     check_resources(pending)
     if not rerun_stale:   # a run tells what a job wrote by these mtimes
         mtimes, _ = _look(storage, [o for job in pending for o in job.outputs if o in exists], directories, True)
-    return Plan(workflow, order, pending, roots, mtimes, interrupted, waiting)
+    return Plan(workflow, order, pending, roots, mtimes, interrupted, waiting, dict(planner.deferred))
 
 
 def _look(storage, paths: list[str], directories: set[str], with_mtimes: bool):
@@ -143,7 +148,8 @@ def _requested(planner: Planner, targets: Sequence[str], force: Sequence[str]) -
 
 
 def _reasons(workflow: Workflow, order: list[Job], exists, mtimes: dict[str, float] | None,
-             forced_rules: set, forced_jobs: set[Job], verdicts: dict[Job, str], tentative: set[Job]) -> dict[Job, str]:
+             forced_rules: set, forced_jobs: set[Job], verdicts: dict[Job, str], tentative: set[Job],
+             already_ran: frozenset = frozenset()) -> dict[Job, str]:
     """Job -> why it must run, dependencies first (``mtimes`` only with --rerun-stale).
 
     A job that lacks only temp() outputs, with nothing it needs pending, goes to ``tentative``
@@ -157,7 +163,7 @@ def _reasons(workflow: Workflow, order: list[Job], exists, mtimes: dict[str, flo
         if rule in target_lists:
             continue
         outputs = job.outputs
-        if rule in forced_rules or job in forced_jobs:
+        if (rule in forced_rules or job in forced_jobs) and not (already_ran and already_ran.issuperset(outputs)):
             pending[job] = FORCED
         elif rule.temp and only_temp_missing(job, exists) and is_pending.isdisjoint(job.deps):
             tentative.add(job)
