@@ -9,14 +9,21 @@ graph (Batch), what was submitted keeps running if this process stops: Ctrl-C de
 With a ledger (``s3rules.ledger``), every job is recorded as started before the executor may
 start it (again with its pid or Batch job id once known), and as finished only once its outputs
 are confirmed; a crash in between leaves it "started", so the next plan calls it incomplete.
+
+Output kinds: a ``directory()`` output counts once it holds a file; a ``temp()`` output goes once
+every job of this run that reads it has succeeded (not with ``keep_temp``, and never after a
+reader failed or did not run); ``log:`` files are the job's own: never set aside, checked nor
+removed.
 """
 from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass, field
+from typing import Iterable
 
+from .errors import StorageError
 from .executors.base import Executor, Handle, Outcome
-from .model import Job
+from .model import Job, directories_of
 from .planner import INCOMPLETE, Plan
 
 
@@ -30,6 +37,7 @@ class RunResult:
     detached: bool = False
     removed: list[str] = field(default_factory=list)   # outputs of failed jobs that were removed
     restored: list[str] = field(default_factory=list)  # previous outputs put back after a failed rerun
+    temp_removed: list[str] = field(default_factory=list)   # temp() outputs removed once all readers succeeded
 
     @property
     def ok(self) -> bool:
@@ -81,10 +89,54 @@ class Schedule:
         return newly
 
 
+class TempFiles:
+    """The temp() outputs this run's pending jobs read, and which of those readers are still to
+    succeed: a temp output is done with once none is left. One that no pending job reads goes as
+    soon as its job has made it, unless that job was asked for (``targets``): as in Snakemake, a
+    temp file nothing needs is not kept."""
+
+    def __init__(self, pending: Iterable[Job], targets: Iterable[Job] = ()):
+        self.readers: dict[str, set[Job]] = {}
+        self.directories: set[str] = set()
+        self.targets = set(targets)
+        for job in pending:
+            inputs: set[str] | None = None   # made once per job, for an aggregate reading thousands
+            for dep in job.deps:
+                if not dep.rule.temp:
+                    continue
+                inputs = set(job.inputs) if inputs is None else inputs
+                for path in dep.temp_outputs():
+                    if path in inputs:
+                        self.readers.setdefault(path, set()).add(job)
+                        if path in dep.directory_outputs():
+                            self.directories.add(path)
+        self.read = set(self.readers)   # every temp output some pending job reads
+
+    def unread(self, job: Job) -> list[str]:
+        """``job`` succeeded: its temp outputs that no pending job reads (none when it was asked for)."""
+        if job in self.targets or not job.rule.temp:
+            return []
+        out = [p for p in job.temp_outputs() if p not in self.read]
+        self.directories.update(p for p in out if p in job.directory_outputs())
+        return out
+
+    def read_by(self, job: Job) -> list[str]:
+        """``job`` succeeded: the temp outputs it was the last reader of."""
+        done = []
+        for path in job.inputs:
+            readers = self.readers.get(path)
+            if readers is not None:
+                readers.discard(job)
+                if not readers:
+                    del self.readers[path]
+                    done.append(path)
+        return done
+
+
 class Runner:
     def __init__(self, plan: Plan, executor: Executor, storage, reporter, keep_going: bool = False,
                  poll_interval: float = 0.2, detach: bool = False, ledger=None,
-                 attached: dict[Job, str] | None = None):
+                 attached: dict[Job, str] | None = None, keep_temp: bool = False):
         self.plan, self.executor, self.storage, self.reporter = plan, executor, storage, reporter
         # jobs already submitted with their dependencies keep going anyway: watch them finish
         self.keep_going = keep_going or executor.submits_graph
@@ -102,6 +154,8 @@ class Runner:
         self.unplaced: list[Job] = []    # submitted, their pid or job id not yet recorded
         self._recorded: set[Job] = set()  # recorded as started
         self.where: dict[Job, str] = {}   # "local:<pid>", "batch:<job id>"
+        uses_temp = not keep_temp and any(rule.temp for rule in plan.workflow.rules.values())
+        self.temp = TempFiles(plan.pending, plan.targets) if uses_temp else None
 
     def run(self) -> RunResult:
         self.reporter.start(self.plan)
@@ -160,6 +214,8 @@ class Runner:
             aside = self.storage.set_aside(out)
             if aside:
                 self.aside.setdefault(job, []).append((out, aside))
+        for log in job.logs:   # the job's own: made room for, never set aside
+            self.storage.make_parent_dirs(log)
         upstream = [self.handles[d] for d in job.deps if d in self.handles]
         job_id = self.attached.get(job)
         handle = self.executor.attach(job, job_id, upstream) if job_id else None
@@ -214,11 +270,12 @@ class Runner:
 
     def settle(self, finished: list[tuple[Job, Outcome]]) -> list[tuple[Job, Outcome]]:
         """Record finished jobs; confirm the successful ones' outputs with one batched check."""
-        claimed = [o for job, outcome in finished if outcome.ok for o in job.outputs]
+        ok = [job for job, outcome in finished if outcome.ok]
+        claimed = [o for job in ok for o in job.outputs]
         present: dict[str, float] = {}
         if claimed:
             self.storage.invalidate(claimed)
-            present = self.storage.stat_many(claimed)
+            present = self.storage.stat_many(claimed, directories=directories_of(ok))
         done: list[tuple[Job, Outcome]] = []
         for job, outcome in finished:
             self.active.discard(job)
@@ -229,12 +286,7 @@ class Runner:
                 self._record_failed(job, outcome)
                 continue
             if outcome.ok:
-                missing = [o for o in job.outputs if o not in present]
-                if missing:
-                    shown = ", ".join(missing[:3]) + (f" and {len(missing) - 3} more" if len(missing) > 3 else "")
-                    outcome.ok = False
-                    outcome.reason = (f"finished without writing its output{'s' if len(missing) > 1 else ''} "
-                                      f"{shown}")
+                self._check_outputs(job, outcome, present)
             if outcome.ok:
                 done.append((job, outcome))
             elif outcome.upstream_failed:
@@ -244,11 +296,37 @@ class Runner:
         if done and self.ledger is not None:   # recorded before the old outputs go
             self.ledger.finished([j for j, _ in done], present, {j: self._details(j, o) for j, o in done})
         for job, outcome in done:
-            for _, aside in self.aside.pop(job, ()):   # replaced: the previous outputs go
-                self.storage.remove(aside)
+            dirs = directories_of([job])
+            for out, aside in self.aside.pop(job, ()):   # replaced: the previous outputs go
+                self.storage.remove(aside, directory=out in dirs)
             self.result.succeeded.append(job)
             self.reporter.finished(job, outcome)
+            self._remove_temp(job)
         return finished
+
+    @staticmethod
+    def _check_outputs(job: Job, outcome: Outcome, present) -> None:
+        """A job that says it succeeded but left an output missing has failed."""
+        missing = [o for o in job.outputs if o not in present]
+        if missing:
+            shown = ", ".join(missing[:3]) + (f" and {len(missing) - 3} more" if len(missing) > 3 else "")
+            empty = " (a directory() output counts once it holds a file)" if directories_of([job]) & set(missing) \
+                else ""
+            outcome.ok = False
+            outcome.reason = f"finished without writing its output{'s' if len(missing) > 1 else ''} {shown}{empty}"
+
+    def _remove_temp(self, job: Job) -> None:
+        """The temp() outputs ``job`` was the last reader of go; one that cannot is only reported
+        (every job that needed it has what it needed)."""
+        if self.temp is None:
+            return
+        for path in self.temp.read_by(job) + self.temp.unread(job):
+            try:
+                self.storage.remove(path, directory=path in self.temp.directories)
+            except StorageError as exc:
+                self.reporter.message(f"s3rules: note: temp output not removed: {exc}")
+                continue
+            self.result.temp_removed.append(path)
 
     def _details(self, job: Job, outcome: Outcome) -> dict:
         """What a record says of how a job ran, beside its identity."""
@@ -265,7 +343,7 @@ class Runner:
         previous = self.previous.get(job)
         if self.plan.pending.get(job) != INCOMPLETE and (previous is None or not previous.open):
             before, restored = self.plan.mtimes, set(self.result.restored)
-            now = self.storage.stat_many(job.outputs)
+            now = self.storage.stat_many(job.outputs, directories=directories_of([job]))
             if len(now) == len(job.outputs) and all(before.get(o) == t or o in restored for o, t in now.items()):
                 self.ledger.restore(job, previous)
                 return
@@ -285,7 +363,8 @@ class Runner:
             self.executor.abandon(submitted)
 
     def discard_partial_outputs(self, job: Job) -> list[str]:
-        """A failed job must never look done: if it wrote every output, remove what it wrote.
+        """A failed job must never look done: if it wrote every output, remove what it wrote
+        (a directory with everything in it; its logs stay).
 
         "Wrote" means the mtime differs from the one the plan saw before the run, so an older
         good copy the job never touched stays. If some output is missing, the job is already
@@ -298,12 +377,13 @@ class Runner:
             restored.add(out)
             self.result.restored.append(out)
         self.storage.invalidate(job.outputs)
-        mtimes = self.storage.stat_many(job.outputs)
+        dirs = directories_of([job])
+        mtimes = self.storage.stat_many(job.outputs, directories=dirs)
         if len(mtimes) < len(job.outputs):
             return []
         before = self.plan.mtimes
         written = [o for o in job.outputs if mtimes[o] != before.get(o) and o not in restored]
         for path in written:
-            self.storage.remove(path)
+            self.storage.remove(path, directory=path in dirs)
         self.storage.invalidate(written)
         return written

@@ -147,3 +147,54 @@ def test_clean_deletes_urls_through_storage(tmp_path, monkeypatch, capsys):
     assert not fs.exists("memory://clean-test/out/B.txt")
     assert sorted(fs.find("memory://clean-test")) == ["/clean-test/in/A.txt", "/clean-test/in/B.txt",
                                                       "/clean-test/other/keep.txt"]
+
+
+KINDS = """
+rule all:
+    input: "out/b.txt", "out/x"
+rule a:
+    output: temp("tmp/a.txt"), temp(directory("tmp/d"))
+    shell: "echo a > {output[0]}; mkdir -p {output[1]}/sub; echo d > {output[1]}/sub/f"
+rule b:
+    input: "tmp/a.txt", "tmp/d"
+    output: "out/b.txt"
+    shell: "cat {input[0]} > {output}"
+rule x:
+    output: directory("out/x")
+    shell: "mkdir -p {output}; echo x > {output}/f"
+"""
+
+
+def kept_temp(root: Path) -> None:
+    """What a --keep-temp run leaves: the temp outputs, their reader done."""
+    (root / "tmp/d/sub").mkdir(parents=True, exist_ok=True)
+    (root / "tmp/a.txt").write_text("a\n")
+    (root / "tmp/d/sub/f").write_text("d\n")
+
+
+def test_clean_deletes_directory_outputs_whole_and_temp_outputs_whose_readers_are_done(tmp_path):
+    write(tmp_path, KINDS)
+    assert s3rules("run", "-q", cwd=tmp_path).returncode == 0
+    kept_temp(tmp_path)
+    r = s3rules("clean", "-n", "out/x", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert sorted(line.strip() for line in r.stdout.splitlines()) == ["out/x", "tmp/a.txt", "tmp/d"]
+    assert "would delete 1 output, 2 temp outputs" in r.stderr
+    r = s3rules("clean", "-y", "out/x", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert not (tmp_path / "out/x").exists() and not (tmp_path / "tmp/a.txt").exists()
+    assert not (tmp_path / "tmp/d").exists() and (tmp_path / "out/b.txt").exists()
+    again = s3rules("run", "-n", "--json", cwd=tmp_path)
+    assert '"pending": 1' in again.stdout and '"x"' in again.stdout   # the temp outputs were spent
+
+
+def test_a_temp_output_whose_reader_is_not_done_stays(tmp_path):
+    write(tmp_path, KINDS)
+    assert s3rules("run", "-q", cwd=tmp_path).returncode == 0
+    kept_temp(tmp_path)
+    (tmp_path / "out/b.txt").unlink()   # its reader must run again: it needs them
+    r = s3rules("clean", "-y", "x", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert "deleted 1 output" in r.stderr and "temp" not in r.stderr
+    assert (tmp_path / "tmp/a.txt").exists() and (tmp_path / "tmp/d/sub/f").exists()
+    assert not (tmp_path / "out/x").exists()

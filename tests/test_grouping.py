@@ -107,3 +107,22 @@ def test_next_wave_takes_jobs_whose_upstream_all_have_ids_or_finished(jobs):
     downs = handles(jobs["b"][:3], ups)
     assert next_wave(downs) == downs[:2]
     assert next_wave(ups) == ups
+
+
+def test_arrays_group_only_jobs_with_the_same_resources(tmp_path):
+    """An array's children all run with its first child's resources: a job that reads other
+    resources from its row goes in another array (or alone), and its SubmitJob asks for them."""
+    from s3rules.aws.arrays import array_request
+    text = BATCHFILE.replace('samples: "samples.csv"', 'samples: "samples.csv"\n').replace(
+        '    output: "s3://b/a/{sample}.txt"\n', '    output: "s3://b/a/{sample}.txt"\n    memory: "{mem}"\n'
+        '    vcpus: "{cpu}"\n')
+    sheet = "sample,mem,cpu\n" + "".join(f"S{i},{1000 if i < 3 else 2000},{1 if i != 4 else 2}\n" for i in range(5))
+    wf = load(tmp_path, text, sheet)
+    a = Planner(wf).jobs_of_rule(wf.rules["a"])
+    out = units(handles(a), HOMES)
+    assert sorted(sorted(h.job.values[0] for h in g) for g, _ in out) == [["S0", "S1", "S2"], ["S3"], ["S4"]]
+    (group, array), = [(g, arr) for g, arr in out if arr is not None]
+    memory = [r for r in array_request(array, [])["containerOverrides"]["resourceRequirements"] if r["type"] == "MEMORY"]
+    assert memory == [{"type": "MEMORY", "value": "1000"}]
+    assert {h.spec.memory for g, _ in out for h in g if h.job.values[0] in ("S3", "S4")} == {2000}
+    assert [h.spec.vcpus for g, _ in out for h in g if h.job.values[0] == "S4"] == [2]

@@ -218,3 +218,81 @@ def test_records_of_a_rule_the_workflow_no_longer_has_are_still_read(tmp_path):
     new_ledger(wf).started([a])
     wf2 = workflow(tmp_path, BATCHFILE.replace("  # {note}", ""))
     assert reasons(wf2, new_ledger(wf2)) == {"up[sample=A]": "incomplete"}
+
+
+PARAMS = """\
+samples: "samples.csv"
+rule all:
+    input: expand("out/{sample}.txt")
+rule up:
+    output: "out/{sample}.txt"
+    params:
+        word: "say {word}"
+    memory: "{mem_mb}"
+    shell: "echo {params.word} > {output}"
+"""
+
+
+def _dry_run(tmp_path) -> dict[str, str]:
+    """{job: reason} as ``s3rules run -n --json`` tells it."""
+    import json
+
+    from workflows import s3rules
+    r = s3rules("run", "-n", "--json", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    return {f"{j['rule']}[{','.join(f'{k}={v}' for k, v in j['wildcards'].items())}]": j["reason"]
+            for j in json.loads(r.stdout)["jobs"]}
+
+
+def _sheet(tmp_path, *rows: str) -> None:
+    (tmp_path / "samples.csv").write_text("sample,word,mem_mb\n" + "".join(f"{r}\n" for r in rows))
+
+
+def test_a_params_edit_reruns_the_jobs_it_touches_as_changed_params(tmp_path):
+    from workflows import s3rules
+    (tmp_path / "Batchfile").write_text(PARAMS)
+    _sheet(tmp_path, "A,hi,100", "B,yo,200")
+    assert s3rules("run", cwd=tmp_path).returncode == 0
+    assert _dry_run(tmp_path) == {}
+    _sheet(tmp_path, "A,hi,100", "B,ya,200")   # a value the params use (no command reads it)
+    assert _dry_run(tmp_path) == {"up[sample=B]": "changed: params"}
+    r = s3rules("run", "-n", "--explain", cwd=tmp_path)
+    assert "params: {'word': 'say yo'} -> {'word': 'say ya'}" in r.stdout
+    assert s3rules("run", cwd=tmp_path).returncode == 0
+    assert (tmp_path / "out/B.txt").read_text() == "say ya\n" and _dry_run(tmp_path) == {}
+    (tmp_path / "Batchfile").write_text(PARAMS.replace("say {word}", "tell {word}"))   # the template
+    assert _dry_run(tmp_path) == {"up[sample=A]": "changed: params", "up[sample=B]": "changed: params"}
+
+
+def test_a_per_job_memory_change_is_changed_resources(tmp_path):
+    from workflows import s3rules
+    (tmp_path / "Batchfile").write_text(PARAMS)
+    _sheet(tmp_path, "A,hi,100", "B,yo,200")
+    assert s3rules("run", cwd=tmp_path).returncode == 0
+    _sheet(tmp_path, "A,hi,300", "B,yo,200")
+    assert _dry_run(tmp_path) == {"up[sample=A]": "changed: resources"}
+    r = s3rules("run", "-n", "--explain", cwd=tmp_path)
+    assert "'memory': 100, 'gpus': 0} -> {'vcpus': '1', 'memory': 300" in r.stdout
+    # the same memory written in the rule instead of read from the row changes nothing
+    (tmp_path / "Batchfile").write_text(PARAMS.replace('"{mem_mb}"', "200"))
+    assert _dry_run(tmp_path) == {"up[sample=A]": "changed: resources"}
+
+
+def test_per_job_values_leave_no_per_rule_shortcut(tmp_path):
+    """``same`` (every job's hashes alike) holds only when nothing is read per job, and a job's
+    resources hash is that of its own settings."""
+    from s3rules.ledger.identity import Identity, _resources_hash
+    (tmp_path / "Batchfile").write_text(PARAMS)
+    _sheet(tmp_path, "A,hi,100", "B,yo,200")
+    wf = load_workflow(str(tmp_path / "Batchfile"), {})
+    identity = Identity(wf.base_dir)
+    assert identity.same(wf.rules["up"]) is None
+    a, b = [j for j in plan(wf, Storage()).jobs if j.rule.name == "up"]
+    assert identity.hashes(a)[3] == _resources_hash(a.settings) != identity.hashes(b)[3]
+    assert identity.hashes(a)[1] != identity.hashes(b)[1]
+    fixed = PARAMS.replace('"{mem_mb}"', "200").replace("{word}", "{sample}")
+    (tmp_path / "Batchfile").write_text(fixed)
+    wf = load_workflow(str(tmp_path / "Batchfile"), {})
+    same = Identity(wf.base_dir).same(wf.rules["up"])
+    assert same is not None
+    assert all(Identity(wf.base_dir).hashes(j) == same for j in plan(wf, Storage()).jobs if j.rule.name == "up")

@@ -578,3 +578,126 @@ def test_stat_many_matches_an_independent_check(backend):
         assert {p for p in paths if lone.exists(p)} == expected
 
     check()
+
+
+# ---------------------------------------------------------------------- directory outputs
+
+
+def test_directory_exists_when_it_holds_a_file(backend):
+    """A path named in ``directories`` counts when a file is below it, at any depth; its mtime
+    is the newest file's. Lone lookups and grouped ones (several under one parent) agree."""
+    backend.write("out/full/a.txt")
+    backend.wait_for_newer_mtime()
+    newest = backend.write("out/full/sub/deep.txt")
+    backend.write("out/other/x")
+    backend.try_make_dir("out/empty")     # an empty directory (S3: an "empty/" marker object alone)
+    backend.write("out/file")             # a file where a directory is expected
+    sibling = backend.write("out/sibling.txt")
+    full, other, empty, none, file = (backend.url(f"out/{n}") for n in ("full", "other", "empty", "none", "file"))
+    dirs = [full, other, empty, none, file]
+    mtimes = Storage().stat_many([*dirs, sibling], directories=dirs)
+    assert set(mtimes) == {full, other, sibling}
+    assert mtimes[full] == pytest.approx(Storage().mtime(newest))
+    assert mtimes[full] > Storage().mtime(backend.url("out/full/a.txt"))
+    for d in dirs:   # each alone: stat and existence
+        expected = {d} if d in (full, other) else set()
+        assert set(Storage().stat_many([d], directories=[d])) == expected
+        assert Storage().exists_many([d], directories={d}) == expected
+    expected = {full, other, sibling} | ({empty} if backend.is_s3 else set())   # base.py: a marker shows
+    assert Storage().exists_many([*dirs, sibling], directories=dirs) == expected   # among CommonPrefixes
+    # without directories= a directory is never a file; a path in directories but not asked is not looked at
+    assert Storage().stat_many([full, sibling]) == {sibling: mtimes[sibling]}
+    assert Storage().stat_many([sibling], directories=[full]) == {sibling: mtimes[sibling]}
+    assert Storage().stat_many([full + "/"], directories=[full + "/"]) == {full + "/": mtimes[full]}
+
+
+def test_directory_cache_is_invalidated_by_what_is_written_below(backend):
+    d = backend.url("out/d")
+    st = Storage()
+    assert st.stat_many([d], directories=[d]) == {}
+    first = backend.write("out/d/one")
+    st.invalidate([d])
+    assert set(st.stat_many([d], directories=[d])) == {d}
+    before = st.stat_many([d], directories=[d])[d]
+    backend.wait_for_newer_mtime()
+    backend.write("out/d/deeper/two")
+    st.invalidate([backend.url("out/d/deeper/two")])   # a file deep inside: the directory is asked again
+    assert st.stat_many([d], directories=[d])[d] > before
+    assert st.stat_many([first])   # files still answer as files
+
+
+def test_remove_a_directory(backend):
+    backend.write("d[1]/a")
+    backend.write("d[1]/sub/b")
+    backend.try_make_dir("d[1]/emptysub")
+    keep = [backend.write("d1/x"), backend.write("d[1]2/y"), backend.write("d[1].txt")]   # [1] is no glob
+    d = backend.url("d[1]")
+    st = Storage()
+    assert st.exists_many([d], directories=[d]) == {d}
+    st.remove(d, directory=True)
+    assert st.exists_many([d], directories=[d]) == set()   # remove() invalidates
+    assert Storage().stat_many([d], directories=[d]) == {}
+    assert Storage().exists_many(keep) == set(keep)
+    if backend.kind == "local":
+        assert not os.path.exists(d)
+    st.remove(d, directory=True)   # missing is fine
+    if backend.kind == "local":
+        with pytest.raises(StorageError, match="is a file"):
+            st.remove(keep[2], directory=True)
+        assert os.path.isfile(keep[2])
+
+
+def test_local_directory_set_aside_and_put_back(tmp_path):
+    d = tmp_path / "out" / "d"
+    (d / "sub").mkdir(parents=True)
+    (d / "sub" / "old.txt").write_text("old")
+    st = Storage()
+    aside = st.set_aside(str(d))
+    assert aside and not d.exists() and os.path.isfile(os.path.join(aside, "sub", "old.txt"))
+    (d / "new").mkdir(parents=True)       # the rerun's partial directory
+    (d / "new" / "half.txt").write_text("half")
+    st.put_back(str(d), aside)
+    assert sorted(p.relative_to(d).as_posix() for p in d.rglob("*")) == ["sub", "sub/old.txt"]
+    assert not os.path.exists(aside)
+    # a killed run left the old directory aside: it stays there, the killed job's directory goes
+    aside = st.set_aside(str(d))
+    (d / "killed.txt").parent.mkdir()
+    (d / "killed.txt").write_text("k")
+    assert st.set_aside(str(d)) == aside and not d.exists()
+    st.put_back(str(d), aside)
+    assert (d / "sub" / "old.txt").read_text() == "old"
+    st.remove(aside, directory=True)   # what the runner does once the rerun succeeded: nothing there now
+    assert st.set_aside(str(tmp_path / "never")) is None
+
+
+def test_s3_directory_request_counts(s3):
+    bucket = s3.make_bucket(f"s3rules-{uuid.uuid4().hex[:12]}")
+    s3.put_many(bucket, [f"out/d{i}/part-{j}" for i in range(5) for j in range(3)] + ["out/d0/sub/deep"])
+    dirs = [f"s3://{bucket}/out/d{i}" for i in range(8)]   # d5..d7 missing
+    present = set(dirs[:5])
+    st = Storage()
+    rc = RequestCounter(st, dirs[0])
+    assert st.exists_many(dirs, directories=dirs) == present
+    assert rc.calls == ["ListObjectsV2"]   # the parent's CommonPrefixes
+    rc.reset()
+    assert set(st.stat_many(dirs, directories=dirs)) == present
+    assert rc.calls == ["ListObjectsV2"] * 5   # one per directory, none for those known missing
+    rc.reset()
+    assert set(st.stat_many(dirs, directories=dirs)) == present and rc.calls == []   # cached
+    fresh = Storage()
+    rc = RequestCounter(fresh, dirs[0])
+    assert fresh.exists_many([dirs[0]], directories=[dirs[0]]) == {dirs[0]}
+    assert rc.calls == ["ListObjectsV2"]
+
+
+def test_s3_remove_a_directory_batches_deletes(s3):
+    bucket = s3.make_bucket(f"s3rules-{uuid.uuid4().hex[:12]}")
+    s3.put_many(bucket, [f"big/part-{i:05d}" for i in range(1500)] + ["big/", "bigger/keep"])
+    st = Storage()
+    rc = RequestCounter(st, f"s3://{bucket}/big")
+    st.remove(f"s3://{bucket}/big", directory=True)
+    assert rc.count("DeleteObjects") == 2 and rc.count("DeleteObject") == 0
+    left = s3.client().list_objects_v2(Bucket=bucket).get("Contents", [])
+    assert [o["Key"] for o in left] == ["bigger/keep"]
+    with pytest.raises(StorageError, match="whole bucket"):
+        st.remove(f"s3://{bucket}", directory=True)

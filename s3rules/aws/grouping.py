@@ -50,22 +50,24 @@ def next_wave(todo: list[BatchHandle]) -> list[BatchHandle]:
 
 
 def units(wave: list[BatchHandle], homes: dict[str, str]) -> list[tuple[list[BatchHandle], ArrayJob | None]]:
-    """Split a wave into arrays (one rule, the same upstream jobs) and single jobs.
+    """Split a wave into arrays (one rule, the same upstream jobs, the same resources: an array's
+    children all get its first child's) and single jobs.
 
     Only queues with a home on S3 (``homes``) get arrays: an array's manifest lives there.
     """
     groups: dict[tuple, list[BatchHandle]] = {}
     out: list[tuple[list[BatchHandle], ArrayJob | None]] = []
     for h in wave:
-        if h.job.rule.settings.batch.array_size < 2 or h.spec.queue not in homes or h.upstream_failed():
+        settings = h.job.settings
+        if settings.batch.array_size < 2 or h.spec.queue not in homes or h.upstream_failed():
             out.append(([h], None))
             continue
         signature = tuple(sorted({u.unit for u in h.open_upstream()}))
-        groups.setdefault((h.job.rule.name, signature), []).append(h)
-    for (rule, _), group in groups.items():
+        groups.setdefault((h.job.rule.name, signature, _resources(h.spec)), []).append(h)
+    for (rule, _, _), group in groups.items():
         # children in the order of their upstream children, so that N_TO_N can line up
         group.sort(key=lambda h: sorted(child_index(u.job_id)[1] or 0 for u in h.open_upstream()))
-        settings = group[0].job.rule.settings
+        settings = group[0].job.settings
         for chunk in chunks(group, settings.batch.array_size):
             if len(chunk) < MIN_ARRAY:
                 out.append((chunk, None))
@@ -73,3 +75,8 @@ def units(wave: list[BatchHandle], homes: dict[str, str]) -> list[tuple[list[Bat
             out.append((chunk, build_array(rule, [h.spec for h in chunk], homes[chunk[0].spec.queue],
                                            settings.batch.fetch_command, settings.shell_executable)))
     return out
+
+
+def _resources(spec: JobSpec) -> tuple:
+    """What every child of an array gets alike (its first child's), from the job's own settings."""
+    return spec.vcpus, spec.memory, spec.gpus, spec.timeout, spec.retries

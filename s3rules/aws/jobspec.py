@@ -117,7 +117,7 @@ def chunks(items: list, size: int):
 
 def job_spec(job: Job) -> JobSpec:
     """The Batch job for one planned job; rules must name a queue and a job definition."""
-    rule, s = job.rule, job.rule.settings
+    rule, s = job.rule, job.settings
     b = s.batch
     missing = [k for k in ("queue", "job_definition") if not getattr(b, k)]
     if missing:

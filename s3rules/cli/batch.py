@@ -32,7 +32,7 @@ def _submitter():
 
 
 def _on_batch(job) -> bool:
-    return job.rule.settings.executor == "batch"
+    return job.settings.executor == "batch"
 
 
 def _state_dir(workflow) -> str:
@@ -56,7 +56,7 @@ def _load(args):
     from ..ledger import DEFAULT_TRIGGERS, Ledger
     from ..planner import plan
     from ..storage import Storage
-    workflow = load_workflow(args.batchfile or "Batchfile", dict(args.config))
+    workflow = load_workflow(args.batchfile or "Batchfile", dict(args.config), args.configfile)
     storage = Storage()
     ledger = Ledger(storage, workflow.base_dir, _state_dir(workflow))
     the_plan = plan(workflow, storage, getattr(args, "targets", []) or [], check_sources=False,
@@ -179,7 +179,7 @@ def cmd_status(args) -> int:
 def cmd_logs(args) -> int:
     from ..language.loader import load_workflow
     from ..planner import Planner
-    workflow = load_workflow(args.batchfile, dict(args.config))
+    workflow = load_workflow(args.batchfile, dict(args.config), args.configfile)
     planner = Planner(workflow)
     found = planner.resolve_targets([args.target])
     jobs = [j for j in found if not isinstance(j, str)]

@@ -5,6 +5,7 @@ import sys
 
 from ..errors import S3RulesError
 from ..ledger import DEFAULT_TRIGGERS, Ledger
+from ..model import directories_of
 from ..settings import EXECUTORS
 
 
@@ -57,7 +58,7 @@ def settle(jobs: list, ledger: Ledger, storage, running: bool = True) -> tuple[b
     done = [job for job, (_, state) in states.items() if state == "SUCCEEDED"]
     if not done:
         return False, in_flight
-    present = storage.stat_many([o for job in done for o in job.outputs])
+    present = storage.stat_many([o for job in done for o in job.outputs], directories=directories_of(done))
     complete = [job for job in done if all(o in present for o in job.outputs)]
     ledger.finished(complete, present, {job: {"where": f"batch:{placed['batch'][job]}"} for job in complete})
     ledger.close()
@@ -67,7 +68,7 @@ def settle(jobs: list, ledger: Ledger, storage, running: bool = True) -> tuple[b
 def touch(the_plan, ledger: Ledger, storage, quiet: bool) -> None:
     """--touch: jobs whose outputs all exist are recorded as done, as they are today."""
     jobs = [job for job in the_plan.jobs if job.outputs]
-    present = storage.stat_many([o for job in jobs for o in job.outputs])
+    present = storage.stat_many([o for job in jobs for o in job.outputs], directories=directories_of(jobs))
     complete = [job for job in jobs if all(o in present for o in job.outputs)]
     ledger.finished(complete, present, {job: {"where": "touch"} for job in complete})
     ledger.close()

@@ -67,13 +67,13 @@ class BatchExecutor(Executor):
             status, queue = desc.get("status"), str(desc.get("jobQueue", ""))
             if status in ("SUCCEEDED", "FAILED"):
                 states[job] = status
-            elif status and _same_queue(queue, job.rule.settings.batch.queue):   # in flight elsewhere: not
+            elif status and _same_queue(queue, job.settings.batch.queue):   # in flight elsewhere: not
                 states[job] = "RUNNING"                                          # the same job (README)
         return states
 
     def check(self, jobs: list[Job]) -> None:
         """Before anything is submitted: every queue and job definition exists and is usable."""
-        specs = {(j.rule.settings.batch.queue, j.rule.settings.batch.job_definition) for j in jobs}
+        specs = {(j.settings.batch.queue, j.settings.batch.job_definition) for j in jobs}
         for job in jobs:
             spec = job_spec(job)  # local outputs, missing settings
             if not any(o.startswith("s3://") for o in spec.outputs) and not fits_inline(spec):
@@ -86,7 +86,7 @@ class BatchExecutor(Executor):
             self.service.check_queue(queue)
             self.service.check_job_definition(definition)
         for job in jobs:
-            b = job.rule.settings.batch
+            b = job.settings.batch
             if b.share is not None and not self.service.check_queue(b.queue).get("schedulingPolicyArn"):
                 raise AwsSetupError(f"rule '{job.rule.name}' sets share: but queue {b.queue!r} has no "
                                     "scheduling policy; remove share:")
@@ -158,7 +158,7 @@ class BatchExecutor(Executor):
             self.waiting[handle] = None
         else:
             open_ids = list(dict.fromkeys(u.unit for u in handle.open_upstream()))
-            settings = handle.job.rule.settings
+            settings = handle.job.settings
             home = self.submitter.homes.get(handle.spec.queue)
             command, files = stage(handle.spec, home, settings.batch.fetch_command,
                                    settings.shell_executable) if home else (None, {})
@@ -192,7 +192,8 @@ class BatchExecutor(Executor):
         if not outputs:
             return
         self.storage.invalidate(outputs)
-        present = self.storage.stat_many(outputs)
+        dirs = {d for h in unknown if h.job.rule.directories for d in h.job.directory_outputs()}
+        present = self.storage.stat_many(outputs, directories=dirs)
         before = self.planned_mtimes
         for h in unknown:
             if all(o in present for o in h.spec.outputs) and \

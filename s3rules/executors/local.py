@@ -1,7 +1,8 @@
 """Run jobs as local processes: bash with ``set -euo pipefail``, in the Batchfile's directory.
 
 Each job's stdout and stderr go to one log file under ``.s3rules/logs/``; the job runs in its own
-process group so cancelling stops everything it started.
+process group so cancelling stops everything it started. The directories of the job's own ``log:``
+files are made before it starts, as those of its outputs are.
 """
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ import tempfile
 import time
 from collections import deque
 
-from ..model import Job
+from ..model import Job, is_url
 from .base import Executor, Handle, Outcome, RunOptions
 
 
@@ -46,6 +47,20 @@ def _ended(pid: str) -> bool:
             return fh.read().rsplit(")", 1)[1].split()[0] in ("Z", "X")
     except (OSError, IndexError):
         return False
+
+
+def _make_log_dirs(job: Job) -> str | None:
+    """Make the directories of the job's local ``log:`` files; what stood in the way, if anything."""
+    for path in job.logs:
+        if is_url(path):   # object stores need no directories (file:// ones the runner makes)
+            continue
+        parent = os.path.dirname(path)
+        try:
+            if parent:
+                os.makedirs(parent, exist_ok=True)
+        except OSError as exc:
+            return f"could not start: cannot create the directory of its log {path}: {exc.strerror or exc}"
+    return None
 
 
 class LocalExecutor(Executor):
@@ -94,6 +109,10 @@ class LocalExecutor(Executor):
         env = dict(os.environ)
         env.update(job.environment())
         started = time.time()
+        problem = _make_log_dirs(job)
+        if problem:
+            self.finished.append((job, Outcome(False, None, problem, started_at=started)))
+            return Handle(job)
         try:
             os.makedirs(os.path.dirname(log_path), exist_ok=True)
             log = open(log_path, "wb")

@@ -151,6 +151,11 @@ class Job:
         return f"Job({self.describe()})"
 
 
+def directories_of(jobs) -> set[str]:
+    """The directory() outputs of ``jobs``: what storage must look into rather than at."""
+    return {d for job in jobs if job.rule.directories for d in job.directory_outputs()}
+
+
 def format_number(value: float) -> str:
     """2.0 -> "2", 0.5 -> "0.5": how a resource is written in commands and requests."""
     return str(int(value)) if float(value).is_integer() else str(value)

@@ -15,10 +15,11 @@ from operator import attrgetter
 from typing import Sequence
 
 from ..errors import PlanError
-from ..model import Job, Workflow
+from ..model import Job, Workflow, directories_of
 from .checkpoints import checkpoint_files, makers, waiting_jobs
 from .graph import job_graph
-from .jobs import Planner, closest_rule
+from .jobs import Planner
+from .targets import closest_rule
 from .resources import check_resources
 from .temp import only_temp_missing, settle_tentative
 
@@ -85,15 +86,8 @@ def plan(workflow: Workflow, storage, targets: Sequence[str] = (), *, force: Seq
     files = checkpoint_files(workflow, order, planner.deferred)
     if files and (more := makers(planner, files, order)):   # the checkpoint files' makers join the graph
         order = job_graph(planner, roots + more)
-
-    directories = {o for job in order if job.rule.directories for o in job.directory_outputs()}
-    paths = list(chain(chain.from_iterable(map(_outputs_of, order)), planner.needed_by, source_targets))
-    mtimes, exists = _look(storage, paths, directories, rerun_stale)
-    missing_sources = [p for p in chain(planner.needed_by, source_targets) if p not in exists]
-    if missing_sources:   # a source may be a directory
-        found_mtimes, found = _look(storage, missing_sources, set(missing_sources), rerun_stale)
-        exists = set(exists) | set(found)
-        mtimes.update(found_mtimes)
+    directories = directories_of(order)
+    mtimes, exists = _existing(storage, planner, order, source_targets, directories, rerun_stale)
     forced_rules = {rule for rule in workflow.rules.values() if forceall or rule.name in forcerun}
     verdicts = _verdicts(ledger, order, tuple(t for t in triggers if t in CHANGED))
     tentative: set[Job] = set()
@@ -113,6 +107,20 @@ def plan(workflow: Workflow, storage, targets: Sequence[str] = (), *, force: Seq
     if not rerun_stale:   # a run tells what a job wrote by these mtimes
         mtimes, _ = _look(storage, [o for job in pending for o in job.outputs if o in exists], directories, True)
     return Plan(workflow, order, pending, roots, mtimes, interrupted, waiting, dict(planner.deferred))
+
+
+def _existing(storage, planner: Planner, order: list[Job], source_targets: list[str], directories: set[str],
+              rerun_stale: bool):
+    """(mtimes with --rerun-stale else {}, the paths that exist) for every output and source
+    below the targets, in one batched look; a missing source is looked at again as a directory."""
+    paths = list(chain(chain.from_iterable(map(_outputs_of, order)), planner.needed_by, source_targets))
+    mtimes, exists = _look(storage, paths, directories, rerun_stale)
+    missing_sources = [p for p in chain(planner.needed_by, source_targets) if p not in exists]
+    if missing_sources:
+        found_mtimes, found = _look(storage, missing_sources, set(missing_sources), rerun_stale)
+        exists = set(exists) | set(found)
+        mtimes.update(found_mtimes)
+    return mtimes, exists
 
 
 def _look(storage, paths: list[str], directories: set[str], with_mtimes: bool):

@@ -5,7 +5,8 @@ grouped by parent directory (or S3 prefix); a parent holding one requested path 
 lookup of it, a parent holding several costs one listing of the parent.
 
 * :mod:`.base`: the contract (only "not found" means missing, everything else raises
-  ``StorageError``; only a file counts), caching, secret scrubbing, shared helpers;
+  ``StorageError``; only a file counts, unless the path is named as a directory: then a
+  directory holding a file), caching, secret scrubbing, shared helpers;
 * :mod:`.facade`: :class:`Storage`, which groups paths by backend and dispatches;
 * :mod:`.local`: local paths and ``file://`` (``os.stat`` / ``os.scandir``, no cache);
 * :mod:`.s3`: S3 through s3fs's client (``HeadObject`` / ``ListObjectsV2``, concurrent);

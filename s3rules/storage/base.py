@@ -7,13 +7,23 @@ such bucket, no credentials, endpoint unreachable) raises
 message (:func:`scrub_secrets`).
 
 Only a *file* counts: a directory, an S3 "directory" prefix (``out/a.txt/`` holding
-children) or a ``out/a.txt/`` marker object never stands for the target ``out/a.txt``.
+children) or a ``out/a.txt/`` marker object never stands for the target ``out/a.txt``,
+unless the path is named as a directory (``directories=`` of ``stat_many``/``exists_many``,
+for ``directory("...")`` outputs). Then it is the other way round: it exists when it is a
+directory or prefix holding at least one file, at any depth (an empty directory, or
+``dir/`` marker objects alone, do not count: a job that only made the directory made
+nothing), and its mtime is the newest of those files'.
 
 Cost: a plan over a million targets must not cost a million ``stat``/``HEAD`` calls, so
 every backend groups the paths it is asked about by parent directory (or S3 prefix). A
 parent holding ONE requested path costs one lookup of that path; a parent holding SEVERAL
 costs one listing of that parent. Each backend module says what a lookup and a listing
-are there.
+are there. A directory's mtime needs a listing of the directory itself (every file below
+it), so it costs that per directory, in ``stat_many`` only. Its existence alone is cheaper
+on S3: a listing of a parent with delimiter names the non-empty prefixes below it
+(CommonPrefixes), so several directories under one parent cost that one listing. (A prefix
+holding nothing but a ``dir/`` marker shows there too; only ``stat_many``, which the runner
+uses to confirm what a job wrote, tells it from a real one.)
 
 Caching: results for object stores and other remote filesystems are cached per
 ``Storage`` (listings by parent, lookups by path, in :class:`RemoteBackend`) so that asking
@@ -56,14 +66,21 @@ class RemoteBackend(ABC):
 
     ``listings`` maps a listed parent to the files found there (name -> mtime, names as
     the backend chooses); ``single`` maps a path looked up alone to its mtime, or None
-    when it is not a file. Both live until :meth:`invalidate`. The owning ``Storage``
-    wraps whatever :meth:`remove` raises, so backends may let errors through there.
+    when it is not a file. For directories, ``trees`` maps one (keyed as in ``single``) to
+    its newest file's mtime, or None when it holds no file; ``nonempty`` holds those known
+    to hold a file, mtime unknown; ``subdirs`` maps a listed parent (keyed as in
+    ``listings``) to the non-empty prefixes below it (``"name/"``). All live until
+    :meth:`invalidate`. The owning ``Storage`` wraps whatever :meth:`remove` and
+    :meth:`remove_tree` raise, so backends may let errors through there.
     """
 
     def __init__(self, key: str, fs: Any, storage: Owner):
         self.key, self.fs, self.storage = key, fs, storage
         self.listings: dict[str, dict[str, float]] = {}
         self.single: dict[str, float | None] = {}
+        self.trees: dict[str, float | None] = {}
+        self.nonempty: set[str] = set()
+        self.subdirs: dict[str, set[str]] = {}
 
     @abstractmethod
     def stat(self, paths: list[str], result: dict[str, float]) -> None:
@@ -75,14 +92,31 @@ class RemoteBackend(ABC):
         can tell names a directory or prefix."""
 
     @abstractmethod
+    def stat_dirs(self, paths: list[str], result: dict[str, float] | set[str]) -> None:
+        """For each of ``paths`` that is a directory holding a file: add ``path -> newest
+        mtime`` to a dict ``result``, or just ``path`` to a set (existence only, cheaper)."""
+
+    @abstractmethod
+    def remove_tree(self, path: str) -> None:
+        """Delete the directory or prefix ``path`` and everything below it; missing is fine."""
+
+    @abstractmethod
     def cache_keys(self, path: str) -> tuple[str, str]:
         """(key in ``single``, key in ``listings`` of its parent) for ``path``."""
 
     def invalidate(self, path: str) -> None:
-        """Forget ``path`` and its parent's listing, here and in fsspec's own cache."""
+        """Forget ``path`` and its parent's listing, here and in fsspec's own cache, and what
+        is known of the directories above it (a file written or removed there changes them)."""
         full, parent = self.cache_keys(path)
         self.single.pop(full, None)
         self.listings.pop(parent, None)
+        above = full.rstrip("/")
+        while above:
+            self.trees.pop(above, None)
+            self.nonempty.discard(above)
+            self.subdirs.pop(above + "/", None)
+            self.subdirs.pop(above, None)
+            above = above.rpartition("/")[0]
         try:  # s3fs/fsspec's own listing cache (keys without trailing "/")
             self.fs.invalidate_cache(parent.rstrip("/") or parent)
             self.fs.invalidate_cache(full)

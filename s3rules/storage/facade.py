@@ -8,7 +8,8 @@ The contract all of them keep is in :mod:`.base`.
 from __future__ import annotations
 
 import threading
-from typing import Any, Iterable
+from collections.abc import Set as AbstractSet
+from typing import Any, Collection, Iterable
 
 from ..errors import StorageError
 from . import local, s3
@@ -49,16 +50,22 @@ class Storage:
 
     is_local = staticmethod(local.is_local)
 
-    def stat_many(self, paths: Iterable[str]) -> dict[str, float]:
-        """mtime (epoch seconds, float) of each path that exists as a FILE.
+    def stat_many(self, paths: Iterable[str], directories: Collection[str] = ()) -> dict[str, float]:
+        """mtime (epoch seconds, float) of each path that exists as a FILE, or, for a path
+        also in ``directories``, as a directory or prefix holding at least one file (its mtime:
+        the newest file's).
 
         Missing paths are absent from the result. Keys are the paths exactly as given.
         Paths are grouped by parent directory/prefix: a parent holding one requested path
         costs a single stat/HEAD/info, a parent holding several costs one listing of that
-        parent (paginated by the backend). Remote results are cached until
-        :meth:`invalidate`. Raises :class:`StorageError` for anything but "not found".
+        parent (paginated by the backend); a directory costs a listing of itself (see
+        :mod:`.base`). Remote results are cached until :meth:`invalidate`. Raises
+        :class:`StorageError` for anything but "not found".
         """
         result: dict[str, float] = {}
+        if directories:
+            paths, dirs = _split(paths, directories)
+            self._stat_dirs(dirs, result)
         groups, aliases, remote = local.group(paths)
         if groups:
             local.stat_local(groups, result)
@@ -69,13 +76,17 @@ class Storage:
         self._stat_remote(remote, result)
         return result
 
-    def exists_many(self, paths: Iterable[str]) -> set[str]:
-        """The paths that exist as files: :meth:`stat_many` without the mtimes.
+    def exists_many(self, paths: Iterable[str], directories: Collection[str] = ()) -> set[str]:
+        """The paths that exist: :meth:`stat_many` without the mtimes.
 
         A local listing tells files by the entry's type, which saves a ``stat`` per local
-        file; remote listings carry the mtimes anyway.
+        file; remote listings carry the mtimes anyway. Several directories under one S3
+        prefix cost one listing of that prefix (its CommonPrefixes), not one each.
         """
         found: set[str] = set()
+        if directories:
+            paths, dirs = _split(paths, directories)
+            self._stat_dirs(dirs, found)
         groups, aliases, remote = local.group(paths)
         if groups:
             local.stat_local(groups, found)
@@ -112,13 +123,16 @@ class Storage:
                     continue
                 self._backend_over(key, fs).invalidate(p)
 
-    def remove(self, path: str) -> None:
-        """Delete the file ``path``; a missing file is fine. Refuses directories."""
+    def remove(self, path: str, directory: bool = False) -> None:
+        """Delete the file ``path``; a missing file is fine. Refuses directories, unless
+        ``directory``: then the directory or prefix ``path`` goes with everything in it
+        (S3: one DeleteObjects per 1,000 keys)."""
         try:
             if self.is_local(path):
-                local.remove(path)
+                (local.remove_tree if directory else local.remove)(path)
                 return
-            self._backend(fs_key(path), path).remove(path)
+            backend = self._backend(fs_key(path), path)
+            (backend.remove_tree if directory else backend.remove)(path)
         except StorageError:
             raise
         except Exception as e:
@@ -129,15 +143,17 @@ class Storage:
             self.invalidate([path])
 
     def set_aside(self, path: str) -> str | None:
-        """Keep an existing local ``path`` safe while its job rewrites it (see ``put_back``).
+        """Keep an existing local file or directory ``path`` safe while its job rewrites it
+        (see ``put_back``).
 
-        Returns where it went, or None: no such file, or not a local path (an S3 object stays
+        Returns where it went, or None: nothing there, or not a local path (an S3 object stays
         where it is until the job overwrites it).
         """
         return local.set_aside(path) if self.is_local(path) else None
 
     def put_back(self, path: str, aside: str) -> None:
-        """The job that was to replace ``path`` failed: the old file takes its place again."""
+        """The job that was to replace ``path`` failed: the old file (or directory) takes its
+        place again."""
         local.put_back(path, aside)
 
     def make_parent_dirs(self, path: str) -> None:
@@ -156,6 +172,20 @@ class Storage:
     def _stat_remote(self, remote: dict[str, list[str]], result: dict[str, float]) -> None:
         for key, group in remote.items():
             self._backend(key, group[0]).stat(group, result)
+
+    def _stat_dirs(self, dirs: list[str], result: dict[str, float] | set[str]) -> None:
+        """Directory outputs: locally by walking them, remotely per backend (see :mod:`.base`)."""
+        remote: dict[str, list[str]] = {}
+        mine = []
+        for p in dirs:
+            if self.is_local(p):
+                mine.append(p)
+            else:
+                remote.setdefault(fs_key(p), []).append(p)
+        if mine:
+            local.stat_dirs(mine, result)
+        for key, group in remote.items():
+            self._backend(key, group[0]).stat_dirs(group, result)
 
     def _backend(self, key: str, sample_path: str) -> RemoteBackend:
         backend = self._backends.get(key)
@@ -210,3 +240,14 @@ class Storage:
 
     def _scrub(self, text: str) -> str:
         return scrub_secrets(text, self.storage_options)
+
+
+def _split(paths: Iterable[str], directories: Collection[str]) -> tuple[list[str], list[str]]:
+    """(file paths, directory paths) of ``paths``: a path in ``directories`` is a directory."""
+    if not isinstance(directories, (AbstractSet, dict)):
+        directories = set(directories)
+    files: list[str] = []
+    dirs: list[str] = []
+    for p in paths:
+        (dirs if p in directories else files).append(p)
+    return files, dirs

@@ -2,8 +2,10 @@
 
 A parent holding ONE requested path costs one ``info()`` of that path; a parent holding
 SEVERAL costs one ``ls(detail=True)`` of that parent (the filesystem paginates as it
-likes). An entry without an mtime in its info costs one ``modified()`` more. Results are
-cached until ``Storage.invalidate`` (see :class:`~.base.RemoteBackend`).
+likes). An entry without an mtime in its info costs one ``modified()`` more. A directory
+output costs one ``find(detail=True)`` of itself, for its mtime or its existence alike
+(filesystems here have no cheaper "is it non-empty"). Results are cached until
+``Storage.invalidate`` (see :class:`~.base.RemoteBackend`).
 
 Named ``generic`` rather than ``fsspec`` so that the package never appears to shadow the
 library it uses.
@@ -44,6 +46,64 @@ class FsspecBackend(RemoteBackend):
                 if mt is not None:
                     for o in originals:
                         result[o] = mt
+
+    def stat_dirs(self, paths: list[str], result: dict[str, float] | set[str]) -> None:
+        for p in paths:
+            full = self.fs._strip_protocol(p).rstrip("/")
+            if not full:
+                continue
+            if full not in self.trees:
+                self.trees[full] = self._newest(full, p)
+            mt = self.trees[full]
+            if mt is None:
+                continue
+            if isinstance(result, set):
+                result.add(p)
+            else:
+                result[p] = mt
+
+    def _newest(self, full: str, original: str) -> float | None:
+        """One ``find`` below ``full``: the newest file's mtime, None when there is none."""
+        fs = self.fs
+        try:
+            found = fs.find(full, detail=True)
+        except MISSING_ERRNO_TYPES:
+            return None
+        except Exception as e:
+            raise StorageError(self.scrub(
+                f"cannot list the directory {original}: {describe(e)}. Check that the location "
+                "exists and that your credentials may list it.")) from None
+        newest: float | None = None
+        for name, info in found.items():
+            name = fs._strip_protocol(name).rstrip("/")
+            if info.get("type") != "file" or not name.startswith(full + "/"):
+                continue   # find() of a file gives the file itself: no directory
+            mt = info_mtime(info)
+            mt = self._modified(name) if mt is None else mt
+            newest = mt if newest is None or mt > newest else newest
+        return newest
+
+    def remove_tree(self, path: str) -> None:
+        """Each file below ``path`` (found by ``find``, which never reads a path as a glob, as
+        ``rm`` does), then the directories left, deepest first."""
+        fs = self.fs
+        full = fs._strip_protocol(path).rstrip("/")
+        if not full:
+            raise StorageError(f"cannot remove {path}: it names the root of the filesystem.")
+        try:
+            found = fs.find(full, withdirs=True, detail=True)
+        except FileNotFoundError:
+            return
+        below = {fs._strip_protocol(n).rstrip("/"): i for n, i in found.items()}
+        below = {n: i for n, i in below.items() if n.startswith(full + "/")}
+        for name, info in below.items():
+            if info.get("type") == "file":
+                fs.rm_file(name)
+        for name in sorted((n for n, i in below.items() if i.get("type") != "file"), reverse=True) + [full]:
+            try:
+                fs.rmdir(name)
+            except (OSError, NotImplementedError):   # not a directory, not empty, or none at all
+                pass
 
     def cache_keys(self, path: str) -> tuple[str, str]:
         full = self.fs._strip_protocol(path)

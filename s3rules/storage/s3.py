@@ -2,7 +2,11 @@
 
 A prefix holding ONE requested key costs one ``HeadObject``; a prefix holding SEVERAL
 costs one ``ListObjectsV2`` with delimiter ``/`` (1,000 keys per page, so N objects under
-one prefix cost ceil(N/1000) calls). Listings and lookups of one ``stat`` call run
+one prefix cost ceil(N/1000) calls). A directory output ``d`` is the prefix ``d/``: its
+mtime costs one ``ListObjectsV2`` of ``d/`` without delimiter (all pages); its existence
+alone, when it is the only one asked for under its parent, the first page of that; when
+several are, one listing of the parent with delimiter, whose CommonPrefixes name the
+non-empty ones. Removing one lists it and sends one ``DeleteObjects`` per 1,000 keys. Listings and lookups of one ``stat`` call run
 concurrently on s3fs's event loop, at most ``Storage.max_concurrency`` at a time.
 
 The requests are sent through s3fs's client and retry wrapper (``_call_s3``), not through
@@ -33,6 +37,7 @@ __all__ = ["S3_PROTOCOLS", "S3Backend", "is_s3", "prepare_options"]
 S3_PROTOCOLS = ("s3", "s3a")
 
 _DATA_LOADER: Any = None
+_UNKNOWN = object()   # a directory the caches know nothing of
 _DATA_LOADER_LOCK = threading.Lock()
 
 _CREDENTIALS_MISSING = ("NoCredentialsError", "PartialCredentialsError", "CredentialRetrievalError")
@@ -115,6 +120,58 @@ class S3Backend(RemoteBackend):
                     for o in originals:
                         result[o] = mt
 
+    def stat_dirs(self, paths: list[str], result: dict[str, float] | set[str]) -> None:
+        want_mtime = not isinstance(result, set)
+        # (bucket, parent prefix) -> {directory key without "/": [original paths]}
+        groups: dict[tuple[str, str], dict[str, list[str]]] = {}
+        for p in paths:
+            bucket, k, _ = self.fs.split_path(p)
+            k = k.rstrip("/")
+            if bucket and k:   # a whole bucket is never a directory output
+                groups.setdefault((bucket, k[: k.rfind("/") + 1]), {}).setdefault(k, []).append(p)
+        to_list: list[tuple[str, str]] = []
+        to_walk: list[tuple[str, str, bool]] = []
+        for (bucket, parent), members in groups.items():
+            unknown = [k for k in members if self._dir_state(bucket, parent, k, want_mtime) is _UNKNOWN]
+            if not want_mtime and len(unknown) > 1:
+                to_list.append((bucket, parent))
+            else:
+                to_walk += [(bucket, k, not want_mtime) for k in unknown]
+        if to_list or to_walk:
+            self._run(self._gather(to_list, [], to_walk))
+        for (bucket, parent), members in groups.items():
+            for k, originals in members.items():
+                state = self._dir_state(bucket, parent, k, want_mtime)
+                if state is None or state is _UNKNOWN:
+                    continue
+                for o in originals:
+                    if want_mtime:
+                        result[o] = state
+                    else:
+                        result.add(o)
+
+    def _dir_state(self, bucket: str, parent: str, k: str, want_mtime: bool):
+        """What the caches tell of the directory ``k``: its newest mtime, None (missing),
+        True (holds a file; only when ``want_mtime`` is false) or ``_UNKNOWN``."""
+        full = f"{bucket}/{k}"
+        if full in self.trees:
+            return self.trees[full]
+        below = self.subdirs.get(f"{bucket}/{parent}")
+        if below is not None and k[len(parent):] + "/" not in below:
+            return None
+        if not want_mtime and (below is not None or full in self.nonempty):
+            return True
+        return _UNKNOWN
+
+    def remove_tree(self, path: str) -> None:
+        """Every key below ``path/``, markers included. Not ``fs.rm(recursive=True)``: fsspec
+        reads ``*``, ``?`` and ``[`` in a path as a glob, and a sample name may hold them."""
+        bucket, k, _ = self.fs.split_path(path)
+        k = k.rstrip("/")
+        if not bucket or not k:
+            raise StorageError(f"cannot remove {path}: it names a whole bucket, not a directory.")
+        self._run(self._delete_tree(bucket, k + "/", path))
+
     def cache_keys(self, path: str) -> tuple[str, str]:
         bucket, key, _ = self.fs.split_path(path)
         # listings are cached under "bucket/prefix/" exactly (no rstrip: "a//" != "a/")
@@ -144,23 +201,28 @@ class S3Backend(RemoteBackend):
         except Exception as e:
             raise self._error(e, where, bucket, "session") from None
 
-    async def _gather(self, to_list: list[tuple[str, str]], to_head: list[tuple[str, str]]) -> None:
-        """List each (bucket, prefix) and HEAD each (bucket, key), concurrently; first error wins."""
+    async def _gather(self, to_list: list[tuple[str, str]], to_head: list[tuple[str, str]],
+                      to_walk: list[tuple[str, str, bool]] = ()) -> None:
+        """List each (bucket, prefix), HEAD each (bucket, key) and list each directory
+        (bucket, key, first page will do), concurrently; first error wins."""
         import asyncio  # only S3 needs it: local planning skips the import
-        first_bucket, first_key = (to_list or to_head)[0]
+        first_bucket, first_key = (to_list or to_head or to_walk)[0][:2]
         await self._connect(first_bucket, f"s3://{first_bucket}/{first_key}")
         sem = asyncio.Semaphore(self.storage.max_concurrency)
         bucket_checks: dict[str, asyncio.Task] = {}  # one HeadBucket per bucket, shared
         coros = [self._list_prefix(b, p, sem) for b, p in to_list] + \
-                [self._head(b, k, sem, bucket_checks) for b, k in to_head]
+                [self._head(b, k, sem, bucket_checks) for b, k in to_head] + \
+                [self._list_tree(b, k, sem, first) for b, k, first in to_walk]
         outcomes = await asyncio.gather(*coros, return_exceptions=True)
         for o in outcomes:
             if isinstance(o, BaseException):
                 raise o
 
     async def _list_prefix(self, bucket: str, prefix: str, sem) -> None:
-        """All pages of one ListObjectsV2 with delimiter: the files directly under ``prefix``."""
+        """All pages of one ListObjectsV2 with delimiter: the files directly under ``prefix``,
+        and the non-empty prefixes (CommonPrefixes) there."""
         files: dict[str, float] = {}
+        below: set[str] = set()
         kwargs = {"Bucket": bucket, "Prefix": prefix, "Delimiter": "/"}
         async with sem:
             while True:
@@ -172,11 +234,38 @@ class S3Backend(RemoteBackend):
                     name = obj["Key"][len(prefix):]
                     if name and "/" not in name:
                         files[name] = to_epoch(obj["LastModified"])
+                below.update(p["Prefix"][len(prefix):] for p in page.get("CommonPrefixes", ()))
                 if not page.get("IsTruncated"):
                     break
                 kwargs["ContinuationToken"] = page["NextContinuationToken"]
         self.buckets_ok.add(bucket)
         self.listings[f"{bucket}/{prefix}"] = files
+        self.subdirs[f"{bucket}/{prefix}"] = below
+
+    async def _list_tree(self, bucket: str, k: str, sem, first_only: bool) -> None:
+        """ListObjectsV2 of ``k/`` without delimiter: the newest file below it (markers are no
+        files). With ``first_only``, a page holding a file ends it: the directory exists."""
+        newest: float | None = None
+        kwargs = {"Bucket": bucket, "Prefix": k + "/"}
+        async with sem:
+            while True:
+                try:
+                    page = await self.fs._call_s3("list_objects_v2", **kwargs)
+                except Exception as e:
+                    raise self._error(e, f"s3://{bucket}/{k}/", bucket, "list") from None
+                for obj in page.get("Contents", ()):
+                    if not obj["Key"].endswith("/"):
+                        mt = to_epoch(obj["LastModified"])
+                        newest = mt if newest is None or mt > newest else newest
+                if not page.get("IsTruncated"):
+                    break
+                if first_only and newest is not None:
+                    self.buckets_ok.add(bucket)
+                    self.nonempty.add(f"{bucket}/{k}")
+                    return
+                kwargs["ContinuationToken"] = page["NextContinuationToken"]
+        self.buckets_ok.add(bucket)
+        self.trees[f"{bucket}/{k}"] = newest
 
     async def _head(self, bucket: str, k: str, sem, bucket_checks: dict) -> None:
         """One HeadObject; after a 404 in a bucket not yet proven, wait for its HeadBucket."""
@@ -214,6 +303,34 @@ class S3Backend(RemoteBackend):
             await self.fs._call_s3("delete_object", Bucket=bucket, Key=k)
         except Exception as e:
             raise self._error(e, path, bucket, "delete") from None
+
+    async def _delete_tree(self, bucket: str, prefix: str, path: str) -> None:
+        """List every key below ``prefix``, then DeleteObjects them 1,000 at a time."""
+        await self._connect(bucket, path)
+        keys: list[str] = []
+        kwargs = {"Bucket": bucket, "Prefix": prefix}
+        try:
+            while True:
+                page = await self.fs._call_s3("list_objects_v2", **kwargs)
+                keys += [obj["Key"] for obj in page.get("Contents", ())]
+                if not page.get("IsTruncated"):
+                    break
+                kwargs["ContinuationToken"] = page["NextContinuationToken"]
+        except Exception as e:
+            raise self._error(e, path, bucket, "list") from None
+        for i in range(0, len(keys), 1000):
+            batch = {"Objects": [{"Key": key} for key in keys[i:i + 1000]], "Quiet": True}
+            try:
+                out = await self.fs._call_s3("delete_objects", Bucket=bucket, Delete=batch)
+            except Exception as e:
+                raise self._error(e, path, bucket, "delete") from None
+            errors = out.get("Errors") or ()
+            if errors:
+                first = errors[0]
+                raise StorageError(self.scrub(
+                    f"cannot remove s3://{bucket}/{first.get('Key')} (of {path}): {first.get('Code')} "
+                    f"{first.get('Message', '')}. Check that your credentials may delete there "
+                    f"({_NEEDED['delete']}).".replace("  ", " ")))
 
     # ------------------------------------------------------------------ errors
 
