@@ -485,3 +485,10 @@ def test_a_sheet_path_used_in_an_included_file_is_relative_to_the_main_batchfile
                "rules/c.batch": 'rule copy:\n    input: "{reads}"\n    output: "../out/{sample}.txt"\n'
                                 '    shell: "cp {input} {output}"\n'})
     assert Planner(wf).jobs_of_rule(wf.rules["copy"])[0].inputs == (str(tmp_path / "data" / "A.txt"),)
+
+
+def test_a_named_group_may_take_a_block_of_lines(tmp_path):
+    wf = load(tmp_path, 'rule a:\n    input:\n        ref: "g.fa"\n        idx:\n            "i.1"\n            "i.2"\n'
+                        '    output: "o.txt"\n    shell: "x {input.idx[1]} {input.ref}"\n')
+    job = Planner(wf).jobs_of_rule(wf.rules["a"])[0]
+    assert job.command(str(tmp_path)) == "x i.2 g.fa"
