@@ -284,7 +284,8 @@ def test_named_and_indexed_names_are_checked_when_loading(tmp_path):
     assert "rule 'a' names no input 'reds' (its named inputs: ref)" in \
         error(tmp_path, base.replace("{}", "x {input.reds}"))
     assert "rule 'a' has 1 input (indexes start at 0)" in error(tmp_path, base.replace("{}", "x {input[1]}"))
-    assert "names no params 'rg'" in error(tmp_path, base.replace("{}", "x {params.rg}"))
+    assert "rule 'a' has no params:" in error(tmp_path, base.replace("{}", "x {params.rg}"))
+    assert "rule 'a' has no log:" in error(tmp_path, base.replace("{}", "x 2> {log}"))
     assert "an unnamed input after named ones" in error(
         tmp_path, 'rule a:\n    input:\n        ref: "g.fa"\n        "x"\n    output: "o.txt"\n    shell: "x"\n')
 

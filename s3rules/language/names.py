@@ -81,6 +81,9 @@ class NameChecker(Reader):
                                            shell_value, needle)
             if name not in visible and name not in SHELL_NAMES:
                 raise self.unknown_name(rule, name, shell_value, needle, "shell", visible, SHELL_NAMES)
+            if name in ("log", "params") and name not in visible and not counts[name]:
+                raise self.error_in_string(f"{{{p.field}}}: rule '{rule.name}' has no {name}: (add `{name}:` "
+                                           "to the rule)", shell_value, needle)
             if part is not None:
                 if name not in groups or part not in groups[name]:
                     known = sorted({g for g in groups.get(name, []) if g})
