@@ -18,13 +18,7 @@ def read_config(path: str, display: str | None = None) -> ConfigValues:
 
     display = display or path
     try:
-        if "://" in path:
-            import fsspec
-            with fsspec.open(path, "r", encoding="utf-8") as fh:
-                text = fh.read()
-        else:
-            with open(path, encoding="utf-8-sig") as fh:
-                text = fh.read()
+        text = read_text(path)
     except FileNotFoundError:
         raise BatchfileError("the config file does not exist", display) from None
     except (OSError, UnicodeDecodeError) as exc:
@@ -44,6 +38,16 @@ def read_config(path: str, display: str | None = None) -> ConfigValues:
     out: ConfigValues = {}
     _flatten(data, "", out, display)
     return out
+
+
+def read_text(path: str) -> str:
+    """A small text file's content: a local path, or any fsspec URL (S3 through s3fs)."""
+    if "://" in path:
+        import fsspec
+        with fsspec.open(path, "r", encoding="utf-8-sig") as fh:
+            return fh.read()
+    with open(path, encoding="utf-8-sig") as fh:
+        return fh.read()
 
 
 def _flatten(data: dict, prefix: str, out: ConfigValues, display: str) -> None:

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import os
 
-from ..errors import BatchfileError
 from ..model import ListVariable, resolve_path
+from .config import read_text
 from .parser import Assign, Setting, Value
 from .samples import SampleSheet, SheetView, load_sheet
 from .values import Reader, hint
@@ -192,13 +192,8 @@ class Dimensions:
 
 
 def _read_field(path: str, field: int) -> list[str]:
-    if "://" in path:
-        import fsspec
-        with fsspec.open(path, "r", encoding="utf-8") as fh:
-            text = fh.read()
-    else:
-        with open(path, encoding="utf-8") as fh:
-            text = fh.read()
+    """Field ``field`` (from 1) of each tab-separated line; blank and ``#`` lines skipped."""
+    text = read_text(path)
     out = []
     for line in text.splitlines():
         if line.strip() and not line.startswith("#"):

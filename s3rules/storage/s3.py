@@ -218,26 +218,32 @@ class S3Backend(RemoteBackend):
             if isinstance(o, BaseException):
                 raise o
 
+    async def _pages(self, bucket: str, prefix: str, **extra):
+        """The pages of one ListObjectsV2 (s3fs's ``_call_s3`` retries each request), errors
+        said the backend's way."""
+        kwargs = {"Bucket": bucket, "Prefix": prefix, **extra}
+        while True:
+            try:
+                page = await self.fs._call_s3("list_objects_v2", **kwargs)
+            except Exception as e:
+                raise self._error(e, f"s3://{bucket}/{prefix}", bucket, "list") from None
+            yield page
+            if not page.get("IsTruncated"):
+                return
+            kwargs["ContinuationToken"] = page["NextContinuationToken"]
+
     async def _list_prefix(self, bucket: str, prefix: str, sem) -> None:
         """All pages of one ListObjectsV2 with delimiter: the files directly under ``prefix``,
         and the non-empty prefixes (CommonPrefixes) there."""
         files: dict[str, float] = {}
         below: set[str] = set()
-        kwargs = {"Bucket": bucket, "Prefix": prefix, "Delimiter": "/"}
         async with sem:
-            while True:
-                try:
-                    page = await self.fs._call_s3("list_objects_v2", **kwargs)
-                except Exception as e:
-                    raise self._error(e, f"s3://{bucket}/{prefix}", bucket, "list") from None
+            async for page in self._pages(bucket, prefix, Delimiter="/"):
                 for obj in page.get("Contents", ()):
                     name = obj["Key"][len(prefix):]
                     if name and "/" not in name:
                         files[name] = to_epoch(obj["LastModified"])
                 below.update(p["Prefix"][len(prefix):] for p in page.get("CommonPrefixes", ()))
-                if not page.get("IsTruncated"):
-                    break
-                kwargs["ContinuationToken"] = page["NextContinuationToken"]
         self.buckets_ok.add(bucket)
         self.listings[f"{bucket}/{prefix}"] = files
         self.subdirs[f"{bucket}/{prefix}"] = below
@@ -246,24 +252,16 @@ class S3Backend(RemoteBackend):
         """ListObjectsV2 of ``k/`` without delimiter: the newest file below it (markers are no
         files). With ``first_only``, a page holding a file ends it: the directory exists."""
         newest: float | None = None
-        kwargs = {"Bucket": bucket, "Prefix": k + "/"}
         async with sem:
-            while True:
-                try:
-                    page = await self.fs._call_s3("list_objects_v2", **kwargs)
-                except Exception as e:
-                    raise self._error(e, f"s3://{bucket}/{k}/", bucket, "list") from None
+            async for page in self._pages(bucket, k + "/"):
                 for obj in page.get("Contents", ()):
                     if not obj["Key"].endswith("/"):
                         mt = to_epoch(obj["LastModified"])
                         newest = mt if newest is None or mt > newest else newest
-                if not page.get("IsTruncated"):
-                    break
-                if first_only and newest is not None:
+                if first_only and newest is not None and page.get("IsTruncated"):
                     self.buckets_ok.add(bucket)
                     self.nonempty.add(f"{bucket}/{k}")
                     return
-                kwargs["ContinuationToken"] = page["NextContinuationToken"]
         self.buckets_ok.add(bucket)
         self.trees[f"{bucket}/{k}"] = newest
 
