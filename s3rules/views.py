@@ -114,9 +114,19 @@ def rule_list(workflow: Workflow, out: TextIO) -> None:
         return text[len(base):] if text.startswith(base) else text
     for rule in workflow.rules.values():
         kind = " (target list)" if rule.is_target_list else ""
-        out.write(f"rule {rule.name}{kind}  [line {rule.line}]\n")
+        where = "" if not rule.path or rule.path == workflow.path else f"{display_path(rule.path)}:"
+        out.write(f"rule {rule.name}{kind}  [{where or 'line '}{rule.line}]\n")
+        if rule.when is not None:
+            out.write(f"    when:   {rule.when.text}\n")
         for spec in rule.inputs:
             shown = f"expand({show(spec.pattern.text)})" if spec.expand else show(spec.pattern.text)
-            out.write(f"    input:  {shown}\n")
-        for p in rule.outputs:
-            out.write(f"    output: {show(p.text)}\n")
+            out.write(f"    input:  {spec.name + ': ' if spec.name else ''}{shown}\n")
+        for i, p in enumerate(rule.outputs):
+            kinds = [k for k, on in (("temp", i in rule.temp), ("directory", i in rule.directories)) if on]
+            shown = show(p.text)
+            for k in kinds:
+                shown = f"{k}({shown})"
+            name = rule.output_names[i] if rule.output_names else None
+            out.write(f"    output: {name + ': ' if name else ''}{shown}\n")
+        for p in rule.logs:
+            out.write(f"    log:    {show(p.text)}\n")

@@ -493,3 +493,9 @@ def test_a_named_group_may_take_a_block_of_lines(tmp_path):
                         '    output: "o.txt"\n    shell: "x {input.idx[1]} {input.ref}"\n')
     job = Planner(wf).jobs_of_rule(wf.rules["a"])[0]
     assert job.command(str(tmp_path)) == "x i.2 g.fa"
+
+
+def test_conditions_compare_numbers_only_as_a_batchfile_writes_them(tmp_path):
+    text = 'samples: "s.tsv"\nrule a:\n    when: lot == 10\n    output: "o/{sample}.txt"\n    shell: "x"\n'
+    wf = load(tmp_path, text, {"s.tsv": "sample\tlot\nA\t10.0\nB\t1_0\nC\t 10\nD\t10\n"})
+    assert [j.describe() for j in Planner(wf).jobs_of_rule(wf.rules["a"])] == ["a[sample=A]", "a[sample=D]"]

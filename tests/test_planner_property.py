@@ -37,7 +37,6 @@ from s3rules.storage import Storage
 # Generator shapes left out while a known planner bug is being fixed (see the regression tests at
 # the end); remove the entry once fixed so the property test covers the shape again.
 KNOWN_BUGS: set[str] = {
-    "in-wildcard-list",   # `when: x in L` where L is a list and also the rule's wildcard (test_in_a_list_...)
 }
 
 SAMPLES = ["S1", "S2", "a.b", "x-y", "s_1", "é", "Ω.2", "q_b", "S1_a", "n.2", "t.txt", "3", "s 1"]
@@ -575,8 +574,8 @@ def pattern_regex(pattern: str, allowed=None) -> re.Pattern:
     literals = PLACEHOLDER.split(pattern)[::2]
 
     def group(name: str) -> str:
-        if name in allowed:
-            values = sorted(allowed[name], key=lambda v: (-len(v), v))
+        if name in allowed:   # never empty: an empty cell is no value of its column
+            values = sorted((v for v in allowed[name] if v), key=lambda v: (-len(v), v))
             return "(" + "|".join(map(re.escape, values)) + ")" if values else "((?!))"
         return "([^/]+)"
 
@@ -649,6 +648,8 @@ class Reference:
         if key in self.jobs:
             return self.jobs[key]
         wc = dict(zip(rule.wildcards, values))
+        if not all(values):   # an empty cell listed as a rule target's wildcard value
+            raise RefError("empty")
         ns, rows = self.namespace(wc)
         for row in rows:
             for column, value in row.items():
@@ -750,9 +751,9 @@ class Reference:
             combos = [dict(zip(columns, t)) for t in dict.fromkeys(tuple(r[c] for c in columns) for r in sheet_rows)]
         lists = [w for w in rule.wildcards if w in self.lists]
         jobs, kinds = [], set()
-        for given in combos:
+        for row_values in combos:
             for picks in product(*[self.lists[w] for w in lists]):
-                wc = {**given, **dict(zip(lists, picks))}
+                wc = {**row_values, **dict(zip(lists, picks))}
                 values = tuple(wc[w] for w in rule.wildcards)
                 try:
                     if self.holds(rule, values):
@@ -969,6 +970,8 @@ def test_planner_matches_brute_force_reference(case, data):
 
     outcome = check(case, draw_files)
     event(outcome)
+    event("sheets: " + ("samples + units" if case.units_columns else "samples") + f", {len(case.lists)} lists")
+    event(f"rules with when: {sum(r.when is not None for r in case.rules)}")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -1066,3 +1069,30 @@ def test_expand_of_a_whole_path_column_is_resolved():
              RuleSpec("m", [("expand", "{reads}")], ["out/m.txt"])]
     # m reads <dir>/data/A.fq (a source) and <dir>/out/a/A.txt (made by a[sample=A])
     assert check(Case(["sample", "group", "reads"], rows, rules), _fixed_files({})) == "ok: pending missing"
+
+
+# -- found by the random cases with lists, two sheets and when: (fixed; kept as regressions) ------
+
+def test_in_a_list_that_is_also_the_rules_wildcard():
+    rows = [{"sample": "A", "group": "g", "reads": "data/A.fq"}]
+    rules = [RuleSpec("all", [("expand", "out/{contig}.txt")], []),
+             RuleSpec("a", [], ["out/{contig}.txt"], when=("inlist", False, "contig", "contig"))]
+    case = Case(["sample", "group", "reads"], rows, rules, check_sources=False, lists={"contig": ["I", "II"]})
+    assert check(case, _fixed_files({})) == "ok: pending missing"
+
+
+def test_a_long_column_wildcard_takes_any_split_that_fits():
+    rows = [{"sample": s, "group": "g", "reads": "data/x.fq"} for s in ["a"] + [f"s{i:02d}" for i in range(69)]]
+    rules = [RuleSpec("all", [("path", "out/a.b.I.txt")], []),
+             RuleSpec("a", [], ["out/{sample}.{contig}.txt"])]
+    case = Case(["sample", "group", "reads"], rows, rules, check_sources=False,
+                lists={"contig": ["I", "b.I"]})
+    assert check(case, _fixed_files({})) == "ok: pending missing"
+
+
+def test_an_empty_cell_is_no_wildcard_value():
+    rows = [{"sample": "A", "group": "g1", "reads": "data/A.fq"}, {"sample": "B", "group": "", "reads": "data/B.fq"}]
+    rules = [RuleSpec("all", [("path", "out/g/g1.txt")], []),
+             RuleSpec("r", [], ["out/g/{group}.txt"])]
+    assert check(Case(["sample", "group", "reads"], rows, rules, targets=["r"]), _fixed_files({})) == "error empty"
+

@@ -7,6 +7,7 @@ numbers when both sides read as numbers (``mem == 4`` holds for "4.0").
 """
 from __future__ import annotations
 
+import re
 from operator import itemgetter
 from typing import Callable, Mapping
 
@@ -23,13 +24,15 @@ def truthy(value) -> bool:
     return str(value).strip().lower() not in _FALSE
 
 
+_NUMBER = re.compile(r"[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?")   # a number as a Batchfile writes it
+
+
 def same(a: str, b: str) -> bool:
+    """Equal as text, or as numbers when both are written as numbers ("4" and "4.0")."""
     if a == b:
         return True
-    try:
-        return float(a) == float(b)
-    except (TypeError, ValueError):
-        return False
+    return (isinstance(a, str) and isinstance(b, str) and _NUMBER.fullmatch(a) is not None
+            and _NUMBER.fullmatch(b) is not None and float(a) == float(b))
 
 
 class ConditionCompiler:
@@ -104,6 +107,8 @@ class ConditionCompiler:
             known = self.constants.get(right.value) if right.kind == "word" else None
             if not (right.kind == "list" or isinstance(known, tuple) or callable(known)):
                 raise self.error(f"the right side of `{op}` is a list: [\"a\", \"b\"] or a list variable", right)
+            if right.kind == "word":   # the list itself, even where its name is also the job's wildcard
+                b = (lambda ns: known()) if callable(known) else (lambda ns: known)
             if op == "in":
                 return lambda ns: any(same(a(ns), item) for item in b(ns))
             return lambda ns: not any(same(a(ns), item) for item in b(ns))

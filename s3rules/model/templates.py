@@ -137,7 +137,7 @@ class Pattern(Template):
     pattern that is a single placeholder (``"{reads_url}"``): that value is a whole path by design.
     """
 
-    __slots__ = ("base_dir", "regex", "prefix", "whole", "allowed", "_positional", "_names")
+    __slots__ = ("base_dir", "regex", "prefix", "whole", "allowed", "_positional", "_names", "_every_split")
 
     def __init__(self, text: str, base_dir: str = ""):
         super().__init__(text)
@@ -160,6 +160,7 @@ class Pattern(Template):
         self._names = self.names
         self.prefix = self.literals[0] if self.literals else ""
         self.allowed: Mapping[str, Collection[str]] = {}
+        self._every_split: re.Pattern | None = None
         self.regex = self._compile()
         self._positional: dict[tuple[str, ...], str] = {}
 
@@ -170,9 +171,11 @@ class Pattern(Template):
         the values fit; a long one (a sheet column) is checked after matching.
         """
         self.allowed = {name: values for name, values in allowed.items() if name in self._names}
+        self._every_split = None
         self.regex = self._compile()
 
-    def _compile(self) -> re.Pattern:
+    def _compile(self, limit: int | None = _ALTERNATIVES) -> re.Pattern:
+        """The regex: a wildcard limited to at most ``limit`` values (None: any number) lists them."""
         parts, seen = [], set()
         for literal, placeholder in zip(self.literals, self.placeholders + (None,)):
             parts.append(re.escape(literal))
@@ -183,7 +186,7 @@ class Pattern(Template):
             else:
                 seen.add(placeholder.name)
                 values = self.allowed.get(placeholder.name)
-                if values is not None and len(values) <= _ALTERNATIVES:
+                if values is not None and (limit is None or len(values) <= limit):
                     choices = "|".join(map(re.escape, sorted(values, key=len, reverse=True))) or "(?!)"
                     parts.append(f"(?P<{placeholder.name}>{choices})")
                 else:
@@ -203,8 +206,22 @@ class Pattern(Template):
                 return None
         for name, allowed in self.allowed.items():
             if values[name] not in allowed:
-                return None
+                return self._other_split(path, values)
         return values
+
+    def _other_split(self, path: str, values: dict[str, str]) -> dict[str, str] | None:
+        """The greedy split gave a value a long list does not hold; when the path splits another
+        way (a value holds a separator), try every split, with each long list in the regex."""
+        seps = {c for lit in self.literals[1:len(self.placeholders)] for c in lit if c != "/"}
+        if not any(c in v for v in values.values() for c in seps):
+            return None
+        if self._every_split is None:
+            self._every_split = self._compile(limit=None)
+        m = self._every_split.match(path)
+        if m is None:
+            return None
+        values = m.groupdict()
+        return None if any(v in (".", "..") for v in values.values()) else values
 
     def positional(self, names: Sequence[str]) -> str:
         """This pattern as a format string over a tuple of values ordered like ``names``."""

@@ -9,7 +9,7 @@ import os
 from itertools import product
 from typing import Iterable
 
-from ..errors import PlanError
+from ..errors import PlanError, SampleSheetError
 from ..model import Job, Pattern, Rule, Workflow, is_url, resolve_path
 
 
@@ -35,6 +35,8 @@ class Targets:
                                 "be listed; ask for one of its output paths instead")
             idx = [view.column_index[c] for c in columns] if view is not None else []
             rows = dict.fromkeys(tuple(row[i] for i in idx) for row in view.rows) if view is not None else [()]
+            if any("" in values for values in rows):
+                _empty_wildcard(rule, view, columns, idx)
             unread = [lists[w].file for w in rule.wildcards if w in lists and not lists[w].ready]
             if unread:   # its jobs are known once the checkpoint file is made
                 self.deferred.setdefault(unread[0], []).append(rule.name)
@@ -126,3 +128,10 @@ def closest_rule(name: str, workflow: Workflow) -> str | None:
     return hint[0] if hint else None
 
 
+def _empty_wildcard(rule: Rule, view, columns: list[str], idx: list[int]):
+    """A job's wildcard would take an empty cell: an empty path segment, refused at the cell."""
+    for r, row in enumerate(view.rows):
+        for column, i in zip(columns, idx):
+            if row[i] == "":
+                raise SampleSheetError(f"this value is empty, and rule '{rule.name}' takes {{{column}}} from it "
+                                       "for a path", view.path, view.lines[r], column)
