@@ -164,6 +164,8 @@ class Runner:
         except KeyboardInterrupt:
             self.result.interrupted = True
             self.result.detached = self.executor.submits_graph
+            if self.ledger is not None:   # the ids answered before Ctrl-C: the next run finds those jobs
+                self._record_placed()
             self._cancel(report=True)
         except BaseException:
             self._cancel(report=False)   # never leave local jobs running unwatched

@@ -459,6 +459,27 @@ def test_ctrl_c_during_submission_detaches_consistently(flow, proxy):
            reported_submitted=int(said.group(1)), duplicates=0)
 
 
+def test_jobs_that_end_before_the_next_run_after_ctrl_c_are_not_paid_twice(flow, proxy):
+    """Ctrl-C during submission, then every job it made ends before the next run plans (as on a
+    loaded machine): those jobs are neither in flight nor, by the plan's first look, done. The
+    next run asks Batch what became of them (by id, or by name for the one whose answer the
+    Ctrl-C cut off), looks at their outputs again, and submits none of them a second time."""
+    flow.write(pre="sleep 1;")
+    victim: dict[str, subprocess.Popen] = {}
+    interrupt_at(proxy, CTRL_C_AT, victim)
+    with Processes() as procs:
+        victim["proc"] = procs.start(flow, proxy.env())
+        code, err = finish(victim["proc"])
+        assert code == 130, err
+        made = [j["jobId"] for j in flow.jobs()]
+        assert len(made) == CTRL_C_AT
+        flow.env.server.wait_for_jobs(made)
+        code2, err2 = finish(procs.start(flow, proxy.env()))
+    assert code2 == 0, err2
+    assert flow.outputs() == DEMO_OUTPUTS
+    flow.assert_one_job_per_identity()
+
+
 def test_ctrl_c_during_submission_reports_every_job_it_made(flow, proxy):
     flow.write(pre="sleep 1;")
     victim: dict[str, subprocess.Popen] = {}

@@ -33,10 +33,13 @@ def settle(jobs: list, ledger: Ledger, storage, running: bool = True) -> tuple[b
     from ..executors.registry import executor_class
 
     placed: dict[str, dict] = {}
-    for job, where in ledger.where(jobs).items():
+    known = ledger.where(jobs)
+    for job, where in known.items():
         kind, _, ident = where.partition(":")
         if kind in EXECUTORS and ident:
             placed.setdefault(kind, {})[job] = ident
+    for kind, found in _find_unplaced([job for job in jobs if job not in known]).items():
+        placed.setdefault(kind, {}).update(found)
     states = {}
     for kind, ids in placed.items():
         try:
@@ -58,11 +61,31 @@ def settle(jobs: list, ledger: Ledger, storage, running: bool = True) -> tuple[b
     done = [job for job, (_, state) in states.items() if state == "SUCCEEDED"]
     if not done:
         return False, in_flight
-    present = storage.stat_many([o for job in done for o in job.outputs], directories=directories_of(done))
+    outputs = [o for job in done for o in job.outputs]
+    storage.invalidate(outputs)   # the plan looked before these jobs ended: look again
+    present = storage.stat_many(outputs, directories=directories_of(done))
     complete = [job for job in done if all(o in present for o in job.outputs)]
     ledger.finished(complete, present, {job: {"where": f"batch:{placed['batch'][job]}"} for job in complete})
     ledger.close()
     return bool(complete), in_flight
+
+
+def _find_unplaced(jobs: list) -> dict[str, dict]:
+    """Started jobs whose id was never recorded (their run stopped mid-submission), looked for
+    where their rules run: kind -> {job: id}."""
+    from ..executors.registry import executor_class
+
+    by_kind: dict[str, list] = {}
+    for job in jobs:
+        by_kind.setdefault(job.settings.executor, []).append(job)
+    out = {}
+    for kind, group in by_kind.items():
+        try:
+            out[kind] = executor_class(kind).find(group)
+        except S3RulesError as exc:   # AWS unreachable: they stay incomplete and run again
+            print(f"s3rules: note: cannot look for {len(group)} interrupted jobs ({exc}); they count as "
+                  "incomplete", file=sys.stderr)
+    return out
 
 
 def touch(the_plan, ledger: Ledger, storage, quiet: bool) -> None:

@@ -65,6 +65,12 @@ class Executor(ABC):
         the id it had here): "SUCCEEDED", "FAILED" or "RUNNING"; a job left out is unknown."""
         return {}
 
+    @classmethod
+    def find(cls, jobs: list[Job]) -> dict[Job, str]:
+        """The ids of jobs an earlier run started here without learning their id (it stopped
+        while the submission was under way): job -> id, for those this executor can find."""
+        return {}
+
     def check(self, jobs: list[Job]) -> None:
         """Before anything is submitted: refuse, with a user error, what cannot run here."""
 

@@ -71,6 +71,20 @@ class BatchExecutor(Executor):
                 states[job] = "RUNNING"                                          # the same job (README)
         return states
 
+    @classmethod
+    def find(cls, jobs: list[Job]) -> dict[Job, str]:
+        """Jobs by their identity name, newest first (ListJobs, any status): a job submitted just
+        before its run stopped, and finished since, is found so and never paid for twice."""
+        from ..aws.service import BatchService
+        service = BatchService()
+        found = {}
+        for job in jobs:
+            spec = job_spec(job)
+            named = service.jobs_named(spec.queue, spec.name)
+            if named:
+                found[job] = named[0]["jobId"]
+        return found
+
     def check(self, jobs: list[Job]) -> None:
         """Before anything is submitted: every queue and job definition exists and is usable."""
         specs = {(j.settings.batch.queue, j.settings.batch.job_definition) for j in jobs}
@@ -124,11 +138,13 @@ class BatchExecutor(Executor):
                 o.split("/", 3)[2] for o in h.spec.outputs if o.startswith("s3://"))
         with self.submitter.leased(buckets, ttl=self.lease_ttl, say=self.say):
             todo = [h for h in handles if ready is None or ready(h)]
-            self._skip_done_meanwhile(todo)
+            # In flight first, then finished: a job that ends between the two looks is found by
+            # one of them. The other order left a window where it was in neither (paid twice).
             for h in todo:
                 found = self.submitter.reuse(h.spec) if h.status == "WAITING" else None
                 if found is not None:
                     self.watch.track(h, found)
+            self._skip_done_meanwhile([h for h in todo if h.status == "WAITING"])
             todo = [h for h in todo if h.status == "WAITING"]
             while todo:
                 wave = next_wave(todo)
