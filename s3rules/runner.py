@@ -25,6 +25,7 @@ from .errors import StorageError
 from .executors.base import Executor, Handle, Outcome
 from .model import Job, directories_of
 from .planner import INCOMPLETE, Plan
+from .planner.temp import asked_for
 
 
 @dataclass
@@ -92,13 +93,13 @@ class Schedule:
 class TempFiles:
     """The temp() outputs this run's pending jobs read, and which of those readers are still to
     succeed: a temp output is done with once none is left. One that no pending job reads goes as
-    soon as its job has made it, unless that job was asked for (``targets``): as in Snakemake, a
+    soon as its job has made it, unless a target names it (``asked``): as in Snakemake, a
     temp file nothing needs is not kept."""
 
-    def __init__(self, pending: Iterable[Job], targets: Iterable[Job] = ()):
+    def __init__(self, pending: Iterable[Job], asked: set[str] = frozenset()):
         self.readers: dict[str, set[Job]] = {}
         self.directories: set[str] = set()
-        self.targets = set(targets)
+        self.asked = asked   # paths the targets name: never removed
         for job in pending:
             inputs: set[str] | None = None   # made once per job, for an aggregate reading thousands
             for dep in job.deps:
@@ -113,10 +114,10 @@ class TempFiles:
         self.read = set(self.readers)   # every temp output some pending job reads
 
     def unread(self, job: Job) -> list[str]:
-        """``job`` succeeded: its temp outputs that no pending job reads (none when it was asked for)."""
-        if job in self.targets or not job.rule.temp:
+        """``job`` succeeded: its temp outputs that no pending job reads and no target names."""
+        if not job.rule.temp:
             return []
-        out = [p for p in job.temp_outputs() if p not in self.read]
+        out = [p for p in job.temp_outputs() if p not in self.read and p not in self.asked]
         self.directories.update(p for p in out if p in job.directory_outputs())
         return out
 
@@ -155,7 +156,9 @@ class Runner:
         self._recorded: set[Job] = set()  # recorded as started
         self.where: dict[Job, str] = {}   # "local:<pid>", "batch:<job id>"
         uses_temp = not keep_temp and any(rule.temp for rule in plan.workflow.rules.values())
-        self.temp = TempFiles(plan.pending, plan.targets) if uses_temp else None
+        # readers held back by a checkpoint read their temp inputs in a later round: keep them
+        readers = [*plan.pending, *(job for jobs in plan.waiting.values() for job in jobs)]
+        self.temp = TempFiles(readers, asked_for(plan.targets)) if uses_temp else None
 
     def run(self) -> RunResult:
         self.reporter.start(self.plan)
@@ -218,6 +221,8 @@ class Runner:
                 self.aside.setdefault(job, []).append((out, aside))
         for log in job.logs:   # the job's own: made room for, never set aside
             self.storage.make_parent_dirs(log)
+        for path in job.directory_outputs():   # made empty, as Snakemake does: {output}/x works
+            self.storage.make_parent_dirs(path, itself=True)
         upstream = [self.handles[d] for d in job.deps if d in self.handles]
         job_id = self.attached.get(job)
         handle = self.executor.attach(job, job_id, upstream) if job_id else None

@@ -499,3 +499,86 @@ def test_conditions_compare_numbers_only_as_a_batchfile_writes_them(tmp_path):
     text = 'samples: "s.tsv"\nrule a:\n    when: lot == 10\n    output: "o/{sample}.txt"\n    shell: "x"\n'
     wf = load(tmp_path, text, {"s.tsv": "sample\tlot\nA\t10.0\nB\t1_0\nC\t 10\nD\t10\n"})
     assert [j.describe() for j in Planner(wf).jobs_of_rule(wf.rules["a"])] == ["a[sample=A]", "a[sample=D]"]
+
+
+# -- found by a read of the change --------------------------------------------------------------
+def test_a_temp_file_a_target_list_names_is_made_and_kept(tmp_path):
+    write(tmp_path, {"Batchfile": 'rule all:\n    input: "out/t.txt"\nrule mk:\n    output: temp("out/t.txt")\n'
+                                  '    shell: "echo t > {output}"\n'})
+    run = s3rules("run", "-q", cwd=tmp_path)
+    assert run.returncode == 0, run.stderr
+    assert (tmp_path / "out/t.txt").read_text() == "t\n"
+
+
+def test_a_directory_output_exists_empty_before_its_job_starts(tmp_path):
+    write(tmp_path, {"Batchfile": 'rule idx:\n    output: directory("res/idx")\n    shell: "echo x > {output}/genome"\n'})
+    run = s3rules("run", "-q", cwd=tmp_path)
+    assert run.returncode == 0, run.stderr
+    assert (tmp_path / "res/idx/genome").read_text() == "x\n"
+
+
+def test_a_group_named_like_a_list_method_works(tmp_path):
+    wf = load(tmp_path, 'rule a:\n    input:\n        ref: "g.fa"\n        index: "g.fai"\n        count: "c"\n'
+                        '    output: "o.txt"\n    shell: "x {input.index} {input.count[0]} {input.ref}"\n')
+    assert Planner(wf).jobs_of_rule(wf.rules["a"])[0].command(str(tmp_path)) == "x g.fai c g.fa"
+
+
+def test_config_keys_never_shadow_columns_or_command_names(tmp_path):
+    text = 'configfile: "c.yaml"\nsamples: "s.tsv"\nrule a:\n    input: "x"\n'
+    assert "'sample' is both a variable and a column of s.tsv" in \
+        error(tmp_path, text, {"c.yaml": "sample: S1\n", "s.tsv": "sample\nA\n"})
+    assert "config key 'params.extra': {params} means the job's own params" in \
+        error(tmp_path, text, {"c.yaml": "params:\n  extra: x\n", "s.tsv": "sample\nA\n"})
+
+
+def test_a_variable_may_use_a_key_only_the_config_file_has(tmp_path):
+    wf = load(tmp_path, 'configfile: "c.yaml"\nref = "{genome_dir}/genome.fa"\nrule a:\n    output: "o.txt"\n'
+                        '    shell: "echo {ref} > {output}"\n', {"c.yaml": "genome_dir: /refs\n"})
+    assert wf.variables["ref"] == "/refs/genome.fa"
+
+
+def test_a_resource_from_a_variable_is_a_number_even_in_default(tmp_path):
+    wf = load(tmp_path, 'mem = 4096\ndefault:\n    memory: "{mem}"\nrule a:\n    output: "o.txt"\n    shell: "x"\n')
+    assert wf.rules["a"].settings.memory == 4096 and not wf.rules["a"].resources
+
+
+def test_a_done_jobs_resource_cell_gone_bad_is_a_located_error(tmp_path):
+    files = {"Batchfile": 'samples: "s.tsv"\nrule all:\n    input: expand("o/{sample}.txt")\nrule a:\n'
+                          '    output: "o/{sample}.txt"\n    memory: "{mem}"\n    shell: "echo {memory} > {output}"\n',
+             "s.tsv": "sample\tmem\nA\t100\n"}
+    write(tmp_path, files)
+    assert s3rules("run", "-q", cwd=tmp_path).returncode == 0
+    (tmp_path / "s.tsv").write_text("sample\tmem\nA\t8G\n")
+    dry = s3rules("run", "-n", cwd=tmp_path)
+    assert dry.returncode == 2 and "Traceback" not in dry.stderr
+    assert dry.stderr.startswith("s3rules: error: s.tsv:2:mem: memory of job a[sample=A] is '8G'"), dry.stderr
+
+
+def test_a_temp_file_read_behind_a_checkpoint_is_made_once(tmp_path):
+    write(tmp_path, {"Batchfile": '''
+        chrom = lines("list.txt")
+        rule all:
+            input: "merged.txt"
+        rule make_list:
+            output: "list.txt"
+            shell: "printf 'a\\\\nb\\\\n' > {output}"
+        rule prep:
+            output: temp("prep.txt")
+            shell: "echo run >> runs.log; echo p > {output}"
+        rule merge:
+            input: "prep.txt", expand("per/{chrom}.txt")
+            output: "merged.txt"
+            shell: "cat {input} > {output}"
+        rule per_chrom:
+            output: "per/{chrom}.txt"
+            shell: "echo {chrom} > {output}"
+        '''})
+    run = s3rules("run", "-q", cwd=tmp_path)
+    assert run.returncode == 0, run.stderr
+    assert (tmp_path / "runs.log").read_text() == "run\n" and not (tmp_path / "prep.txt").exists()
+    assert (tmp_path / "merged.txt").read_text() == "p\na\nb\n"
+
+
+def test_a_variable_set_in_two_files_names_both(tmp_path):
+    message = error(tmp_path, 'v = "1"\ninclude: "b.batch"\nrule a:\n    input: "x"\n', {"b.batch": 'v = "2"\n'})
+    assert "b.batch:1:1: variable 'v' is set twice (first on line 1 of Batchfile)" in message

@@ -20,7 +20,7 @@ from ..aws.policy import LEASE_TTL, POLL_LIMIT, Backoff
 from ..aws.submitter import Submitter
 from ..aws.watch import Watch
 from ..errors import AwsSetupError, PlanError
-from ..model import Job
+from ..model import Job, directories_of
 from .base import Executor, Handle, Outcome, RunOptions
 
 
@@ -75,14 +75,20 @@ class BatchExecutor(Executor):
     def find(cls, jobs: list[Job]) -> dict[Job, str]:
         """Jobs by their identity name, newest first (ListJobs, any status): a job submitted just
         before its run stopped, and finished since, is found so and never paid for twice."""
+        import os.path
         from ..aws.service import BatchService
         service = BatchService()
-        found = {}
+        groups: dict[tuple[str, str], dict[str, Job]] = {}   # (queue, rule) -> name -> job
         for job in jobs:
             spec = job_spec(job)
-            named = service.jobs_named(spec.queue, spec.name)
-            if named:
-                found[job] = named[0]["jobId"]
+            groups.setdefault((spec.queue, job.rule.name), {})[spec.name] = job
+        found = {}
+        for (queue, _), named in groups.items():   # one listing per rule, by the names' common start
+            prefix = os.path.commonprefix(list(named))
+            for summary in service.jobs_named(queue, prefix, prefix=True):   # newest first
+                job = named.get(summary.get("jobName", ""))
+                if job is not None and job not in found:
+                    found[job] = summary["jobId"]
         return found
 
     def check(self, jobs: list[Job]) -> None:
@@ -208,8 +214,7 @@ class BatchExecutor(Executor):
         if not outputs:
             return
         self.storage.invalidate(outputs)
-        dirs = {d for h in unknown if h.job.rule.directories for d in h.job.directory_outputs()}
-        present = self.storage.stat_many(outputs, directories=dirs)
+        present = self.storage.stat_many(outputs, directories=directories_of([h.job for h in unknown]))
         before = self.planned_mtimes
         for h in unknown:
             if all(o in present for o in h.spec.outputs) and \

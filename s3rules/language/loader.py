@@ -21,6 +21,7 @@ from .config import read_config
 from .dimensions import Dimensions
 from .parser import Assign, Document, RuleNode, Setting, parse
 from .rules import RuleReader
+from .samples import SHELL_NAMES
 from .values import RULE_KEYS, SETTING_KEYS, Reader, hint
 
 __all__ = ["RULE_KEYS", "SETTING_KEYS", "TOP_LEVEL_KEYS", "build_workflow", "load_workflow"]
@@ -117,6 +118,7 @@ class _Loader:
             reader, item = settings[1]
             raise reader.error("configfile: is given twice (the first on line "
                                f"{settings[0][1].line} of {settings[0][0].source.path})", item)
+        self.config_path = None
         if self.configfile is not None:
             path, display = os.path.abspath(self.configfile), self.configfile
         elif settings:
@@ -127,17 +129,25 @@ class _Loader:
             self.file_config = {}
             return
         self.files.append(path)
+        self.config_path = display
         self.file_config = read_config(path, display)
 
     def collect_variables(self, items) -> None:
         """``name = value`` lines, in order (a value may use the ones above it). The config file
         wins over the Batchfile, and ``--config`` over both; the config's other keys are variables too."""
-        seen: dict[str, Assign] = {}
+        seen: dict[str, tuple[Reader, Assign]] = {}
         file_config = self.file_config
-        for reader, a in [(r, i) for r, i in items if isinstance(i, Assign)]:
+        assigns = [(r, i) for r, i in items if isinstance(i, Assign)]
+        assigned = {a.name for _, a in assigns}
+        for name in file_config:   # the config's own keys first: a `name = value` may use them
+            if name not in assigned:
+                self.set_config_value(self.main, None, name)
+        for reader, a in assigns:
             if a.name in seen:
-                raise reader.error(f"variable '{a.name}' is set twice (first on line {seen[a.name].line})", a)
-            seen[a.name] = a
+                first_reader, first = seen[a.name]
+                where = "" if first_reader is reader else f" of {os.path.relpath(first_reader.source.path)}"
+                raise reader.error(f"variable '{a.name}' is set twice (first on line {first.line}{where})", a)
+            seen[a.name] = (reader, a)
             if a.name in self.config or a.name in file_config:
                 self.set_config_value(reader, a, a.name)
             elif a.value.kind == "string":
@@ -148,9 +158,6 @@ class _Loader:
                 self.dims.add_list(reader, a)
             else:
                 raise reader.error("a variable takes a string, a number, a [list] or lines(\"file\")", a.value)
-        for name in file_config:
-            if name not in seen:
-                self.set_config_value(self.main, None, name)
         unknown = [k for k in self.config if k not in seen and k not in file_config]
         if unknown:
             name = unknown[0]
@@ -161,6 +168,9 @@ class _Loader:
 
     def set_config_value(self, reader: Reader, node, name: str) -> None:
         """A variable from the config file or ``--config`` (which splits a list's value at commas)."""
+        if name.split(".")[0] in SHELL_NAMES:
+            raise BatchfileError(f"config key '{name}': {{{name.split('.')[0]}}} means the job's own "
+                                 f"{name.split('.')[0]} in a command; rename the key", self.config_path or self.doc.source.path)
         value = self.file_config.get(name)
         is_list = isinstance(value, tuple) or (node is not None and node.value.kind in ("list", "call"))
         if name in self.config:
@@ -168,6 +178,10 @@ class _Loader:
             if is_list:
                 value = tuple(v for v in value.split(",") if v)
         if isinstance(value, tuple):
+            if len(set(value)) != len(value):
+                where = "--config" if name in self.config else (self.config_path or "the config file")
+                raise BatchfileError(f"list '{name}' holds a value twice", where) if node is None else \
+                    reader.error(f"list '{name}' (from {where}) holds a value twice", node)
             self.dims.set_list(reader, node or _Named(name), value)
         else:
             self.variables[name] = value
@@ -193,8 +207,15 @@ class _Loader:
         return default_setting
 
     def check_names_are_one_thing(self, items) -> None:
-        """A list variable named like a sheet column would make ``{name}`` mean two things."""
+        """A variable named like a sheet column would make ``{name}`` mean two things."""
         columns = self.dims.columns()
+        for name in self.variables:
+            if name in columns:
+                where = next(((r, a) for r, a in items if isinstance(a, Assign) and a.name == name), None)
+                message = (f"'{name}' is both a variable and a column of {columns[name].path}; rename one of them")
+                if where is None:
+                    raise BatchfileError(message, self.config_path or self.doc.source.path)
+                raise where[0].error(message, where[1])
         for name in self.dims.lists:
             if name in columns:
                 where = next(((r, a) for r, a in items if isinstance(a, Assign) and a.name == name), None)

@@ -123,6 +123,20 @@ class SheetView:
         return self.sheet.error(message, row, column)
 
 
+def cell_of(views, ns, column: str) -> tuple[str, int] | None:
+    """(sheet, line) of the row a job reads ``column`` from: in the sheet that has the column and
+    whose key the job's names (``ns``) hold. Only for error messages: it scans the rows."""
+    for view in views:
+        sheet = view.sheet
+        if column in sheet.column_index and all(c in ns for c in sheet.key_columns):
+            idx = [sheet.column_index[c] for c in sheet.key_columns]
+            key = tuple(ns[c] for c in sheet.key_columns)
+            for r, row in enumerate(sheet.rows):
+                if tuple(row[i] for i in idx) == key:
+                    return sheet.path, sheet.lines[r]
+    return None
+
+
 def _empty_columns(columns: tuple[str, ...], rows: list[tuple[str, ...]]) -> frozenset[str]:
     """The columns with an empty cell (``in`` over ``itemgetter``: C speed on a million rows)."""
     return frozenset(c for i, c in enumerate(columns) if "" in map(itemgetter(i), rows))

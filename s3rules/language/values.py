@@ -6,6 +6,7 @@ the same in ``default:`` as in a rule, and every error points into the Batchfile
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 
 from ..errors import BatchfileError
 from ..model import Template, TemplateSyntaxError, escape_braces
@@ -145,15 +146,30 @@ class Reader:
                 raise self.error(f"unknown key '{name}' in {where}"
                                  + (f": {why}" if why else hint(name, allowed) + f" (known keys: {', '.join(allowed)})"),
                                  s)
-            if (name in PER_JOB_KEYS and len(s.values) == 1 and s.values[0].kind == "string"
-                    and "{" in s.values[0].value and not s.children):
-                if per_job is None:
-                    raise self.error(f"'{name}' in default: takes a number; a value read from each job's "
-                                     "columns (\"{mem_mb}\") goes in the rules that have them", s.values[0])
-                per_job.append((name, self.template(s.values[0]), s.values[0]))
-                continue
+            if name in PER_JOB_KEYS and len(s.values) == 1 and s.values[0].kind == "string" and not s.children:
+                s = self.per_job_or_number(s, per_job)
+                if s is None:
+                    continue
             changes[name] = self.setting_value(s)
         return with_values(base, changes)
+
+    def per_job_or_number(self, s: Setting, per_job: list | None) -> Setting | None:
+        """A resource written as a string: read per job when a job's name is left in it after the
+        variables (appended to ``per_job``, None back), else the number it spells."""
+        value = s.values[0]
+        text = self.substitute(value)
+        if any(m.group(1) for m in _VARIABLE.finditer(text)):
+            if per_job is None:
+                raise self.error(f"'{s.name}' in default: takes a number; a value read from each job's "
+                                 "columns (\"{mem_mb}\") goes in the rules that have them", value)
+            per_job.append((s.name, self.template(value), value))
+            return None
+        try:
+            number = float(text)
+        except ValueError:
+            raise self.error(f"'{s.name}' takes a number, not {value.raw!r}", value) from None
+        return replace(s, values=(Value("number", int(number) if number.is_integer() else number, value.line,
+                                        value.column, text),))
 
     def setting_value(self, s: Setting):
         """The value of setting ``s``, read as its row in ``settings.KEYS`` says."""

@@ -123,7 +123,10 @@ def _job_resources(job: Job) -> str:
     """The resources hash of a job that reads some from its row: what ``job.settings`` says,
     without making its ``Settings`` (planning hashes every done job)."""
     s, ns = job.rule.settings, job.namespace()
-    read = {key: resource_value(key, t.render(ns)) for key, t in job.rule.resources}
+    try:
+        read = {key: resource_value(key, t.render(ns)) for key, t in job.rule.resources}
+    except ValueError:   # not a number now: changed, and the plan says where (planner.resources)
+        return short_hash(_SEP.join(t.render(ns) for _, t in job.rule.resources))
     return short_hash(_SEP.join((format_number(read.get("vcpus", s.vcpus)), str(read.get("memory", s.memory)),
                                  str(read.get("gpus", s.gpus)))))
 

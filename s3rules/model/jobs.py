@@ -36,7 +36,7 @@ def grouped(items: Sequence[str], names: Sequence[str | None], spans: Sequence[i
         for i, name in enumerate(names):
             n = spans[i] if spans is not None else 1
             if name is not None:
-                group = getattr(out, name, None)
+                group = out.__dict__.get(name)   # not getattr: "index" or "count" would find list's
                 if group is None:
                     group = ShellList()
                     setattr(out, name, group)
@@ -52,7 +52,7 @@ class Job:
     of the rule gave, so that named groups find their paths.
     """
 
-    __slots__ = ("rule", "values", "row", "inputs", "outputs", "deps", "spans", "__weakref__")
+    __slots__ = ("rule", "values", "row", "inputs", "outputs", "deps", "spans", "_settings", "__weakref__")
 
     def __init__(self, rule: Rule, values: tuple[str, ...], row: tuple[str, ...] | None,
                  inputs: tuple[str, ...], outputs: tuple[str, ...], spans: tuple[int, ...] | None = None):
@@ -63,6 +63,7 @@ class Job:
         self.outputs = outputs
         self.deps: tuple[Job, ...] = ()
         self.spans = spans
+        self._settings: Settings | None = None
 
     @property
     def wildcards(self) -> dict[str, str]:
@@ -89,8 +90,10 @@ class Job:
         rule = self.rule
         if not rule.resources:
             return rule.settings
-        ns = self.namespace()
-        return with_values(rule.settings, {k: resource_value(k, t.render(ns)) for k, t in rule.resources})
+        if self._settings is None:   # read several times per job by the executors
+            ns = self.namespace()
+            self._settings = with_values(rule.settings, {k: resource_value(k, t.render(ns)) for k, t in rule.resources})
+        return self._settings
 
     @property
     def logs(self) -> tuple[str, ...]:

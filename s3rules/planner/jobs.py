@@ -11,6 +11,7 @@ from typing import Iterable
 
 from ..errors import PlanError, SampleSheetError
 from ..model import Job, Rule, Workflow, resolve_path
+from ..language.samples import cell_of
 from .recipes import _Expand, _Recipe, _Shortcut
 from .targets import Targets
 
@@ -55,7 +56,7 @@ class Planner(Targets):
             inputs = tuple([f.format(*ns) for f in fmts])
         return Job(recipe.rule, values, row, inputs, outputs, spans)
 
-    def _row(self, recipe: _Recipe, values: tuple[str, ...], wanted: str | None) -> tuple[str, ...]:
+    def _row(self, recipe: _Recipe, values: tuple[str, ...], wanted: str | None, check: bool = True) -> tuple[str, ...]:
         """The job's row: each bound sheet's row by the key the wildcards give, one after another."""
         if recipe.key_pos is not None:
             row = recipe.row_of.get(values[recipe.key_pos])
@@ -69,7 +70,7 @@ class Planner(Targets):
                 if part is None:
                     self._no_row(recipe, binding, values, wanted)
                 row += part
-        if recipe.slow:
+        if check and recipe.slow:
             self._check_row(recipe, values, row, wanted)
         return row
 
@@ -133,16 +134,8 @@ class Planner(Targets):
 
     def _cell(self, rule: Rule, values: tuple[str, ...], column: str) -> tuple[str, int | None]:
         """(sheet, line) of the job's empty cell, in the sheet the column belongs to."""
-        ns = dict(zip(rule.namespace, values + self._row(_unchecked(self.recipes[rule.index]), values, None)))
-        for view in self.wf.sheets:
-            sheet = view.sheet
-            if column in sheet.column_index and all(c in ns for c in sheet.key_columns):
-                idx = [sheet.column_index[c] for c in sheet.key_columns]
-                key = tuple(ns[c] for c in sheet.key_columns)
-                for r, row in enumerate(sheet.rows):
-                    if tuple(row[i] for i in idx) == key:
-                        return sheet.path, sheet.lines[r]
-        return self.wf.sheets[0].path, None
+        ns = dict(zip(rule.namespace, values + self._row(self.recipes[rule.index], values, None, check=False)))
+        return cell_of(self.wf.sheets, ns, column) or (self.wf.sheets[0].path, None)
 
     def _asker(self, wanted: str | None, rule: Rule) -> str:
         return self.display(wanted) if wanted else f"rule '{rule.name}'"
@@ -222,7 +215,7 @@ class Planner(Targets):
         if when is None:
             return True
         recipe = self.recipes[rule.index]
-        row = self._row(_unchecked(recipe), values, wanted) if rule.bindings else None
+        row = self._row(recipe, values, wanted, check=False) if rule.bindings else None
         return bool(when.test(values + row if row is not None else values))
 
     # -- producers ----------------------------------------------------------------------------
@@ -346,14 +339,6 @@ class Planner(Targets):
         if rule is None:
             return None
         return self.job(rule, shortcut.values_of(ns), path)
-
-def _unchecked(recipe: _Recipe) -> _Recipe:
-    """``recipe`` as ``_row`` reads it, without the checks (for an error's details)."""
-    import copy
-    plain = copy.copy(recipe)
-    plain.slow = False
-    return plain
-
 
 def _describe(rule: Rule, values: tuple[str, ...]) -> str:
     return ", ".join(f"{k}={v}" for k, v in zip(rule.wildcards, values)) or rule.name

@@ -21,7 +21,7 @@ from .graph import job_graph
 from .jobs import Planner
 from .targets import closest_rule
 from .resources import check_resources
-from .temp import only_temp_missing, settle_tentative
+from .temp import asked_for, only_temp_missing, settle_tentative
 
 MISSING, INCOMPLETE, FORCED, STALE, UPSTREAM = "missing", "incomplete", "forced", "stale", "upstream"
 CHANGED = {name: f"changed: {name}" for name in ("command", "params", "input", "resources")}
@@ -93,7 +93,7 @@ def plan(workflow: Workflow, storage, targets: Sequence[str] = (), *, force: Seq
     tentative: set[Job] = set()
     pending = _reasons(workflow, order, exists, mtimes if rerun_stale else None, forced_rules, forced_jobs, verdicts,
                        tentative, already_ran)
-    pending = settle_tentative(order, pending, tentative, set(roots), MISSING)
+    pending = settle_tentative(order, pending, tentative, asked_for(roots), MISSING)
     interrupted = [job for job, why in pending.items() if why == INCOMPLETE and verdicts.get(job) == INCOMPLETE]
     waiting = waiting_jobs(planner, workflow, files, order, pending) if files else {}
     if waiting:
@@ -103,7 +103,7 @@ def plan(workflow: Workflow, storage, targets: Sequence[str] = (), *, force: Seq
         pending, roots = _until(planner, until, pending)
     if check_sources:
         _check_sources(planner, pending, exists, source_targets, until)
-    check_resources(pending)
+    check_resources(pending, workflow.sheets)
     if not rerun_stale:   # a run tells what a job wrote by these mtimes
         mtimes, _ = _look(storage, [o for job in pending for o in job.outputs if o in exists], directories, True)
     return Plan(workflow, order, pending, roots, mtimes, interrupted, waiting, dict(planner.deferred))

@@ -7,11 +7,12 @@ bad value is reported at the sheet cell it came from when it came from one.
 from __future__ import annotations
 
 from ..errors import PlanError, SampleSheetError
+from ..language.samples import cell_of
 from ..model import Job
 from ..settings import KEYS, Number
 
 
-def check_resources(pending) -> None:
+def check_resources(pending, sheets) -> None:
     """Raise for the first pending job whose per-job setting is not a number in range."""
     for job in pending:
         rule = job.rule
@@ -22,7 +23,7 @@ def check_resources(pending) -> None:
             text = template.render(ns)
             problem = _problem(key, text)
             if problem:
-                _raise(job, key, template, text, problem)
+                _raise(job, key, template, text, problem, sheets)
 
 
 def _problem(key: str, text: str) -> str | None:
@@ -40,18 +41,10 @@ def _problem(key: str, text: str) -> str | None:
     return None
 
 
-def _raise(job: Job, key: str, template, text: str, problem: str):
-    rule = job.rule
+def _raise(job: Job, key: str, template, text: str, problem: str, sheets):
     message = f"{key} of job {job.describe()} is {text!r} (from {template.text}), which {problem}"
     names = template.names
-    if len(names) == 1:
-        for binding in rule.bindings:
-            view = binding.view
-            sheet = view.sheet
-            if names[0] in sheet.column_index:
-                key_values = tuple(job.values[i] for i in binding.key_pos)
-                idx = [sheet.column_index[c] for c in sheet.key_columns]
-                for r, row in enumerate(sheet.rows):
-                    if tuple(row[i] for i in idx) == key_values:
-                        raise SampleSheetError(message, sheet.path, sheet.lines[r], names[0])
+    cell = cell_of(sheets, job.namespace(), names[0]) if len(names) == 1 else None
+    if cell is not None:
+        raise SampleSheetError(message, cell[0], cell[1], names[0])
     raise PlanError(message)

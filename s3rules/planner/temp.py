@@ -11,15 +11,21 @@ from ..model import Job
 
 
 def only_temp_missing(job: Job, exists) -> bool:
-    """Every output the job lacks is a temp() output (and it has some)."""
+    """The job lacks some output, and every output it lacks is a temp() output."""
     temp = job.rule.temp
-    return bool(temp) and all(i in temp for i, o in enumerate(job.outputs) if o not in exists)
+    missing = [i for i, o in enumerate(job.outputs) if o not in exists]
+    return bool(missing) and all(i in temp for i in missing)
 
 
-def settle_tentative(order: list[Job], pending: dict[Job, str], tentative: set[Job], roots: set[Job],
+def asked_for(roots) -> set[str]:
+    """The paths the targets name: a target list's (`rule all:`) inputs, a job's outputs."""
+    return {path for job in roots for path in (job.inputs if job.rule.is_target_list else job.outputs)}
+
+
+def settle_tentative(order: list[Job], pending: dict[Job, str], tentative: set[Job], asked: set[str],
                      reason: str) -> dict[Job, str]:
-    """``pending`` plus the tentative jobs that a pending consumer (or the targets) need, in
-    ``order``'s order (dependencies first)."""
+    """``pending`` plus the tentative jobs that a pending consumer needs, or whose outputs were
+    asked for (``asked``: paths), in ``order``'s order (dependencies first)."""
     if not tentative:
         return pending
     consumers: dict[Job, list[Job]] = {}
@@ -29,7 +35,8 @@ def settle_tentative(order: list[Job], pending: dict[Job, str], tentative: set[J
                 consumers.setdefault(dep, []).append(job)
     needed = {}
     for job in reversed(order):
-        if job in tentative and (job in roots or any(c in pending or c in needed for c in consumers.get(job, ()))):
+        if job in tentative and (not asked.isdisjoint(job.outputs)
+                                 or any(c in pending or c in needed for c in consumers.get(job, ()))):
             needed[job] = reason
     if not needed:
         return pending

@@ -156,10 +156,11 @@ class Storage:
         place again."""
         local.put_back(path, aside)
 
-    def make_parent_dirs(self, path: str) -> None:
-        """Create the parent directories of a local ``path``; a no-op for object stores and URLs."""
+    def make_parent_dirs(self, path: str, itself: bool = False) -> None:
+        """Create the parent directories of a local ``path`` (``itself``: and the directory
+        ``path``); a no-op for object stores and URLs."""
         if self.is_local(path):
-            local.make_parent_dirs(path)
+            local.make_parent_dirs(path + "/." if itself else path)
 
     def filesystem(self, path: str):
         """The fsspec filesystem this ``Storage`` uses for ``path`` (one per protocol+options)."""

@@ -306,16 +306,8 @@ class S3Backend(RemoteBackend):
         """List every key below ``prefix``, then DeleteObjects them 1,000 at a time."""
         await self._connect(bucket, path)
         keys: list[str] = []
-        kwargs = {"Bucket": bucket, "Prefix": prefix}
-        try:
-            while True:
-                page = await self.fs._call_s3("list_objects_v2", **kwargs)
-                keys += [obj["Key"] for obj in page.get("Contents", ())]
-                if not page.get("IsTruncated"):
-                    break
-                kwargs["ContinuationToken"] = page["NextContinuationToken"]
-        except Exception as e:
-            raise self._error(e, path, bucket, "list") from None
+        async for page in self._pages(bucket, prefix):
+            keys += [obj["Key"] for obj in page.get("Contents", ())]
         for i in range(0, len(keys), 1000):
             batch = {"Objects": [{"Key": key} for key in keys[i:i + 1000]], "Quiet": True}
             try:
