@@ -221,3 +221,10 @@ def test_memory_filesystem_targets(tmp_path):
         ''', "sample\nA\nB\n")
     fs.pipe("memory://plan-test/in/B.txt", b"b")
     assert pending(wf) == {"copy[sample=B]": "missing"}
+
+
+def test_a_rule_that_asks_for_ever_longer_paths_is_an_error_not_a_runaway(tmp_path):
+    wf = load(tmp_path, 'rule all:\n    input: "out/S.txt"\nrule r:\n    input: "out/{x}.a.txt"\n'
+                        '    output: "out/{x}.txt"\n    shell: "touch {output}"\n')
+    with pytest.raises(PlanError, match=r"rule 'r' asks for ever longer paths \(.*out/S\.a\.a\.a"):
+        pending(wf)

@@ -700,6 +700,8 @@ class Reference:
         """Among the rules with an output pattern matching ``path``, the one whose when: holds;
         none holding is a source when one rule matches, an error when several do."""
         found = []
+        if len(path) > 400:   # a rule asking for ever longer paths: the planner says so (planner/graph.py)
+            raise RefError("runaway")
         for rule in self.case.rules:
             for pattern in rule.outputs:
                 regex = self.regexes.get(pattern)
@@ -821,7 +823,8 @@ def error_kind(message: str) -> str:
              "cannot be listed": "unlistable", "nothing to rerun": "force-source",
              "missing input": "missing-input", "does not exist and no rule makes it": "missing-target",
              "is empty in the sample sheet": "empty", "this value is empty": "empty",
-             "conditions of rules": "when-several", "no when: condition of rules": "when-none"}
+             "conditions of rules": "when-several", "no when: condition of rules": "when-none",
+             "asks for ever longer paths": "runaway"}
     for text, kind in kinds.items():
         if text in message:
             return kind

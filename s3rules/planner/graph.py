@@ -32,6 +32,8 @@ def job_graph(planner: Planner, roots: list[Job]) -> list[Job]:
         try:
             _link(planner, roots)
             return _order(roots)
+        except _Runaway as exc:
+            raise PlanError(str(exc)) from None
         except (PlanError, _Cycle):
             # Report the error a depth-first walk meets first, as it always has.
             planner.needed_by.clear()
@@ -63,7 +65,11 @@ def _link(planner: Planner, roots: list[Job]) -> None:
     done: set[Job] = set()
     recipes = planner.recipes
     wave: list[tuple[int | None, Sequence[Job]]] = [(None, roots)]   # None: of any rules
+    depth = 0
     while wave:
+        depth += 1
+        if depth > _DEEP:
+            _check_runaway(wave)
         groups: dict[int, list[Job]] = {}
         for index, jobs in wave:
             if index is not None:
@@ -188,6 +194,27 @@ def _walk(planner: Planner, roots: list[Job]) -> list[Job]:
                 deps_in_order.append(_unique(deps))
     _set_deps(order, deps_in_order)
     return order
+
+
+_DEEP = 500          # waves of jobs below the targets before paths are checked for a runaway chain
+_LONGEST = 4096      # no filesystem takes a longer path (PATH_MAX; S3 keys stop at 1,024 bytes)
+
+
+def _check_runaway(wave) -> None:
+    """A rule whose input is its own output made longer (out/{x}.a.txt -> out/{x}.txt) asks
+    for ever longer paths: stop at a path no filesystem takes, naming the rule."""
+    for _, jobs in wave:
+        for job in jobs:
+            if any(len(p) > _LONGEST for p in job.outputs):
+                shown = job.outputs[0][:80] + "..."
+                raise _Runaway(f"rule '{job.rule.name}' asks for ever longer paths ({shown}): one of its inputs is "
+                               "one of its own outputs made longer, so the chain never ends; give the rules "
+                               "distinct output patterns, or name their wildcards after sheet columns or list "
+                               "variables so they only take those values")
+
+
+class _Runaway(Exception):
+    """The graph grows without end; reported as a PlanError, never walked again."""
 
 
 class _Cycle(Exception):
