@@ -192,7 +192,8 @@ def test_ctrl_c_during_a_rerun_puts_the_old_output_back(tmp_path):
             shell: "echo half > {output}; touch started; while true; do sleep 0.05; done"
         ''', files={"out/x.txt": "old"})
     proc = subprocess.Popen([sys.executable, "-m", "s3rules", "run", str(bf), "-F", "-q"], cwd=tmp_path,
-                            stderr=subprocess.PIPE, text=True)
+                            stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))   # even if inherited ignored
     try:
         for _ in range(1200):          # wait for the job to have started (at most a minute)
             if (tmp_path / "started").exists() or proc.poll() is not None:

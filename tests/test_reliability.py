@@ -184,6 +184,12 @@ def record(name: str, **figures) -> None:
     print(f"FIGURES {name}: {json.dumps(figures, sort_keys=True)}")
 
 
+def ctrl_c_reaches_it() -> None:
+    """In the child: SIGINT back to its default, which a suite started in the background (a
+    shell without job control ignores SIGINT for its background jobs) would pass on as ignored."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 class Processes:
     """``s3rules`` console-script runs; every one still alive is killed on exit (SIGKILL)."""
 
@@ -194,7 +200,8 @@ class Processes:
         env = dict(os.environ)          # the aws_env fixture's variables (credentials, region, config files)
         env.update(endpoint_env)        # s3rules' own calls go through the fault proxy
         proc = subprocess.Popen([S3RULES, "run", flow.bf, *POLL, *args], cwd=flow.dir, env=env,
-                                stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                                stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                preexec_fn=ctrl_c_reaches_it)
         self.procs.append(proc)
         TOTALS["runs"] += 1
         return proc
