@@ -21,7 +21,10 @@ class BatchSettings:
     """AWS Batch's own settings (the local executor ignores them)."""
 
     queue: str | None = None
-    job_definition: str | None = None
+    job_definition: str | None = None    # wins over ``container``
+    container: str | None = None         # an image: s3rules registers (and reuses) its job definition
+    job_role: str | None = None          # IAM role ARNs for the job definitions s3rules registers
+    execution_role: str | None = None
     retries: int = 0                # extra attempts: retryStrategy.attempts = retries + 1
     timeout: int | None = None      # seconds per attempt
     tags: tuple[tuple[str, str], ...] = ()
@@ -29,6 +32,11 @@ class BatchSettings:
     priority: int | None = None
     array_size: int = 10_000        # most children per array job; 1 submits every job alone
     fetch_command: str = "aws s3 cp {url} -"   # how a job reads a script too long to go inline
+
+    @property
+    def runs_in(self) -> str:
+        """What the job runs in, as the job ledger hashes it (a change reruns the job)."""
+        return self.job_definition or (f"image {self.container}" if self.container else "")
 
 
 @dataclass(frozen=True)
@@ -86,6 +94,11 @@ KEYS: Mapping[str, Key] = {
     "executor": Key(Choice(tuple(EXECUTORS))),
     "queue": Key(Text(), "batch"),
     "job_definition": Key(Text(), "batch"),
+    "container": Key(Text(), "batch"),
+    "job_role": Key(Text(needs=":role/", example="an IAM role ARN (arn:aws:iam::123456789012:role/NAME)"),
+                    "batch"),
+    "execution_role": Key(Text(needs=":role/", example="an IAM role ARN (arn:aws:iam::123456789012:role/NAME)"),
+                          "batch"),
     "vcpus": Key(Number(False, 0.25)),
     "memory": Key(Number(True, 1)),
     "gpus": Key(Number(True, 0)),

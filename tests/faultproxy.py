@@ -28,6 +28,8 @@ Faults (``KINDS``)
               Logs ``ServiceUnavailableException``.
     ``503``   Batch 503 ``ServiceUnavailableException``, S3 503 ``SlowDown``, Logs 503.
     ``drop``  the connection is closed without an answer; the request never reached the server.
+    ``403``   access denied, nothing done (only by ``script``, never drawn at random): Batch 403
+              ``AccessDeniedException``, S3 403 ``AccessDenied``, Logs 400 ``AccessDeniedException``.
     ``lost``  the request IS forwarded (the server acts on it: a SubmitJob creates its job),
               then the connection is closed without relaying the answer.
 
@@ -82,6 +84,7 @@ from typing import Any, Callable, Iterable
 from urllib.parse import parse_qs, unquote, urlsplit
 
 KINDS = ("429", "500", "503", "drop", "lost")
+SCRIPTED_KINDS = KINDS + ("403",)
 HOP_BY_HOP = {"connection", "keep-alive", "proxy-connection", "proxy-authenticate", "proxy-authorization",
               "te", "trailer", "trailers", "transfer-encoding", "upgrade", "expect", "content-length"}
 BATCH_OPERATIONS = (
@@ -159,18 +162,19 @@ def classify(method: str, path: str, headers: Any) -> tuple[str, str]:
 def error_answer(service: str, kind: str, op: str) -> tuple[int, dict[str, str], bytes]:
     """The status, headers and body AWS sends for this fault."""
     if service == "s3":
-        status, code, text = {"429": (503, "SlowDown", "Please reduce your request rate."),
+        status, code, text = {"403": (403, "AccessDenied", "Access Denied"),
+                              "429": (503, "SlowDown", "Please reduce your request rate."),
                               "500": (500, "InternalError", "We encountered an internal error. Please try again."),
                               "503": (503, "SlowDown", "Please reduce your request rate.")}[kind]
         body = (f'<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>{code}</Code><Message>{text}</Message>'
                 f"<RequestId>FAULTPROXY</RequestId></Error>").encode()
         return status, {"Content-Type": "application/xml", "x-amz-request-id": "FAULTPROXY"}, body
     if service == "logs":
-        status, code = {"429": (400, "ThrottlingException"), "500": (500, "ServiceUnavailableException"),
+        status, code = {"403": (400, "AccessDeniedException"), "429": (400, "ThrottlingException"), "500": (500, "ServiceUnavailableException"),
                         "503": (503, "ServiceUnavailableException")}[kind]
         ctype = "application/x-amz-json-1.1"
     else:
-        status, code = {"429": (429, "TooManyRequestsException"), "500": (500, "ServerException"),
+        status, code = {"403": (403, "AccessDeniedException"), "429": (429, "TooManyRequestsException"), "500": (500, "ServerException"),
                         "503": (503, "ServiceUnavailableException")}[kind]
         ctype = "application/json"
     body = json.dumps({"__type": code, "message": f"injected by faultproxy ({op})"}).encode()
@@ -290,6 +294,10 @@ class FaultProxy:
     # -- configuration ---------------------------------------------------------------------
     def script(self, op: str, kinds: Iterable[str | None]) -> None:
         """The next calls of ``op`` meet these fates in order (``None``: forwarded cleanly)."""
+        kinds = list(kinds)
+        for k in kinds:
+            if k is not None and k not in SCRIPTED_KINDS:
+                raise ValueError(f"unknown fault kind {k!r}; one of {SCRIPTED_KINDS}")
         with self._lock:
             self._script.setdefault(op, deque()).extend(kinds)
 
@@ -481,11 +489,11 @@ class _Handler(BaseHTTPRequestHandler):
         info = {"service": service, "op": op, "method": self.command, "path": self.path, "body": body,
                 "headers": self.headers}
         seen, fate = proxy._fate(service, op)
-        if fate in ("429", "500", "503", "drop"):
+        if fate in ("403", "429", "500", "503", "drop"):
             proxy.trace.append((time.time(), op, seen, fate, None))
         if fate == "drop":
             return self._drop()
-        if fate in ("429", "500", "503"):
+        if fate in ("403", "429", "500", "503"):
             status, headers, payload = error_answer(service, fate, op)
             return self._answer(status, "Injected", list(headers.items()), payload, keep_length=False)
         for fn in proxy._before.get(op, ()):

@@ -343,7 +343,6 @@ def test_condition_names_are_checked_when_loading(tmp_path, condition, output, f
 # -- what a Snakemake user writes ----------------------------------------------------------------
 @pytest.mark.parametrize("text, fragment", [
     ('rule a:\n    output: "o"\n    threads: 4\n    shell: "x"\n', "unknown key 'threads' in rule 'a': write vcpus:"),
-    ('rule a:\n    output: "o"\n    container: "x"\n    shell: "x"\n', "containers are not a rule key yet"),
     ('l = [1]\nrule a:\n    input: expand("{l}.{b}", b=[1])\n', "expand fills {b} itself"),
     ('rule a:\n    output: "o/{x}"\n    shell: "x {wildcards.x}"\n', "{wildcards.x}: write {x}"),
     ('rule a:\n    input: "a",\n        "b"\n', "a list does not continue on the next line after a trailing ','"),

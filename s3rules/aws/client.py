@@ -38,6 +38,8 @@ _PERMISSION_HINT = {
     "SubmitJob": "batch:SubmitJob", "ListJobs": "batch:ListJobs", "DescribeJobs": "batch:DescribeJobs",
     "DescribeJobQueues": "batch:DescribeJobQueues", "DescribeJobDefinitions": "batch:DescribeJobDefinitions",
     "TerminateJob": "batch:TerminateJob", "TagResource": "batch:TagResource",
+    "RegisterJobDefinition": "batch:RegisterJobDefinition and batch:TagResource (and iam:PassRole on the "
+                             "job_role and execution_role)",
     "GetLogEvents": "logs:GetLogEvents",
 }
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 from ..errors import PlanError
 from ..model import Job, format_number, is_url
+from .definitions import definition_for
 from .naming import IDENTITY_TAG, job_name
 from .policy import retry_strategy
 
@@ -116,19 +117,22 @@ def chunks(items: list, size: int):
 
 
 def job_spec(job: Job) -> JobSpec:
-    """The Batch job for one planned job; rules must name a queue and a job definition."""
+    """The Batch job for one planned job; rules must name a queue, and a job definition or an image."""
     rule, s = job.rule, job.settings
     b = s.batch
-    missing = [k for k in ("queue", "job_definition") if not getattr(b, k)]
+    missing = [k for k in ("queue",) if not b.queue] + \
+        ([] if b.job_definition or b.container else ["job_definition (or container)"])
     if missing:
         raise PlanError(f"rule '{rule.name}' runs on AWS Batch but has no {' or '.join(missing)}: set it in "
                         "the rule or in the default: block")
+    registered = definition_for(b, s.gpus)
     local = [p for p in job.outputs if not is_url(p)]
     if local:
         raise PlanError(f"rule '{rule.name}' runs on AWS Batch but writes the local path {local[0]}; a Batch "
                         "job's outputs must be S3 URLs (or run this rule with executor: local)")
     return JobSpec(
-        label="-".join([rule.name, *job.values]), queue=b.queue, job_definition=b.job_definition,
+        label="-".join([rule.name, *job.values]), queue=b.queue,
+        job_definition=registered.name if registered else b.job_definition,
         command=tuple(job.argv()), outputs=job.outputs, vcpus=s.vcpus, memory=s.memory, gpus=s.gpus,
         environment=tuple(sorted(job.environment().items())), retries=b.retries, timeout=b.timeout,
         tags=(("s3rules:rule", rule.name),) + tuple(b.tags), share=b.share, priority=b.priority)

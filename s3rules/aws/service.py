@@ -30,6 +30,7 @@ class BatchService:
         for client in {id(c): c for c in (self.batch, self.submitter_client)}.values():
             pace(client)
         self._checked: dict[tuple[str, str], dict] = {}
+        self.registered: list[str] = []   # job definitions this process registered
 
     # -- set-up checks --------------------------------------------------------------------
     def check_queue(self, name: str) -> dict:
@@ -51,22 +52,43 @@ class BatchService:
         """``name`` or ``name:revision`` must exist and be ACTIVE."""
         key = ("definition", name)
         if key not in self._checked:
-            by_revision = ":" in name.rsplit("/", 1)[-1]
+            base, _, revision = name.rpartition(":") if ":" in name.rsplit("/", 1)[-1] else (name, "", "")
             with aws_errors(f"checking job definition {name!r}"):
-                if by_revision:
+                if revision:
                     found = self.batch.describe_job_definitions(jobDefinitions=[name])["jobDefinitions"]
+                    if not found:   # some servers look "name:revision" up as a name: list the name
+                        found = [d for d in self._definitions_named(base.rsplit("/", 1)[-1])
+                                 if str(d.get("revision")) == revision]
                 else:
-                    pages = self.batch.get_paginator("describe_job_definitions").paginate(
-                        jobDefinitionName=name, status="ACTIVE")
-                    found = [d for page in pages for d in page["jobDefinitions"]]
+                    found = self._definitions_named(name, status="ACTIVE")
             active = [d for d in found if d.get("status") == "ACTIVE"]
             if not active:
-                state = (f"is {found[0].get('status')}" if found else "does not exist" if by_revision
+                state = (f"is {found[0].get('status')}" if found else "does not exist" if revision
                          else "does not exist or has no ACTIVE revision (all were deregistered)")
                 raise AwsSetupError(f"job definition {name!r} {state}. Register it (README.md: setting up "
                                     "AWS Batch) or fix `job_definition:` in the Batchfile.")
             self._checked[key] = max(active, key=lambda d: d.get("revision", 0))
         return self._checked[key]
+
+    def ensure_job_definition(self, definition) -> dict:
+        """The ACTIVE job definition named ``definition.name``, registered if there is none yet
+        (a ``definitions.Definition``: its name says all it holds)."""
+        key = ("definition", definition.name)
+        if key not in self._checked:
+            with aws_errors(f"looking up job definition {definition.name!r}"):
+                active = self._definitions_named(definition.name, status="ACTIVE")
+            if not active:
+                with aws_errors(f"registering a job definition for image {definition.image!r}"):
+                    answer = self.batch.register_job_definition(**definition.request)
+                active = [{"jobDefinitionName": answer["jobDefinitionName"], "revision": answer["revision"],
+                           "jobDefinitionArn": answer["jobDefinitionArn"], "status": "ACTIVE"}]
+                self.registered.append(definition.name)
+            self._checked[key] = max(active, key=lambda d: d.get("revision", 0))
+        return self._checked[key]
+
+    def _definitions_named(self, name: str, **where) -> list[dict]:
+        pages = self.batch.get_paginator("describe_job_definitions").paginate(jobDefinitionName=name, **where)
+        return [d for page in pages for d in page["jobDefinitions"]]
 
     # -- jobs -----------------------------------------------------------------------------
     def submit(self, request: dict, retry: bool = True) -> str:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import time
 
+from ..aws.definitions import definition_for
 from ..aws.arrays import OVERRIDES_LIMIT, ArrayJob, child_index, dependency, fits_inline, stage
 from ..aws.grouping import BatchHandle, may_submit, next_wave, units
 from ..aws.jobspec import MAX_DEPENDS_ON, job_spec
@@ -93,18 +94,27 @@ class BatchExecutor(Executor):
 
     def check(self, jobs: list[Job]) -> None:
         """Before anything is submitted: every queue and job definition exists and is usable."""
-        specs = {(j.settings.batch.queue, j.settings.batch.job_definition) for j in jobs}
+        specs, images = set(), {}
         for job in jobs:
             spec = job_spec(job)  # local outputs, missing settings
+            registered = definition_for(job.settings.batch, job.settings.gpus)
+            if registered is None:
+                specs.add((spec.queue, spec.job_definition))
+            else:
+                specs.add((spec.queue, None))
+                images[registered.name] = registered
             if not any(o.startswith("s3://") for o in spec.outputs) and not fits_inline(spec):
                 # too big for SubmitJob, and no bucket to stage it in: say so now, not after
                 # half the graph went up
                 raise PlanError(f"rule '{job.rule.name}': the command of {spec.label} is too long for "
                                 f"SubmitJob ({OVERRIDES_LIMIT} characters of command and environment) and the "
                                 "job writes nothing to S3 where s3rules could stage it; shorten the command")
-        for queue, definition in sorted(specs):
+        for queue, definition in sorted(specs, key=lambda pair: (pair[0], pair[1] or "")):
             self.service.check_queue(queue)
-            self.service.check_job_definition(definition)
+            if definition is not None:
+                self.service.check_job_definition(definition)
+        for registered in images.values():   # after the checks: a bad queue registers nothing
+            self.service.ensure_job_definition(registered)
         for job in jobs:
             b = job.settings.batch
             if b.share is not None and not self.service.check_queue(b.queue).get("schedulingPolicyArn"):

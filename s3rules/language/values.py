@@ -22,8 +22,6 @@ PER_JOB_KEYS = ("vcpus", "memory", "gpus", "timeout", "retries", "priority")
 SNAKEMAKE_KEYS = {
     "threads": "write vcpus: (the vCPUs a job gets; {vcpus} in the command)",
     "resources": "write vcpus:, memory: (MiB) and gpus: directly in the rule",
-    "container": "containers are not a rule key yet: put the image in the Batch job definition "
-                 "(job_definition:)",
     "conda": "s3rules does not make conda environments: put the tools in the job's image",
     "run": "s3rules runs shell: commands (call a script from the command)",
     "script": "s3rules runs shell: commands: write shell: \"python script.py {input} {output}\"",

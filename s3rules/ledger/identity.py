@@ -41,7 +41,7 @@ class _RulePart:
         s = rule.settings
         shell = rule.shell.text if rule.shell is not None else ""
         env = _SEP.join(f"{name}={t.text}" for name, t in s.environment)
-        self.command = _SEP.join((shell, s.shell_executable, env, s.batch.job_definition or ""))
+        self.command = _SEP.join((shell, s.shell_executable, env, s.batch.runs_in))
         self.params_text = _SEP.join(f"{name}={t.text}" for name, t in rule.params)
         self.resources = _resources_hash(s)
         used = set(rule.shell.names if rule.shell is not None else ())
@@ -112,7 +112,7 @@ class Identity:
             "wildcards": job.wildcards,
             "command": job.command(self.base_dir.rstrip("/")),
             "shell": s.shell_executable,
-            "job_definition": s.batch.job_definition,
+            "job_definition": s.batch.runs_in,
             "params": job.params(),
             "inputs": [self.relative(p) for p in job.inputs],
             "resources": {"vcpus": format_number(s.vcpus), "memory": s.memory, "gpus": s.gpus},
