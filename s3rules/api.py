@@ -2,7 +2,8 @@
 
 ``add_job`` returns the jobId, or None when every output already exists; an identical job
 already in flight is reused, never submitted twice. ``monitor`` watches until every job has
-finished and calls a job SUCCEEDED only when Batch says so *and* all its outputs exist.
+finished and calls a job SUCCEEDED only when Batch says so *and* all its outputs exist. A dry
+run never speaks to Batch, so it needs no AWS region or credentials.
 """
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from .aws.jobspec import FINAL_STATES, MAX_DEPENDS_ON, JobSpec
 from .aws.policy import Backoff
 from .aws.service import BatchService
 from .aws.submitter import Submitter
-from .errors import S3RulesError
+from .errors import S3RulesError, StorageError
 from .storage import Storage
 
 
@@ -26,20 +27,40 @@ class AWSBatchHelper:
         self.job_queue = job_queue
         self.dry_run = dry_run
         self.poll_interval, self.poll_limit = poll_interval, poll_limit
-        self.service = service or BatchService()
+        self._service = service
+        self._submitter: Submitter | None = None
         self.storage = storage or Storage()
-        self.submitter = Submitter(self.service)
         self.jobs: dict[str, JobSpec] = {}     # jobId -> spec, in order added
         self._dry = 0
+
+    @property
+    def submitter(self) -> Submitter:
+        """Made on first use: a dry run never makes one, so it needs no AWS region or credentials."""
+        if self._submitter is None:
+            self._submitter = Submitter(self._service or BatchService())
+        return self._submitter
+
+    @property
+    def service(self) -> BatchService:
+        return self.submitter.service
 
     def add_job(self, job_name: str, job_definition: str, outputs=(), depends_on=(), command=(),
                 parameters: dict | None = None, vcpus: float | None = None, memory: int | None = None,
                 environment: dict | None = None, retries: int = 0, timeout: int | None = None,
                 gpus: int = 0, tags: dict | None = None) -> str | None:
-        """Submit a job unless its outputs exist (-> None) or an identical one is in flight (-> its id)."""
+        """Submit a job unless its outputs exist (-> None) or an identical one is in flight (-> its id).
+
+        Without ``command`` the job definition's own command runs.
+        """
         outputs = tuple(outputs)
+        unchecked = ""
         if outputs:
-            present = self.storage.stat_many(outputs)
+            try:
+                present = self.storage.stat_many(outputs)
+            except StorageError as exc:
+                if not self.dry_run:
+                    raise
+                present, unchecked = {}, f" (its outputs were not checked: {exc})"
             if len(present) == len(outputs):
                 return None
         depends = [d for d in depends_on if d]
@@ -55,7 +76,7 @@ class AWSBatchHelper:
             self._dry += 1
             job_id = f"dry-run-{self._dry}"
             print(f"[dry run] would submit {spec.name} to {self.job_queue}"
-                  + (f" after {', '.join(depends)}" if depends else ""), file=sys.stderr)
+                  + (f" after {', '.join(depends)}" if depends else "") + unchecked, file=sys.stderr)
             self.jobs[job_id] = spec
             return job_id
         if not self.jobs:

@@ -80,7 +80,7 @@ def split_scripts(scripts: list[str]) -> tuple[list[str | int], list[tuple[str, 
 def fits_inline(spec: JobSpec) -> bool:
     """Whether ``spec``'s command and environment fit in SubmitJob's containerOverrides."""
     try:
-        overrides = submit_request(spec)["containerOverrides"]
+        overrides = submit_request(spec).get("containerOverrides", {})
     except ValueError:
         return False
     return len(json.dumps(overrides)) <= OVERRIDES_LIMIT

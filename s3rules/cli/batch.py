@@ -1,10 +1,11 @@
 """``s3rules status``, ``logs`` and ``cancel``: what a workflow's jobs are doing, wherever they run.
 
 Local jobs (``executor: local``) are looked up in the job ledger (``.s3rules/`` beside the
-Batchfile), their log files and the process table; Batch jobs on AWS Batch, as before the ledger.
-boto3 is imported only when some job in question runs on Batch, so a local workflow needs no AWS
-set-up. Nothing here writes: the Batchfile, the outputs, the ledger and Batch say everything, so
-these commands keep no state of their own to lose or corrupt.
+Batchfile), their log files and the process table; Batch jobs on AWS Batch, and in the ledger
+only when an earlier run started them and never saw them end (they may be in flight). boto3 is
+imported only when some job in question runs on Batch, so a local workflow needs no AWS set-up.
+Nothing here writes: the Batchfile, the outputs, the ledger and Batch say everything, so these
+commands keep no state of their own to lose or corrupt.
 """
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ import sys
 import time
 from collections import Counter
 
-from ..errors import PlanError, S3RulesError
+from ..errors import JobFailed, PlanError, S3RulesError
 from . import EXIT_FAILED, EXIT_OK
 
 #: how long ``cancel`` lets a local job's processes end after SIGTERM before it sends SIGKILL
@@ -39,18 +40,26 @@ def _state_dir(workflow) -> str:
     return os.path.join(workflow.base_dir, ".s3rules")
 
 
-class _LocalRecords:
-    """The ledger as the planner sees it here: records of local jobs only, so Batch jobs are
-    counted from S3 and Batch alone, as they always were (and their records are never read)."""
+class _StatusRecords:
+    """The ledger as the planner sees it here: every verdict on local jobs; on Batch jobs only
+    "incomplete", for those an earlier run started and never saw end. So a forced rerun's jobs in
+    flight are asked of Batch instead of counted done by their old outputs; a changed Batch job is
+    counted from S3 and Batch alone, as it always was."""
 
     def __init__(self, ledger):
         self.ledger, self.identity = ledger, ledger.identity
 
     def verdicts(self, jobs, triggers):
-        return self.ledger.verdicts([job for job in jobs if not _on_batch(job)], triggers)
+        from ..planner import INCOMPLETE
+        local, batch = [], []
+        for job in jobs:
+            (batch if _on_batch(job) else local).append(job)
+        out = self.ledger.verdicts(local, triggers)
+        out.update(dict.fromkeys(self.ledger.left_open(batch), INCOMPLETE))
+        return out
 
 
-def _load(args):
+def _load(args, targets=None):
     """The workflow, its plan (local jobs read with the ledger, as ``run`` would) and the ledger."""
     from ..language.loader import load_workflow
     from ..ledger import DEFAULT_TRIGGERS, Ledger
@@ -59,8 +68,8 @@ def _load(args):
     workflow = load_workflow(args.batchfile or "Batchfile", dict(args.config), args.configfile)
     storage = Storage()
     ledger = Ledger(storage, workflow.base_dir, _state_dir(workflow))
-    the_plan = plan(workflow, storage, getattr(args, "targets", []) or [], check_sources=False,
-                    ledger=_LocalRecords(ledger), triggers=DEFAULT_TRIGGERS)
+    the_plan = plan(workflow, storage, targets or getattr(args, "targets", []) or [], check_sources=False,
+                    ledger=_StatusRecords(ledger), triggers=DEFAULT_TRIGGERS)
     return workflow, the_plan, ledger
 
 
@@ -124,6 +133,7 @@ def status_table(the_plan, ledger, submitter=None) -> tuple[str, int]:
     running = set(running) | _finishing(local, the_plan)
     if batch and submitter is None:
         submitter = _submitter()
+    ended = _ended_unwatched(the_plan, batch, ledger, submitter)
     columns = _columns(bool(local), bool(batch))
     rows: dict[str, Counter] = {}
     for job in the_plan.jobs:
@@ -132,7 +142,7 @@ def status_table(the_plan, ledger, submitter=None) -> tuple[str, int]:
         row = rows.setdefault(job.rule.name, Counter())
         row["total"] += 1
         if _on_batch(job):
-            if job not in the_plan.pending:
+            if job not in the_plan.pending or job in ended:
                 row["done"] += 1
                 continue
             summary = submitter.in_flight_summary(_spec(job))
@@ -157,6 +167,15 @@ def status_table(the_plan, ledger, submitter=None) -> tuple[str, int]:
     return "\n".join(out) + "\n", sum(total[c] for c in columns if c not in quiet)
 
 
+def _ended_unwatched(the_plan, batch: list, ledger, submitter) -> set:
+    """Batch jobs an earlier run started, no longer in flight, that Batch says succeeded with every
+    output there: done, though no run has recorded them yet."""
+    from .records import ended_unwatched
+    left = set(the_plan.interrupted)
+    gone = [job for job in batch if job in left and submitter.in_flight_summary(_spec(job)) is None]
+    return set(ended_unwatched(gone, ledger, ledger.storage)) if gone else set()
+
+
 def _spec(job):
     from ..aws.jobspec import job_spec
     return job_spec(job)
@@ -177,6 +196,7 @@ def cmd_status(args) -> int:
 # -- logs --------------------------------------------------------------------------------------
 
 def cmd_logs(args) -> int:
+    """Exit status 0 with the log printed; 1 when the job never ran (what stopped it is said)."""
     from ..language.loader import load_workflow
     from ..planner import Planner
     workflow = load_workflow(args.batchfile, dict(args.config), args.configfile)
@@ -188,43 +208,105 @@ def cmd_logs(args) -> int:
     submitter = _submitter() if any(_on_batch(job) for job in jobs) else None
     for job in jobs:
         if submitter is not None and _on_batch(job):
-            _batch_log(job, submitter)
+            _batch_log(args, job, submitter)
         else:
-            _local_log(workflow, job)
+            _local_log(args, workflow, job)
     return EXIT_OK
 
 
-def _batch_log(job, submitter) -> None:
+def _batch_log(args, job, submitter) -> None:
+    from ..aws.jobspec import ACTIVE_STATES
     spec = _spec(job)
     job_id = submitter.latest(spec, job.rule.name)
-    if not job_id:
-        raise S3RulesError(f"no Batch job {spec.name} on queue {spec.queue!r} (Batch lists finished jobs "
-                           "for a limited time; s3rules submits it when its target is missing)")
     service = submitter.service
-    desc = service.describe([job_id]).get(job_id, {})
-    print(f"# {spec.name} {desc.get('jobId', '')} {desc.get('status', '')}", file=sys.stderr)
+    desc = service.describe([job_id]).get(job_id, {}) if job_id else {}
+    status = desc.get("status", "")
+    if not _started(desc) and status not in ACTIVE_STATES:
+        raise _no_batch_run(args, job, spec, desc, service)
+    print(f"# {spec.name} {job_id} {status}" + ("" if _started(desc) else ": not started yet, so no log yet"),
+          file=sys.stderr)
     for line in service.log_lines(desc):
         print(line)
 
 
-def _local_log(workflow, job) -> None:
+def _started(desc: dict) -> bool:
+    """Batch started the job (a job failed because something it needs failed never was)."""
+    return bool(desc.get("startedAt") or desc.get("attempts"))
+
+
+def _no_batch_run(args, job, spec, desc: dict, service) -> S3RulesError:
+    """Why a Batch job has no log: Batch failed it before it started, or s3rules never submitted
+    it, and which failure below stopped it, as far as Batch and the ledger know."""
+    from ..ledger import FAILED
+    from .records import stopped_by
+    job, the_plan, ledger = _planned(args, job)
+    culprits = stopped_by(job, the_plan, ledger, {"batch": lambda ids: _batch_failures(service, ids)})
+    rec = ledger.lookup([job]).get(job)
+    recorded = (ledger.body(job) or {}).get("reason") if rec is not None and rec.state == FAILED else None
+    if desc:
+        reason = desc.get("statusReason")
+        how = f"Batch failed {spec.name} ({desc['jobId']}) before it started" + (f" ({reason})" if reason else "")
+    elif culprits or recorded:
+        how = "s3rules never submitted it" + (f" ({recorded})" if recorded else "")
+    else:
+        return S3RulesError(f"no Batch job {spec.name} on queue {spec.queue!r} (Batch lists finished jobs "
+                            "for a limited time; s3rules submits it when its target is missing)")
+    return _never_ran(the_plan.workflow, job, how, culprits)
+
+
+def _batch_failures(service, ids) -> dict[str, tuple[bool, bool, str]]:
+    """Job id -> (failed, ran, how) as DescribeJobs tells it."""
+    from ..aws.failures import cause
+    out = {}
+    for job_id, desc in service.describe(ids).items():
+        code = (desc.get("container") or {}).get("exitCode")
+        why = cause(desc) if desc.get("status") == "FAILED" else ""
+        how = ", ".join(filter(None, [why, f"exit code {code}" if code is not None else "", desc.get("statusReason"),
+                                      f"job id {job_id}"]))
+        out[job_id] = (desc.get("status") == "FAILED", _started(desc), how)
+    return out
+
+
+def _planned(args, job):
+    """``job`` as a plan of its target sees it, that plan (what below it is pending) and the ledger."""
+    _, the_plan, ledger = _load(args, [args.target])
+    return next((j for j in the_plan.targets if j.outputs == job.outputs), job), the_plan, ledger
+
+
+def _never_ran(workflow, job, how: str, culprits: list) -> JobFailed:
+    """The one paragraph ``logs`` says of a job that never ran, naming the failures that stopped it."""
+    from ..views import display_path
+    text = f"job {job.describe()} never ran, so it has no log: {how}"
+    if culprits:
+        first = culprits[0][0]
+        text += ("; it needs " + "; ".join(f"{dep.describe()}, which failed ({what})" for dep, what in culprits)
+                 + f". `s3rules logs {display_path(workflow.path)} {display_path(first.outputs[0])}` prints the "
+                 f"log of {first.describe()}")
+    return JobFailed(text)
+
+
+def _local_log(args, workflow, job) -> None:
     """The log file of the local job's last run: where its finish or failure record says, else
     where a run writes it now (``.s3rules/logs/<rule>/<wildcards>.log``)."""
     from ..executors.local import log_path_for
     from ..ledger import STARTED, Ledger
     from ..storage import Storage
     from ..views import display_path
+    from .records import stopped_by
     ledger = Ledger(Storage(), workflow.base_dir, _state_dir(workflow))
     log_dir = os.path.join(_state_dir(workflow), "logs")
     rec = ledger.lookup([job]).get(job)
     paths = [log_path_for(log_dir, job)]
     if rec is not None and rec.state != STARTED:
-        body = (ledger.journal.body(ledger._key(job)) if ledger.storage.is_local(job.outputs[0])
-                else ledger.objects.body(job))
+        body = ledger.body(job)
         if body and body.get("log"):
             paths.insert(0, body["log"])
     path = next((p for p in paths if os.path.isfile(p)), None)
     if path is None:
+        planned, the_plan, ledger = _planned(args, job)
+        culprits = stopped_by(planned, the_plan, ledger)
+        if culprits:
+            raise _never_ran(workflow, planned, "s3rules never started it", culprits)
         raise S3RulesError(f"no log of job {job.describe()}: it has not run from this Batchfile "
                            f"({display_path(workflow.path)}, whose local jobs log to {display_path(log_dir)}/), "
                            "or its log was deleted since; `s3rules run` runs it")

@@ -1,10 +1,11 @@
-"""The job ledger around ``s3rules run``: which triggers count, what earlier runs left, --touch, --explain."""
+"""The job ledger around ``s3rules run``: which triggers count, what earlier runs left, --touch, --explain,
+and which failure kept a job from running (for ``s3rules logs``)."""
 from __future__ import annotations
 
 import sys
 
 from ..errors import S3RulesError
-from ..ledger import DEFAULT_TRIGGERS, Ledger
+from ..ledger import DEFAULT_TRIGGERS, FAILED, Ledger
 from ..model import directories_of
 from ..settings import EXECUTORS
 
@@ -30,23 +31,7 @@ def settle(jobs: list, ledger: Ledger, storage, running: bool = True) -> tuple[b
     them instead of submitting them again. One still running as a local process (its s3rules
     was killed) stops this run (``running``: not a dry run), which would write the same files.
     """
-    from ..executors.registry import executor_class
-
-    placed: dict[str, dict] = {}
-    known = ledger.where(jobs)
-    for job, where in known.items():
-        kind, _, ident = where.partition(":")
-        if kind in EXECUTORS and ident:
-            placed.setdefault(kind, {})[job] = ident
-    for kind, found in _find_unplaced([job for job in jobs if job not in known]).items():
-        placed.setdefault(kind, {}).update(found)
-    states = {}
-    for kind, ids in placed.items():
-        try:
-            states.update({job: (kind, state) for job, state in executor_class(kind).settle(ids).items()})
-        except S3RulesError as exc:   # AWS unreachable: the jobs stay incomplete and run again
-            print(f"s3rules: note: cannot ask {kind} what became of {len(ids)} interrupted jobs ({exc}); "
-                  "they count as incomplete", file=sys.stderr)
+    placed, states = ask(jobs, ledger)
     orphans = [job for job, (kind, state) in states.items() if kind == "local" and state == "RUNNING"]
     if orphans and running:
         job = orphans[0]
@@ -61,13 +46,58 @@ def settle(jobs: list, ledger: Ledger, storage, running: bool = True) -> tuple[b
     done = [job for job, (_, state) in states.items() if state == "SUCCEEDED"]
     if not done:
         return False, in_flight
-    outputs = [o for job in done for o in job.outputs]
-    storage.invalidate(outputs)   # the plan looked before these jobs ended: look again
-    present = storage.stat_many(outputs, directories=directories_of(done))
-    complete = [job for job in done if all(o in present for o in job.outputs)]
+    complete, present = _complete(done, storage)
     ledger.finished(complete, present, {job: {"where": f"batch:{placed['batch'][job]}"} for job in complete})
     ledger.close()
     return bool(complete), in_flight
+
+
+def ended_unwatched(jobs: list, ledger: Ledger, storage) -> list:
+    """Of jobs an earlier run started and never saw end, those that succeeded meanwhile with every
+    output present: what ``settle`` would record as finished (``status`` writes nothing)."""
+    _, states = ask(jobs, ledger)
+    return _complete([job for job, (_, state) in states.items() if state == "SUCCEEDED"], storage)[0]
+
+
+def ask(jobs: list, ledger: Ledger) -> tuple[dict[str, dict], dict]:
+    """Where jobs an earlier run started ran (kind -> {job: id}, looked for where the ledger has no
+    id) and what their executor says became of them (job -> (kind, "SUCCEEDED" | "FAILED" |
+    "RUNNING"); a job left out is unknown). Reads only."""
+    from ..executors.registry import executor_class
+
+    known = ledger.where(jobs)
+    placed = _by_kind(known, EXECUTORS)
+    for kind, found in _find_unplaced([job for job in jobs if job not in known]).items():
+        placed.setdefault(kind, {}).update(found)
+    states = {}
+    for kind, ids in placed.items():
+        try:
+            states.update({job: (kind, state) for job, state in executor_class(kind).settle(ids).items()})
+        except S3RulesError as exc:   # AWS unreachable: the jobs stay incomplete and run again
+            print(f"s3rules: note: cannot ask {kind} what became of {len(ids)} interrupted jobs ({exc}); "
+                  "they count as incomplete", file=sys.stderr)
+    return placed, states
+
+
+def _by_kind(where: dict, kinds) -> dict[str, dict]:
+    """Job -> "kind:id", as records say where jobs ran, grouped: kind -> {job: id}, of ``kinds`` only."""
+    placed: dict[str, dict] = {}
+    for job, at in where.items():
+        kind, _, ident = at.partition(":")
+        if kind in kinds and ident:
+            placed.setdefault(kind, {})[job] = ident
+    return placed
+
+
+def _complete(jobs: list, storage) -> tuple[list, dict]:
+    """The jobs whose every output exists now (looked at afresh: a plan may have looked before
+    they ended), and the outputs' mtimes."""
+    if not jobs:
+        return [], {}
+    outputs = [o for job in jobs for o in job.outputs]
+    storage.invalidate(outputs)
+    present = storage.stat_many(outputs, directories=directories_of(jobs))
+    return [job for job in jobs if all(o in present for o in job.outputs)], present
 
 
 def _find_unplaced(jobs: list) -> dict[str, dict]:
@@ -86,6 +116,51 @@ def _find_unplaced(jobs: list) -> dict[str, dict]:
             print(f"s3rules: note: cannot look for {len(group)} interrupted jobs ({exc}); they count as "
                   "incomplete", file=sys.stderr)
     return out
+
+
+def stopped_by(job, the_plan, ledger: Ledger, judges: dict | None = None, limit: int = 3) -> list[tuple]:
+    """The failed jobs below ``job`` that kept it from running, nearest first: (job, how it failed).
+
+    Only pending jobs below are looked at. One that ran and failed is what stopped it; one that
+    never ran (never started, or failed before it started) is looked through, to what stopped
+    that. Where a job ran, that executor's word (``judges``: kind -> ids -> {id: (failed, ran,
+    how)}) comes first, the job's last record next.
+    """
+    judges = judges or {}
+    found, seen = [], set()
+    layer = [dep for dep in job.deps if dep in the_plan.pending]
+    while layer and len(found) < limit:
+        seen.update(layer)
+        records = ledger.lookup(layer)
+        placed = _by_kind({dep: rec.where for dep, rec in records.items()}, judges)
+        said = {dep: answer for kind, ids in placed.items() for dep, answer in _judged(judges[kind], ids).items()}
+        below = []
+        for dep in layer:
+            failed, ran, how = said.get(dep) or _recorded_failure(dep, records.get(dep), ledger)
+            if failed and ran:
+                found.append((dep, how))
+            elif failed:
+                below += [d for d in dep.deps if d in the_plan.pending and d not in seen]
+        layer = list(dict.fromkeys(below))
+    return found[:limit]
+
+
+def _judged(judge, ids: dict) -> dict:
+    """{job: id} -> {job: what ``judge`` says of that id}, one call for them all."""
+    answers = judge(set(ids.values()))
+    return {job: answers[ident] for job, ident in ids.items() if ident in answers}
+
+
+def _recorded_failure(job, rec, ledger: Ledger) -> tuple[bool, bool, str]:
+    """(failed, ran, how) as the job's last record says: no record, it never started; one that
+    started and never ended tells nothing; a failure ran unless it never got anywhere to run or
+    its run says something it needs failed."""
+    if rec is None:
+        return True, False, ""
+    if rec.state != FAILED:
+        return False, False, ""
+    body = ledger.body(job) or {}
+    return True, bool(rec.where) and not body.get("upstream_failed"), body.get("reason") or "failed"
 
 
 def touch(the_plan, ledger: Ledger, storage, quiet: bool) -> None:

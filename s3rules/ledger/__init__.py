@@ -130,9 +130,13 @@ class Ledger:
     def describe(self, job: Job) -> dict:
         return self.identity.describe(job)
 
+    def body(self, job: Job) -> dict | None:
+        """The whole last record of ``job`` (how it ran, why it failed), if it was written and kept."""
+        return self.journal.body(self._key(job)) if self._is_local(job) else self.objects.body(job)
+
     def explain(self, job: Job) -> list[str]:
         """What changed in ``job`` since its record: a short diff, or why it cannot be shown."""
-        old = self.journal.body(self._key(job)) if self._is_local(job) else self.objects.body(job)
+        old = self.body(job)
         if old is None:
             return ["(the recorded details are gone; only their hashes are left)"]
         return explain(old, self.describe(job))
