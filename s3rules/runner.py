@@ -338,8 +338,9 @@ class Runner:
     def _details(self, job: Job, outcome: Outcome) -> dict:
         """What a record says of how a job ran, beside its identity."""
         where = self.where.get(job) or (f"{self.executor.name}:{outcome.external_id}" if outcome.external_id else "")
-        return {"where": where, "exit": outcome.exit_code, "reason": outcome.reason, "started": outcome.started_at,
-                "log": outcome.log_path}
+        return {"where": where, "exit": outcome.exit_code, "reason": outcome.reason, "cause": outcome.cause,
+                "started": outcome.started_at,
+                "log": outcome.log_path, **({"upstream_failed": True} if outcome.upstream_failed else {})}
 
     def _record_failed(self, job: Job, outcome: Outcome) -> None:
         """A failed job's record says so; but when every output is back as it was before the run

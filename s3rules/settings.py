@@ -25,7 +25,10 @@ class BatchSettings:
     container: str | None = None         # an image: s3rules registers (and reuses) its job definition
     job_role: str | None = None          # IAM role ARNs for the job definitions s3rules registers
     execution_role: str | None = None
-    retries: int = 0                # extra attempts: retryStrategy.attempts = retries + 1
+    retries: int = 0                # extra attempts after an application error
+    retries_infra: int = 5          # extra attempts after a Spot or host reclaim (Batch retries them)
+    memory_retry: str | None = None  # "2x" or "+4096": resubmit an out-of-memory job with more memory
+    memory_max: int | None = None   # MiB a memory_retry may reach (default: 4 times the job's memory)
     timeout: int | None = None      # seconds per attempt
     tags: tuple[tuple[str, str], ...] = ()
     share: str | None = None
@@ -63,6 +66,7 @@ class Text:
 
     needs: str | None = None
     example: str = ""
+    pattern: str | None = None      # a regular expression the whole value must match
 
 
 @dataclass(frozen=True)
@@ -103,6 +107,10 @@ KEYS: Mapping[str, Key] = {
     "memory": Key(Number(True, 1)),
     "gpus": Key(Number(True, 0)),
     "retries": Key(Number(True, 0, 9), "batch"),
+    "retries_infra": Key(Number(True, 0, 9), "batch"),
+    "memory_retry": Key(Text(pattern=r"[1-9][0-9]*(\.[0-9]+)?x|\+[1-9][0-9]*",
+                             example="a factor or an increase in MiB (\"2x\", \"1.5x\" or \"+4096\")"), "batch"),
+    "memory_max": Key(Number(True, 1), "batch"),
     "timeout": Key(Number(True, 60), "batch"),
     "environment": Key(Table(templates=True)),
     "tags": Key(Table(templates=False), "batch"),

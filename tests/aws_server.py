@@ -66,8 +66,16 @@ What moto does (and does not do) - see also the report in the tests:
   waits for all its children (and fails once all finished and one failed);
   N_TO_N makes child i wait for child i; a parent whose children all finished
   with a failure describes as FAILED.
-* retryStrategy: stored and returned on the job definition, otherwise
-  ignored; there is always exactly one attempt.
+* retryStrategy: moto stores a job definition's and drops SubmitJob's, and
+  always runs one attempt.  The harness applies it as AWS documents: up to
+  ``attempts`` attempts, the first ``evaluateOnExit`` rule matching the
+  attempt's statusReason / container reason / exit code decides RETRY or
+  EXIT (none matching: retried); the job stays in flight between attempts
+  and each attempt is recorded with its exit code and reasons.
+  ``AwsServer.fault`` makes infrastructure failures of chosen attempts: a
+  reclaimed Spot host (statusReason ``Host EC2 (instance ...) terminated.``,
+  no exit code) or an out-of-memory kill (exit 137, container reason
+  ``OutOfMemoryError: Container killed due to memory usage``).
 * Timeouts (``timeout.attemptDurationSeconds``, on SubmitJob or the job
   definition): when exceeded the job is marked FAILED, the process killed,
   but no logs are written, and there is no exit code and no statusReason.
@@ -440,6 +448,7 @@ class SubprocessDockerClient:
         self._lock = threading.Lock()
         #: every container ever started, by container name (for debugging)
         self.history: dict[str, SubprocessContainer] = {}
+        self.draw_fault: Any = None   # job -> "reclaim", "oom" or None (AwsServer.fault)
 
     def _start(
         self,
@@ -455,6 +464,10 @@ class SubprocessDockerClient:
         if isinstance(environment, list):  # docker also accepts ["K=V", ...]
             environment = dict(e.split("=", 1) for e in environment)
         job = _current_batch_job()
+        if job is not None and self.draw_fault is not None:
+            job.s3rules_fault = self.draw_fault(job)
+            if job.s3rules_fault:   # the host goes, or the kernel kills the job, at once
+                argv = ["bash", "-c", "kill -9 $$"]
         env = self.env_for(dict(environment or {}), job)
         name = name or f"standin-{uuid.uuid4().hex[:12]}"
         cwd = self.work_root / name.replace("/", "_").replace(":", "-")
@@ -558,6 +571,8 @@ def _container_details(orig: Any) -> Any:
         result = orig(self)
         if self.job_stopped and self.exit_code is not None:
             result["exitCode"] = self.exit_code
+        if self.job_stopped and getattr(self, "s3rules_reason", None):
+            result["reason"] = self.s3rules_reason
         return result
 
     return details
@@ -622,6 +637,131 @@ def _describe_array(orig: Any) -> Any:
         return result
 
     return describe
+
+
+# -- attempts: retryStrategy as AWS runs it, and infrastructure faults -----------------------
+
+RECLAIMED = "Host EC2 (instance i-0a1b2c3d4e5f60718) terminated."
+OUT_OF_MEMORY = "OutOfMemoryError: Container killed due to memory usage"
+_submitting = threading.local()
+
+
+@dataclass
+class Fault:
+    """An infrastructure failure the harness makes of the next ``times`` attempts that ``match``:
+    ``reclaim`` (the Spot instance goes: statusReason ``Host EC2 (...) terminated.``, no exit
+    code) or ``oom`` (exit 137, reason ``OutOfMemoryError: ...``). ``match`` gets the job's
+    ``JobFacts``."""
+
+    kind: str
+    match: Any
+    times: int = 1
+
+
+@dataclass(frozen=True)
+class JobFacts:
+    name: str
+    job_id: str
+    memory: int | None        # MiB, from the SubmitJob overrides or the job definition
+    attempt: int              # 1 for the first
+    command: str
+
+
+def _facts(job: Any) -> JobFacts:
+    memory = None
+    for source in (job.container_overrides.get("resourceRequirements") or [],
+                   (job.job_definition.container_properties or {}).get("resourceRequirements") or []):
+        found = [int(r["value"]) for r in source if r.get("type") == "MEMORY"]
+        if found:
+            memory = found[0]
+            break
+    command = " ".join(job.container_overrides.get("command") or [])
+    return JobFacts(job.job_name, job.job_id, memory, len(job.attempts), command)
+
+
+def _submitjob(orig: Any) -> Any:
+    """moto drops SubmitJob's ``retryStrategy``: keep it for the jobs this request makes."""
+
+    def submitjob(self: Any) -> str:
+        _submitting.strategy = self._get_param("retryStrategy")
+        try:
+            return orig(self)
+        finally:
+            _submitting.strategy = None
+
+    return submitjob
+
+
+def _job_init(orig: Any) -> Any:
+    def init(self: Any, *args: Any, **kwargs: Any) -> None:
+        orig(self, *args, **kwargs)
+        self.s3rules_retry = getattr(_submitting, "strategy", None) or self.job_definition.retry_strategy or {}
+        self.s3rules_fault = None      # the fault of the attempt under way
+        self.s3rules_reason = None     # container.reason of the last attempt
+        self.s3rules_again = False     # the attempt failed and Batch retries it
+
+    return init
+
+
+def _matches(rule: dict, fields: dict) -> bool:
+    from fnmatch import fnmatchcase
+    return all(fnmatchcase(fields[key], rule[key]) for key in ("onStatusReason", "onReason", "onExitCode")
+               if key in rule)
+
+
+def _retried(job: Any) -> bool:
+    """Whether the attempt that just failed is retried, as AWS decides: attempts left, and the
+    first ``evaluateOnExit`` rule that matches says RETRY (none matching: retried)."""
+    strategy = job.s3rules_retry or {}
+    if job.stop or job.latest_attempt is None or len(job.attempts) >= int(strategy.get("attempts") or 1):
+        return False
+    fields = {"onStatusReason": job.latest_attempt.get("statusReason", ""),
+              "onReason": job.latest_attempt["container"].get("reason", ""),
+              "onExitCode": str(job.latest_attempt["container"].get("exitCode", ""))}
+    for rule in strategy.get("evaluateOnExit") or []:
+        if _matches(rule, fields):
+            return rule["action"].upper() == "RETRY"
+    return True
+
+
+def _mark_stopped(orig: Any) -> Any:
+    """A failed attempt is recorded as AWS records it (exit code, reason, statusReason); when
+    the retry strategy retries it the job never shows FAILED and runs again (see ``_run``)."""
+
+    def mark(self: Any, success: bool = True) -> None:
+        if self.job_stopped or self.s3rules_again:
+            return
+        fault, self.s3rules_fault = self.s3rules_fault, None
+        if fault == "reclaim":
+            self.exit_code, self.job_stopped_reason = None, RECLAIMED
+        self.s3rules_reason = OUT_OF_MEMORY if fault == "oom" else None
+        attempt = self.latest_attempt
+        if attempt is not None:
+            attempt["container"]["exitCode"] = self.exit_code
+        if attempt is not None and not success:
+            if self.s3rules_reason:
+                attempt["container"]["reason"] = self.s3rules_reason
+            attempt["statusReason"] = self.job_stopped_reason or ""
+            if _retried(self):
+                attempt["stoppedAt"] = int(time.time() * 1000)
+                self.s3rules_again = True
+                return
+        orig(self, success)
+
+    return mark
+
+
+def _run(orig: Any) -> Any:
+    def run(self: Any) -> None:
+        while True:
+            orig(self)
+            if not self.s3rules_again:
+                return
+            self.s3rules_again = False
+            self.exit_code, self.job_stopped_reason, self.log_stream_name = None, None, None
+            self.status, self._tick = "SUBMITTED", 0
+
+    return run
 
 
 @dataclass(frozen=True)
@@ -714,6 +854,9 @@ class AwsServer:
         self._base_env: dict[str, str] = {}
         self._clients: dict[str, Any] = {}
         self._clients_lock = threading.Lock()
+        self.faults: list[Fault] = []
+        self.faulted: list[tuple[str, JobFacts]] = []   # (kind, the attempt it hit)
+        self._faults_lock = threading.Lock()
 
     # -- lifecycle ----------------------------------------------------------
     def start(self) -> "AwsServer":
@@ -758,6 +901,7 @@ class AwsServer:
         self.host, self.port = self._server.get_host_and_port()
 
         self.docker = SubprocessDockerClient(self._job_env, self.work_root)
+        self.docker.draw_fault = self._draw_fault
         self._install_patches()
 
     def stop(self) -> None:
@@ -815,6 +959,11 @@ class AwsServer:
         self._patch(bm.Job, "_container_details", _container_details(bm.Job._container_details))
         self._patch(bm.Job, "_wait_for_dependencies", _wait_for_dependencies)
         self._patch(bm.Job, "describe", _describe_array(bm.Job.describe))
+        import moto.batch.responses as br
+        self._patch(br.BatchResponse, "submitjob", _submitjob(br.BatchResponse.submitjob))
+        self._patch(bm.Job, "__init__", _job_init(bm.Job.__init__))
+        self._patch(bm.Job, "_mark_stopped", _mark_stopped(bm.Job._mark_stopped))
+        self._patch(bm.Job, "run", _run(bm.Job.run))
         logger = logging.getLogger("werkzeug")
         self._werkzeug_level = logger.level
         if not self.verbose:
@@ -879,7 +1028,7 @@ class AwsServer:
         env.update(self.env())
         if job is not None:
             env["AWS_BATCH_JOB_ID"] = job.job_id
-            env["AWS_BATCH_JOB_ATTEMPT"] = "1"
+            env["AWS_BATCH_JOB_ATTEMPT"] = str(max(1, len(job.attempts)))
             env["AWS_BATCH_JQ_NAME"] = job.job_queue.name
             index = (job.array_properties or {}).get("index")
             if index is not None:
@@ -891,6 +1040,24 @@ class AwsServer:
             [str(self.bin_dir), os.path.dirname(sys.executable), path]
         )
         return env
+
+    # -- infrastructure faults -----------------------------------------------
+    def fault(self, kind: str, match: Any, times: int = 1) -> None:
+        """The next ``times`` job attempts for which ``match(JobFacts)`` holds fail as ``kind``
+        ("reclaim": a Spot instance reclaimed; "oom": killed for memory)."""
+        assert kind in ("reclaim", "oom"), kind
+        with self._faults_lock:
+            self.faults.append(Fault(kind, match, times))
+
+    def _draw_fault(self, job: Any) -> str | None:
+        facts = _facts(job)
+        with self._faults_lock:
+            for f in self.faults:
+                if f.times > 0 and f.match(facts):
+                    f.times -= 1
+                    self.faulted.append((f.kind, facts))
+                    return f.kind
+        return None
 
     # -- clients and resources ----------------------------------------------
     def client(self, service: str, **kwargs: Any) -> Any:
@@ -1036,7 +1203,7 @@ class AwsServer:
         """Submit a job; a str ``command`` runs as ``["bash", "-c", command]``.
         Returns the jobId."""
         argv = ["bash", "-c", command] if isinstance(command, str) else list(command)
-        overrides: dict[str, Any] = {"command": argv}
+        overrides: dict[str, Any] = {"command": argv, **kwargs.pop("containerOverrides", {})}
         if environment:
             overrides["environment"] = [
                 {"name": k, "value": v} for k, v in environment.items()

@@ -40,6 +40,8 @@ def aws_env(aws_server, monkeypatch):
         yield test_env
     finally:
         aws_server.terminate_unfinished(test_env.queue)
+        aws_server.faults.clear()
+        aws_server.faulted.clear()
         if "s3fs" in _sys.modules:
             _sys.modules["s3fs"].S3FileSystem.clear_instance_cache()
 

@@ -159,7 +159,7 @@ def test_array_request_keeps_every_setting_of_its_children_but_their_own_command
     request = array_request(build_array("trim", children, HOME), [])
     assert request["parameters"] == {"ref": "hg38"}
     assert (request["shareIdentifier"], request["schedulingPriorityOverride"]) == ("teamA", 7)
-    assert request["retryStrategy"] == {"attempts": 3}
+    assert request["retryStrategy"]["attempts"] == 3
     assert request["timeout"] == {"attemptDurationSeconds": 600}
     assert request["tags"]["team"] == "x"
     assert "environment" not in request["containerOverrides"]   # each child's is in its own script

@@ -224,24 +224,54 @@ def test_terminate_job_kills_the_process(aws_env):
 
 
 def test_timeout_and_retry_strategy_behaviour(aws_env):
-    """moto: attemptDurationSeconds kills the job (FAILED, no exit code, no
-    logs, no statusReason); retryStrategy is ignored (one attempt)."""
+    """moto: attemptDurationSeconds kills the job (FAILED, no exit code, no logs, no
+    statusReason). retryStrategy is the harness's: attempts as AWS counts them, each failed
+    attempt recorded with its exit code, the job never FAILED in between."""
     srv = aws_env.server
     env = srv.create_batch_env(
         f"{aws_env.queue}-rt", f"{aws_env.job_definition}-rt", retry_attempts=3
     )
     slow = srv.submit(env, "slow", "echo begin; sleep 30", timeout={"attemptDurationSeconds": 1})
-    flaky = srv.submit(env, "flaky", "exit 1", retryStrategy={"attempts": 2})
-    jobs = srv.wait_for_jobs([slow, flaky], timeout=30)
+    flaky = srv.submit(env, "flaky", 'echo "attempt $AWS_BATCH_JOB_ATTEMPT"; exit 1',
+                       retryStrategy={"attempts": 2})
+    default = srv.submit(env, "default", "exit 3")   # the job definition's strategy: 3 attempts
+    jobs = srv.wait_for_jobs([slow, flaky, default], timeout=30)
     assert jobs[slow]["status"] == "FAILED"
     assert "exitCode" not in jobs[slow]["container"]
     assert "logStreamName" not in jobs[slow]["container"]
     assert "statusReason" not in jobs[slow]
     assert jobs[flaky]["status"] == "FAILED"
-    assert len(jobs[flaky]["attempts"]) == 1
+    assert [a["container"]["exitCode"] for a in jobs[flaky]["attempts"]] == [1, 1]
+    assert srv.job_log_lines(jobs[flaky]) == ["attempt 1", "attempt 2"]   # one stream here
+    assert [a["container"]["exitCode"] for a in jobs[default]["attempts"]] == [3, 3, 3]
     assert _batch().describe_job_definitions(jobDefinitionName=env.job_definition)[
         "jobDefinitions"
     ][0]["retryStrategy"] == {"attempts": 3}
+
+
+def test_evaluate_on_exit_and_infrastructure_faults(aws_env):
+    """evaluateOnExit as AWS applies it (first matching rule; none matching: retry), and the
+    harness's faults: a reclaimed Spot host (statusReason ``Host EC2 (...) terminated.``, no exit
+    code) and an out-of-memory kill (exit 137, reason ``OutOfMemoryError: ...``)."""
+    srv, b = aws_env.server, aws_env.batch
+    spot_only = {"attempts": 4, "evaluateOnExit": [{"onStatusReason": "Host EC2*", "action": "RETRY"},
+                                                   {"onReason": "*", "action": "EXIT"}]}
+    srv.fault("reclaim", lambda job: job.command.endswith("echo reclaimed-twice"), times=2)
+    srv.fault("oom", lambda job: "hungry" in job.command and (job.memory or 0) < 4096)
+    reclaimed = srv.submit(b, "spot", "echo reclaimed-twice", retryStrategy=spot_only)
+    failing = srv.submit(b, "app", "exit 5", retryStrategy=spot_only)
+    hungry = srv.submit(b, "oom", "echo hungry", retryStrategy=spot_only,
+                        containerOverrides={"resourceRequirements": [{"type": "MEMORY", "value": "2048"}]})
+    jobs = srv.wait_for_jobs([reclaimed, failing, hungry], timeout=30)
+    assert jobs[reclaimed]["status"] == "SUCCEEDED"
+    first, second, third = jobs[reclaimed]["attempts"]
+    assert first["statusReason"] == second["statusReason"] == "Host EC2 (instance i-0a1b2c3d4e5f60718) terminated."
+    assert first["container"].get("exitCode") is None and third["container"]["exitCode"] == 0
+    assert jobs[failing]["status"] == "FAILED" and len(jobs[failing]["attempts"]) == 1
+    assert jobs[hungry]["status"] == "FAILED" and len(jobs[hungry]["attempts"]) == 1
+    assert jobs[hungry]["container"]["exitCode"] == 137
+    assert jobs[hungry]["container"]["reason"].startswith("OutOfMemoryError")
+    assert [kind for kind, _ in srv.faulted] == ["reclaim", "reclaim", "oom"]
 
 
 # (d) array jobs ---------------------------------------------------------------

@@ -384,7 +384,7 @@ def test_a_failing_job_fails_its_dependents_and_is_reported(flow, calls, proxy, 
     line = next(l for l in err.splitlines() if l.startswith("job failed:"))
     assert "rule up (sample=B)" in line and "exit code 3" in line and failed_id in line
     assert "| bad input for B: cannot parse line 7" in err
-    assert "1 job was not run because a job they need failed" in err
+    assert "1 job was not run because a job it needs failed" in err
     assert "summary" not in line
     assert flow.get("out/up/A.txt") == "HELLO A\n" and flow.get("out/up/C.txt") == "HELLO C\n"
     assert flow.get("out/summary.txt") is None
@@ -728,7 +728,7 @@ def test_dependents_of_a_job_that_did_not_write_its_outputs_are_reported_as_not_
     err = capsys.readouterr().err
     assert "finished without writing its output " + flow.url("out/up/B.txt") in err
     assert "1 job failed" in err
-    assert "1 job was not run because a job they need failed" in err
+    assert "1 job was not run because a job it needs failed" in err
 
 
 # -- 14. Ctrl-C while watching detaches ------------------------------------------------------------

@@ -120,7 +120,7 @@ def test_keep_going_finishes_independent_branches(tmp_path):
     r = s3rules("run", str(bf), "-k", "-j", "1")
     assert r.returncode == 1
     assert sorted(p.name for p in (tmp_path / "out/b").iterdir()) == ["A.txt", "C.txt"]
-    assert "1 job was not run because a job they need failed" in r.stderr
+    assert "1 job was not run because a job it needs failed" in r.stderr
 
 
 def test_exit_zero_without_an_output_is_a_failure(tmp_path):

@@ -85,7 +85,7 @@ def test_submit_request_fields():
     assert overrides["resourceRequirements"] == [
         {"type": "VCPU", "value": "0.5"}, {"type": "MEMORY", "value": "2048"}, {"type": "GPU", "value": "1"}]
     assert all(isinstance(r["value"], str) for r in overrides["resourceRequirements"])
-    assert req["retryStrategy"] == {"attempts": 3}
+    assert req["retryStrategy"]["attempts"] == 3
     assert req["timeout"] == {"attemptDurationSeconds": 3600}
     assert req["dependsOn"] == [{"jobId": "job-1"}, {"jobId": "job-2"}]
     assert req["tags"] == {"s3rules:rule": "trim", "team": "genomics", IDENTITY_TAG: s.identity}
@@ -110,7 +110,23 @@ def test_submit_request_minimal_has_no_optional_fields():
 
 def test_retries_zero_means_one_attempt_and_no_retry_strategy():
     assert "retryStrategy" not in submit_request(spec(retries=0))
-    assert submit_request(spec(retries=1))["retryStrategy"] == {"attempts": 2}
+    assert submit_request(spec(retries=1))["retryStrategy"] == {"attempts": 2, "evaluateOnExit": [
+        {"onReason": "CannotPullContainerError*", "action": "EXIT"}, {"onReason": "*", "action": "RETRY"}]}
+
+
+def test_spot_reclaims_retry_on_their_own_count_and_application_errors_on_retries():
+    """Batch keeps one count of attempts: retries + retries_infra + 1 (at most 10); the rules
+    decide which failure may use them. An image that cannot be pulled never retries, nor an
+    out-of-memory kill when s3rules resubmits it bigger."""
+    strategy = submit_request(spec(retries=0, retries_infra=5))["retryStrategy"]
+    assert strategy == {"attempts": 6, "evaluateOnExit": [
+        {"onStatusReason": "Host EC2*", "action": "RETRY"},
+        {"onReason": "CannotPullContainerError*", "action": "EXIT"},
+        {"onReason": "*", "action": "EXIT"}]}
+    strategy = submit_request(spec(retries=9, retries_infra=5, memory_retry="2x"))["retryStrategy"]
+    assert strategy["attempts"] == 10
+    assert strategy["evaluateOnExit"][2:] == [{"onReason": "OutOfMemoryError*", "action": "EXIT"},
+                                              {"onReason": "*", "action": "RETRY"}]
 
 
 def test_identity_tag_cannot_be_overridden_by_user_tags():
@@ -132,3 +148,44 @@ def test_request_size_limit():
         submit_request(spec(command=("bash", "-c", "x" * MAX_REQUEST_BYTES)))
     with pytest.raises(ValueError, match="shorten"):
         submit_request(spec(environment=tuple((f"V{i}", "y" * 100) for i in range(400))))
+
+
+# -- failures by cause ------------------------------------------------------------------------
+
+@pytest.mark.parametrize("description, expected", [
+    ({"statusReason": "Host EC2 (instance i-0abc) terminated.", "container": {}}, "spot or host reclaimed"),
+    ({"container": {"exitCode": 137, "reason": "OutOfMemoryError: Container killed due to memory usage"}},
+     "out of memory"),
+    ({"container": {"exitCode": 137, "reason": "Container killed: memory limit exceeded"}}, "out of memory"),
+    ({"container": {"exitCode": 137}}, "application error"),
+    ({"container": {"reason": "CannotPullContainerError: pull image manifest has been retried 1 time(s)"}},
+     "image pull"),
+    ({"statusReason": "Job attempt duration exceeded timeout", "container": {}}, "timeout"),
+    ({"statusReason": "Dependent Job failed", "container": {}}, "dependency failed"),
+    ({"statusReason": "s3rules: cancelled", "container": {}}, "terminated"),
+    ({"container": {"exitCode": 2}}, "application error"),
+    ({}, "unknown"),
+    # the last attempt decides; the job's own fields fill what the attempt leaves out
+    ({"statusReason": "Essential container in task exited", "container": {"exitCode": 1},
+      "attempts": [{"statusReason": "Host EC2 (instance i-1) terminated.", "container": {}},
+                   {"container": {"exitCode": 1}}]}, "application error"),
+])
+def test_each_failure_is_named_by_its_cause(description, expected):
+    from s3rules.aws.failures import cause
+    assert cause(description) == expected
+
+
+def test_earlier_attempts_are_named_oldest_first_and_successes_left_out():
+    from s3rules.aws.failures import attempt_causes
+    desc = {"attempts": [{"statusReason": "Host EC2 (instance i-1) terminated.", "container": {}},
+                         {"container": {"exitCode": 3}}, {"container": {"exitCode": 0}}]}
+    assert attempt_causes(desc) == ["spot or host reclaimed", "application error"]
+
+
+@pytest.mark.parametrize("memory, grow, most, expected", [
+    (2048, "2x", 8192, 4096), (4096, "2x", 6000, 6000), (6000, "2x", 6000, None),
+    (2048, "+4096", 65536, 6144), (1000, "1.5x", 8000, 1500),
+])
+def test_memory_grows_by_its_rule_up_to_memory_max(memory, grow, most, expected):
+    from s3rules.aws.failures import more_memory
+    assert more_memory(memory, grow, most) == expected

@@ -224,6 +224,6 @@ def test_the_failure_summary_tells_blocked_jobs_from_jobs_never_started_and_sugg
     (tmp_path / "Batchfile").write_text(FAILING)
     r = s3rules("run", "-j", "1", cwd=tmp_path)
     assert r.returncode == 1
-    assert "1 job was not run because a job they need failed" in r.stderr      # b[s1] only
+    assert "1 job was not run because a job it needs failed" in r.stderr      # b[s1] only
     assert "10 jobs that need no failed job never started" in r.stderr
     assert "-k (--keep-going) runs them" in r.stderr

@@ -1,5 +1,5 @@
 """aws/policy.py: pacing, poll backoff and Batch's own retry strategy."""
-from s3rules.aws.policy import RateLimit, retry_strategy
+from s3rules.aws.policy import RateLimit
 
 
 def test_batch_requests_are_paced_below_the_account_limit():
@@ -62,8 +62,3 @@ def test_backoff_doubles_while_nothing_changes_up_to_its_limit_and_resets_on_new
     assert seen == [4.0, 8.0, 16.0, 30.0, 30.0, 30.0] and POLL_LIMIT == 30.0
     b.polled(True)
     assert b.interval == 2.0
-
-
-def test_retry_strategy_counts_the_first_attempt():
-    assert retry_strategy(0) is None
-    assert retry_strategy(2) == {"attempts": 3}

@@ -218,8 +218,8 @@ rule make:
 
 def test_every_batch_setting_reaches_the_submit_job_request(tmp_path):
     """README, Settings table: queue (name or ARN), job_definition (name:revision), vcpus (0.25 and
-    more), memory (MiB), gpus, environment (values may use columns), retries (retryStrategy attempts
-    = retries + 1), timeout (seconds per attempt), tags, share, priority (0-9999)."""
+    more), memory (MiB), gpus, environment (values may use columns), retries and retries_infra
+    (retryStrategy attempts = retries + retries_infra + 1), timeout (seconds per attempt), tags, share, priority (0-9999)."""
     from s3rules.aws.jobspec import job_spec, submit_request
     from s3rules.errors import BatchfileError
     from s3rules.planner import Planner
@@ -232,7 +232,7 @@ def test_every_batch_setting_reaches_the_submit_job_request(tmp_path):
     assert overrides["resourceRequirements"] == [{"type": "VCPU", "value": "0.25"},
                                                  {"type": "MEMORY", "value": "512"}, {"type": "GPU", "value": "1"}]
     assert overrides["environment"] == [{"name": "GROUP", "value": "g1"}]
-    assert request["retryStrategy"] == {"attempts": 3}
+    assert request["retryStrategy"]["attempts"] == 8   # retries: 2, retries_infra: 5 by default
     assert request["timeout"] == {"attemptDurationSeconds": 3600}
     assert request["tags"]["project"] == "rnaseq" and request["tags"]["s3rules:rule"] == "make"
     assert (request["shareIdentifier"], request["schedulingPriorityOverride"]) == ("teamA", 9999)
@@ -535,7 +535,7 @@ def test_jobs_waiting_for_an_array_with_a_failed_child_are_stopped_by_s3rules(fl
     err = capsys.readouterr().err
     summary = calls.by_label()["summary"]["jobId"]
     assert summary in calls.terminated
-    assert "1 job failed" in err and "1 job was not run because a job they need failed" in err
+    assert "1 job failed" in err and "1 job was not run because a job it needs failed" in err
     assert "| B is broken" in err
     final = flow.wait([summary])[summary]
     assert final["status"] == "FAILED" and not final.get("startedAt")

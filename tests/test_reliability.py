@@ -633,7 +633,7 @@ def test_keep_going_on_batch_finishes_every_independent_branch(flow, capsys):
     assert run(flow.bf, "--keep-going") == 1
     err = capsys.readouterr().err
     assert "1 job failed" in err and "3 jobs were not run because a job they need failed" in err, err
-    assert "job failed: rule trim (sample=S2): exit code 3" in err and "| S2 is unreadable" in err
+    assert "job failed: rule trim (sample=S2): application error: exit code 3" in err and "| S2 is unreadable" in err
     expected = {k: v for k, v in DEMO_OUTPUTS.items()
                 if "S2" not in k and k not in ("out/groups/g1.tsv", "out/summary.tsv")}
     assert flow.outputs() == expected

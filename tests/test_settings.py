@@ -43,6 +43,11 @@ RULE = 'rule a:\n    output: "o.txt"\n    {key}: {value}\n    shell: "true"\n'
     ("vcpus", "0.5", 0.5),
     ("memory", "512", 512),
     ("retries", "9", 9),
+    ("retries_infra", "0", 0),
+    ("memory_retry", '"2x"', "2x"),
+    ("memory_retry", '"+4096"', "+4096"),
+    ("memory_max", "65536", 65536),
+    ("container", '"quay.io/org/tool:1.0"', "quay.io/org/tool:1.0"),
     ("array_size", "1", 1),
     ("fetch_command", '"get {url}"', "get {url}"),
     ("shell_executable", "zsh", "zsh"),
@@ -60,6 +65,10 @@ def test_each_kind_is_read(tmp_path, key, value, expected):
     ("memory", "1.5", "'memory' must be a whole number"),
     ("vcpus", "0.1", "'vcpus' must be at least 0.25, not 0.1"),
     ("fetch_command", '"get"', "fetch_command must contain {url}"),
+    ("memory_retry", '"double"', "memory_retry must be a factor or an increase in MiB (\"2x\", \"1.5x\" or "
+                                 "\"+4096\"), not 'double'"),
+    ("memory_retry", '"4096"', "memory_retry must be a factor"),
+    ("retries_infra", "10", "'retries_infra' must be from 0 to 9, not 10"),
     ("tags", '"x"', "'tags' takes an indented block"),
 ])
 def test_each_kind_refuses_bad_values_at_their_place(tmp_path, key, value, message):

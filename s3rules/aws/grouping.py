@@ -15,13 +15,14 @@ from .jobspec import FINAL_STATES, MAX_DEPENDS_ON, JobSpec, chunks
 class BatchHandle(Handle):
     """A job on its way to Batch: its spec, what it waits on, and its status as last seen."""
 
-    __slots__ = ("spec", "status", "upstream", "waits_on")
+    __slots__ = ("spec", "status", "upstream", "waits_on", "again")
 
     def __init__(self, job: Job, spec: JobSpec, upstream: list["BatchHandle"]):
         super().__init__(job)           # job_id: a single job's id, or an array child's "parent:index"
         self.spec, self.upstream = spec, upstream
         self.status = "WAITING"         # held here until its upstream allows dependsOn
         self.waits_on: tuple[str, ...] = ()   # jobs and arrays its SubmitJob waits for whole
+        self.again = False              # submitted once already, and held to go again (``hold``)
 
     @property
     def unit(self) -> str | None:
@@ -35,13 +36,21 @@ class BatchHandle(Handle):
         return any(u.status == "FAILED" for u in self.upstream)
 
 
-def may_submit(handle: BatchHandle) -> bool:
-    """Submittable now: an upstream failed (to report), or dependsOn fits in 20."""
+def may_submit(handle: BatchHandle, failed_units=frozenset()) -> bool:
+    """Submittable now: an upstream failed (to report), or dependsOn fits in 20 and names no
+    job or array that failed (a job still running in an array with a failed child is waited
+    for here, until it ends: a dependsOn on its array would fail)."""
     if handle.upstream_failed():
         return True
     if any(u.job_id is None and u.status != "SUCCEEDED" for u in handle.upstream):
         return False
-    return len({u.unit for u in handle.open_upstream()}) <= MAX_DEPENDS_ON
+    units = {u.unit for u in handle.open_upstream()}
+    return len(units) <= MAX_DEPENDS_ON and not units & failed_units
+
+
+def hold(handle: BatchHandle) -> None:
+    """Back to waiting, to be submitted again (with a new job id)."""
+    handle.status, handle.job_id, handle.waits_on, handle.again = "WAITING", None, (), True
 
 
 def next_wave(todo: list[BatchHandle]) -> list[BatchHandle]:
@@ -79,4 +88,5 @@ def units(wave: list[BatchHandle], homes: dict[str, str]) -> list[tuple[list[Bat
 
 def _resources(spec: JobSpec) -> tuple:
     """What every child of an array gets alike (its first child's), from the job's own settings."""
-    return spec.vcpus, spec.memory, spec.gpus, spec.timeout, spec.retries
+    return (spec.vcpus, spec.memory, spec.gpus, spec.timeout, spec.retries, spec.retries_infra, spec.memory_retry,
+            spec.memory_max)

@@ -15,7 +15,7 @@ from ..errors import PlanError
 from ..model import Job, format_number, is_url
 from .definitions import definition_for
 from .naming import IDENTITY_TAG, job_name
-from .policy import retry_strategy
+from .failures import retry_strategy
 
 ACTIVE_STATES = ("SUBMITTED", "PENDING", "RUNNABLE", "STARTING", "RUNNING")
 FINAL_STATES = ("SUCCEEDED", "FAILED")
@@ -39,7 +39,10 @@ class JobSpec:
     gpus: int = 0
     environment: tuple[tuple[str, str], ...] = ()
     parameters: tuple[tuple[str, str], ...] = ()
-    retries: int = 0                            # extra attempts; retryStrategy.attempts = retries + 1
+    retries: int = 0                            # extra attempts after an application error
+    retries_infra: int = 0                      # extra attempts after a Spot or host reclaim
+    memory_retry: str | None = None             # "2x" / "+4096": resubmitted bigger after running out
+    memory_max: int | None = None
     timeout: int | None = None                  # attemptDurationSeconds
     tags: tuple[tuple[str, str], ...] = ()
     share: str | None = None                    # shareIdentifier (queues with a scheduling policy)
@@ -79,7 +82,9 @@ def submit_request(spec: JobSpec, depends_on: list[str] | tuple[str, ...] = (), 
         resources.append({"type": "MEMORY", "value": str(int(spec.memory))})
     if spec.gpus:
         resources.append({"type": "GPU", "value": str(int(spec.gpus))})
-    overrides: dict = {"command": list(command or spec.command)}
+    overrides: dict = {}
+    if command or spec.command:   # none: the job definition's own command runs (an empty list replaces it)
+        overrides["command"] = list(command or spec.command)
     if spec.environment and not command:
         overrides["environment"] = [{"name": k, "value": v} for k, v in spec.environment]
     if resources:
@@ -88,14 +93,14 @@ def submit_request(spec: JobSpec, depends_on: list[str] | tuple[str, ...] = (), 
         "jobName": spec.name,
         "jobQueue": spec.queue,
         "jobDefinition": spec.job_definition,
-        "containerOverrides": overrides,
+        **({"containerOverrides": overrides} if overrides else {}),
         "tags": {**dict(spec.tags), IDENTITY_TAG: spec.identity},
     }
     if depends_on:
         request["dependsOn"] = [{"jobId": j} for j in depends_on]
     if spec.parameters:
         request["parameters"] = dict(spec.parameters)
-    strategy = retry_strategy(spec.retries)
+    strategy = retry_strategy(spec.retries, spec.retries_infra, spec.memory_retry is not None)
     if strategy:
         request["retryStrategy"] = strategy
     if spec.timeout:
@@ -134,5 +139,7 @@ def job_spec(job: Job) -> JobSpec:
         label="-".join([rule.name, *job.values]), queue=b.queue,
         job_definition=registered.name if registered else b.job_definition,
         command=tuple(job.argv()), outputs=job.outputs, vcpus=s.vcpus, memory=s.memory, gpus=s.gpus,
-        environment=tuple(sorted(job.environment().items())), retries=b.retries, timeout=b.timeout,
+        environment=tuple(sorted(job.environment().items())), retries=b.retries, retries_infra=b.retries_infra,
+        memory_retry=b.memory_retry,
+        memory_max=(b.memory_max or 4 * s.memory) if b.memory_retry else None, timeout=b.timeout,
         tags=(("s3rules:rule", rule.name),) + tuple(b.tags), share=b.share, priority=b.priority)

@@ -5,7 +5,7 @@
   idempotency token: a lost answer is first looked for by name (``LISTING_LAG``);
 - this process paces its Batch requests below the account's limit (``RateLimit``);
 - watching backs off while nothing changes (``Backoff``);
-- a Batch job's own attempts come from the ``retries`` setting (``retry_strategy``);
+- a Batch job's own attempts come from the ``retries`` settings (``failures.retry_strategy``);
 - the submission lease lives ``LEASE_TTL`` seconds unless renewed.
 """
 from __future__ import annotations
@@ -91,8 +91,3 @@ class Backoff:
     def polled(self, news: bool) -> None:
         self.interval = self.start if news else min(self.limit, self.interval * 2)
         self.next_at = time.monotonic() + self.interval
-
-
-def retry_strategy(retries: int) -> dict | None:
-    """SubmitJob's ``retryStrategy`` for ``retries`` extra attempts (None: Batch's default, one)."""
-    return {"attempts": retries + 1} if retries else None

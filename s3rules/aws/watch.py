@@ -10,6 +10,7 @@ from collections import Counter
 
 from ..executors.base import Outcome
 from .arrays import child_index
+from .failures import DEPENDENCY, attempt_causes, cause
 from .grouping import BatchHandle
 from .jobspec import ACTIVE_STATES, FINAL_STATES
 from .service import BatchService
@@ -113,20 +114,28 @@ class Watch:
         return news, ended, failed
 
     def doomed(self) -> list[BatchHandle]:
-        """Submitted jobs that wait for a whole job or array with a failure: they will never run."""
+        """Submitted jobs that wait for a whole job or array with a failure: Batch will never run
+        them (though some need none of what failed: another child of an array they wait for)."""
         return [h for h in self.submitted() if self.failed_units.intersection(h.waits_on)]
 
     def outcome(self, handle: BatchHandle, desc: dict) -> Outcome:
+        """How a finished job ended; a failure says its cause first (``failures.cause``), and
+        the causes of earlier attempts Batch retried."""
         container = desc.get("container") or {}
         if handle.status == "SUCCEEDED":
             return Outcome(True, container.get("exitCode", 0), external_id=handle.job_id)
         upstream_failed = handle.upstream_failed() or bool(self.failed_units.intersection(handle.waits_on))
         code = container.get("exitCode")
-        reason = desc.get("statusReason") or container.get("reason") or "failed"
-        if code is not None:
-            reason = f"exit code {code} ({reason})" if reason != "failed" else f"exit code {code}"
+        why = DEPENDENCY if upstream_failed else cause(desc)
+        reason = desc.get("statusReason") or container.get("reason") or ""
+        detail = f"exit code {code}" + (f" ({reason})" if reason else "") if code is not None else reason
+        text = f"{why}: {detail}" if detail else why
+        earlier = attempt_causes(desc)[:-1]
+        if earlier:
+            text += f" (after {len(earlier)} retried: {', '.join(earlier)})"
         tail = [] if upstream_failed else self.service.log_lines(desc, last=15)
-        return Outcome(False, code, reason, tail, external_id=handle.job_id, upstream_failed=upstream_failed)
+        return Outcome(False, code, text, tail, external_id=handle.job_id, upstream_failed=upstream_failed,
+                       cause=why)
 
     def state_counts(self, waiting) -> dict[str, dict[str, int]]:
         """Per rule, jobs per Batch state; an array's children as its statusSummary counts them."""

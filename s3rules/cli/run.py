@@ -264,7 +264,8 @@ def failure_report(result) -> str:
         return "\n".join(lines)
     blocked = len(result.blocked)
     if blocked:
-        lines.append(f"{blocked} job{'s were' if blocked != 1 else ' was'} not run because a job they need failed")
+        lines.append(f"{blocked} job{'s were' if blocked != 1 else ' was'} not run because a job "
+                     f"{'they need' if blocked != 1 else 'it needs'} failed")
     unstarted = len(result.not_run) - blocked
     if unstarted:
         lines.append(f"{unstarted} job{'s' if unstarted != 1 else ''} that need no failed job never started: "

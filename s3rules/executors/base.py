@@ -27,6 +27,7 @@ class Outcome:
     external_id: str | None = None
     started_at: float | None = None
     upstream_failed: bool = False   # never ran because a job it needs failed
+    cause: str = ""                 # why it failed, in a few words ("out of memory", "spot or host reclaimed")
 
 
 class Handle:

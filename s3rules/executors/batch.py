@@ -12,10 +12,12 @@ from __future__ import annotations
 
 import contextlib
 import time
+from dataclasses import replace
 
 from ..aws.definitions import definition_for
 from ..aws.arrays import OVERRIDES_LIMIT, ArrayJob, child_index, dependency, fits_inline, stage
-from ..aws.grouping import BatchHandle, may_submit, next_wave, units
+from ..aws.failures import OUT_OF_MEMORY, more_memory
+from ..aws.grouping import BatchHandle, hold, may_submit, next_wave, units
 from ..aws.jobspec import MAX_DEPENDS_ON, job_spec
 from ..aws.policy import LEASE_TTL, POLL_LIMIT, Backoff
 from ..aws.submitter import Submitter
@@ -154,13 +156,16 @@ class BatchExecutor(Executor):
                 o.split("/", 3)[2] for o in h.spec.outputs if o.startswith("s3://"))
         with self.submitter.leased(buckets, ttl=self.lease_ttl, say=self.say):
             todo = [h for h in handles if ready is None or ready(h)]
+            if ready is not None and len(todo) < len(handles):   # the others wait again
+                going = set(todo)
+                self.waiting.update((h, None) for h in handles if h not in going)
             # In flight first, then finished: a job that ends between the two looks is found by
             # one of them. The other order left a window where it was in neither (paid twice).
-            for h in todo:
-                found = self.submitter.reuse(h.spec) if h.status == "WAITING" else None
+            for h in todo:   # (a job held to go again may still be listed as it dies: never reused)
+                found = self.submitter.reuse(h.spec) if h.status == "WAITING" and not h.again else None
                 if found is not None:
                     self.watch.track(h, found)
-            self._skip_done_meanwhile([h for h in todo if h.status == "WAITING"])
+            self._skip_done_meanwhile([h for h in todo if h.status == "WAITING" and not h.again])
             todo = [h for h in todo if h.status == "WAITING"]
             while todo:
                 wave = next_wave(todo)
@@ -186,7 +191,7 @@ class BatchExecutor(Executor):
             handle.status = "FAILED"
             self.finished.append((handle.job, Outcome(False, reason="a job it depends on failed",
                                                       upstream_failed=True)))
-        elif not may_submit(handle):
+        elif not may_submit(handle, self.watch.failed_units):
             self.waiting[handle] = None
         else:
             open_ids = list(dict.fromkeys(u.unit for u in handle.open_upstream()))
@@ -245,7 +250,15 @@ class BatchExecutor(Executor):
         self._stop([h for h in self.watch.submitted() if h.job in doomed])
 
     def _stop(self, handles: list[BatchHandle], why: str = "a job it depends on failed") -> None:
-        """Terminate and report these submitted jobs; a whole array goes in one call."""
+        """Terminate and report these submitted jobs."""
+        self._terminate(handles, why)
+        for h in handles:
+            h.status = "FAILED"
+            self.finished.append((h.job, Outcome(False, reason=why, external_id=h.job_id, upstream_failed=True)))
+
+    def _terminate(self, handles: list[BatchHandle], why: str) -> None:
+        """TerminateJob for each (a whole array in one call), untracked; their jobs and arrays
+        count as failed, so nothing is wired to them again."""
         by_unit: dict[str, list[BatchHandle]] = {}
         for h in handles:
             by_unit.setdefault(h.unit, []).append(h)
@@ -257,28 +270,71 @@ class BatchExecutor(Executor):
                     self.service.terminate(job_id, f"s3rules: {why}")
             for h in group:
                 self.watch.untrack(h)
-                h.status = "FAILED"
-                self.finished.append((h.job, Outcome(False, reason=why, external_id=h.job_id,
-                                                     upstream_failed=True)))
             self.watch.failed_units.add(unit)
+
+    def _settle_ended(self, ended: list[tuple[BatchHandle, Outcome]]) -> list[tuple[Job, Outcome]]:
+        """What to report of the jobs that ended: an out-of-memory job with ``memory_retry`` goes
+        again with more memory instead, and a job Batch failed for a failure it does not need
+        (another child of an array it waited for whole; a job going again) is held to go again."""
+        again = {h for h, outcome in ended if not outcome.ok and self._grow(h, outcome)}
+        changed = True
+        while changed:   # a job held frees its dependents that ended with it
+            changed = False
+            for h, outcome in ended:
+                if h not in again and outcome.upstream_failed and not h.upstream_failed():
+                    self._hold(h)
+                    again.add(h)
+                    changed = True
+        return [(h.job, outcome) for h, outcome in ended if h not in again]
+
+    def _stop_or_hold(self, doomed: list[BatchHandle]) -> None:
+        """Jobs Batch will never run (they wait on a failed job or array): those that need what
+        failed are stopped and reported; the others are stopped quietly and held, to go again
+        once what they need has ended or has a job id, wired to it alone."""
+        while doomed:
+            self._stop([h for h in doomed if h.upstream_failed()])
+            spare = [h for h in doomed if not h.upstream_failed()]
+            self._terminate(spare, "submitted again, without a failed job it does not need")
+            for h in spare:
+                self._hold(h)
+            doomed = self.watch.doomed()   # the dependents of those held
+
+    def _grow(self, handle: BatchHandle, outcome: Outcome) -> bool:
+        spec = handle.spec
+        if outcome.cause != OUT_OF_MEMORY or spec.memory_retry is None or spec.memory is None:
+            return False
+        memory = more_memory(spec.memory, spec.memory_retry, spec.memory_max or spec.memory)
+        if memory is None:
+            return False
+        self.say(f"s3rules: {spec.label} ran out of memory with {spec.memory} MiB (job {outcome.external_id}); "
+                 f"submitting it again with {memory} MiB")
+        handle.spec = replace(spec, memory=memory)
+        self._hold(handle)
+        return True
+
+    def _hold(self, handle: BatchHandle) -> None:
+        hold(handle)
+        self.waiting[handle] = None
 
     def poll(self, timeout: float) -> list[tuple[Job, Outcome]]:
         if not self.finished and not self.backoff.due():
             time.sleep(min(timeout, self.backoff.wait_time()))
         if self.backoff.due() and self.watch:
             news, ended = self.watch.poll()
-            self.finished += [(h.job, outcome) for h, outcome in ended]
-            doomed = self.watch.doomed()   # they wait for a whole job or array with a failure
-            if doomed:
-                self._stop(doomed)
+            self.finished += self._settle_ended(ended)
+            self._stop_or_hold(self.watch.doomed())
             self.backoff.polled(news)
             self._news = True
         self.flush()
-        if self.waiting and any(may_submit(h) for h in self.waiting):
+        ready = self._ready
+        if self.waiting and any(ready(h) for h in self.waiting):
             held, self.waiting = list(self.waiting), {}
-            self._submit_all(held, may_submit)
+            self._submit_all(held, ready)
         out, self.finished = self.finished, []
         return out
+
+    def _ready(self, handle: BatchHandle) -> bool:
+        return may_submit(handle, self.watch.failed_units)
 
     def states(self) -> dict[str, dict[str, int]] | None:
         if not self._news:
@@ -298,7 +354,8 @@ class BatchExecutor(Executor):
                          "again submits it; if it did, it is reused)")
         n = len(self.waiting)
         if n:
-            lines.append(f"  {n} job{' waits' if n == 1 else 's wait'} for more than 20 unfinished upstream jobs "
+            lines.append(f"  {n} job{' waits' if n == 1 else 's wait'} for more than 20 unfinished upstream jobs, "
+                         "or for a job going again or still running in an array with a failed child, "
                          "and {} not submitted yet: s3rules submits {} when it runs again."
                          .format(*(("is", "it") if n == 1 else ("are", "them"))))
         lines.append(f"  watch:     s3rules status {batchfile} --watch")

@@ -184,4 +184,6 @@ class Reader:
             raise self.error(f"{s.name} must be one of {', '.join(kind.options)}, not {v!r}", s.values[0])
         if isinstance(kind, Text) and kind.needs and kind.needs not in v:
             raise self.error(f"{s.name} must contain {kind.needs}, {kind.example}", s.values[0])
+        if isinstance(kind, Text) and kind.pattern and not re.fullmatch(kind.pattern, v):
+            raise self.error(f"{s.name} must be {kind.example}, not {v!r}", s.values[0])
         return v
