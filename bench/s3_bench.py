@@ -3,7 +3,9 @@
 
 The target (from the issue): checking N targets on S3 costs at most ceil(N/1000) plus one
 ListObjectsV2 per distinct prefix, and never one HEAD per target when many targets share
-a prefix. A lone target may cost one HeadObject.
+a prefix. A lone target may cost one HeadObject. Per-sample folders, one target each
+(``results/{sample}/x.bam``), are walked through their parent: at most ceil(objects/1000) + 10
+requests for the objects below it, where one request per prefix would be one per target.
 
 A local S3 server is started (moto in this process, and/or a real SeaweedFS ``weed mini``
 subprocess, via tests/s3servers.py). It is seeded with ``--objects`` N objects (default
@@ -13,12 +15,18 @@ subprocess, via tests/s3servers.py). It is seeded with ``--objects`` N objects (
     out/p0/S0000000.txt ... out/p9/S<N/10-1>.txt              10 prefixes x N/10
     out/lone/only.txt                                         a lone object
 
+and, in bucket ``bench-samples``, ``--samples`` S sample folders (default 100,000):
+
+    results/S000000/log.txt ... results/S<S-1>/log.txt        every sample
+    results/S000000/x.bam, results/S000002/x.bam ...          every other sample
+
 Scenarios, each on a fresh ``Storage()`` (nothing cached):
 
     (a) the N targets of out/c/, all present
     (b) the same N plus N missing targets in out/c/ (out/c/M...)
     (c) 10 prefixes x N/10 targets, all present
     (d) 1 lone target, present          (e) 1 lone target, missing
+    (f) results/{sample}/x.bam of the S samples, half present, each alone in its folder
 
 s3rules requests are counted with a botocore ``before-send.s3`` event hook on the
 aiobotocore client of the s3fs filesystem the Storage uses (``storage.filesystem(url).s3``),
@@ -34,6 +42,7 @@ targets and marked ``~``. Use ``--baseline-sample 0`` to HEAD every target (take
 
     python bench/s3_bench.py                         # moto + SeaweedFS (moto alone if weed cannot run)
     python bench/s3_bench.py --server moto --objects 100000
+    python bench/s3_bench.py --samples 0             # without (f), which takes most of the time
     python bench/s3_bench.py --baseline-sample 0     # full baseline, no extrapolation
 
 It prints a table and PASS/FAIL lines. It exits 0 even if a request-count check fails.
@@ -57,6 +66,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 BUCKET = "bench"
+SAMPLES_BUCKET = "bench-samples"
 PAGE = 1000                     # keys per ListObjectsV2 page (S3's maximum and default)
 SHORT = {"ListObjectsV2": "List", "HeadObject": "HEAD", "HeadBucket": "HeadBucket"}
 # Variables that could route clients elsewhere than the bench server.
@@ -86,12 +96,19 @@ class RequestCounter:
 
     def __init__(self):
         self.ops: Counter = Counter()
+        self.failed = 0   # attempts that got no answer (a timeout, a 5xx): sent again
         self._lock = threading.Lock()
 
     def __call__(self, event_name=None, **kwargs):
         op = event_name.rsplit(".", 1)[-1]
         with self._lock:
             self.ops[op] += 1
+
+    def attempt_failed(self, response=None, caught_exception=None, **kwargs):
+        """A botocore ``needs-retry.s3`` handler (returns None: botocore's own one decides)."""
+        if caught_exception is not None or (response and response[0].status_code >= 500):
+            with self._lock:
+                self.failed += 1
 
     def total(self) -> int:
         return sum(self.ops.values())
@@ -115,13 +132,23 @@ class Scenario:
     targets: list[str]
     present: set[str]
     prefixes: int                       # distinct parent prefixes among the targets
-    lone_prefixes: int                  # prefixes holding exactly one target
+    lone_prefixes: int                  # prefixes holding exactly one target, HEADed
     buckets: int = 1
+    objects: int = 0                    # sibling folders: the objects below their parent
 
     @property
     def allowed(self) -> int:
-        """The issue's bound on ListObjectsV2 + HeadObject requests."""
+        """The bound on ListObjectsV2 + HeadObject requests: the issue's, or for sibling
+        folders walked through their parent, ceil(objects/1000) + 10."""
+        if self.objects:
+            return math.ceil(self.objects / PAGE) + 10
         return math.ceil(len(self.targets) / PAGE) + self.prefixes
+
+    def bound(self) -> str:
+        if self.objects:
+            return f"ceil({self.objects:,} objects/1000) + 10"
+        return (f"ceil({len(self.targets):,}/1000) + {self.prefixes} "
+                f"prefix{'es' if self.prefixes > 1 else ''}")
 
 
 @dataclass
@@ -133,6 +160,7 @@ class Result:
     found: int = 0
     correct: bool = False
     cached_requests: int | None = None
+    failed: int = 0                      # attempts sent again (counted in ops)
     error: str = ""
     base_requests: float | None = None   # scaled to all targets when sampled
     base_sample: int = 0
@@ -155,6 +183,18 @@ def layout(n: int, n_prefixes: int) -> tuple[list[str], list[str]]:
     per = max(1, n // n_prefixes)
     spread = [f"out/p{j}/S{i:07d}.txt" for j in range(n_prefixes) for i in range(per)]
     return one + spread + ["out/lone/only.txt"], spread
+
+
+def sample_layout(samples: int) -> list[str]:
+    """The object keys of the sample folders: log.txt in each, x.bam in every other one."""
+    return [f"results/S{i:06d}/{name}" for i in range(samples)
+            for name in ("log.txt", "x.bam")[: 1 + (i % 2 == 0)]]
+
+
+def sample_scenario(samples: int) -> Scenario:
+    targets = [f"s3://{SAMPLES_BUCKET}/results/S{i:06d}/x.bam" for i in range(samples)]
+    return Scenario("f", f"{samples:,} folders results/{{sample}}/x.bam, half present", targets,
+                    set(targets[::2]), samples, 0, objects=samples + (samples + 1) // 2)
 
 
 def scenarios(n: int, n_prefixes: int, spread: list[str]) -> list[Scenario]:
@@ -191,6 +231,7 @@ def measure_s3rules(server_name: str, sc: Scenario, repeat: int) -> Result:
         fs.connect()                         # creates fs.s3, the aiobotocore client (untimed)
         counter = RequestCounter()
         fs.s3.meta.events.register("before-send.s3", counter)
+        fs.s3.meta.events.register("needs-retry.s3", counter.attempt_failed)
         t0 = time.perf_counter()
         try:
             res = st.stat_many(sc.targets)
@@ -202,6 +243,7 @@ def measure_s3rules(server_name: str, sc: Scenario, repeat: int) -> Result:
             log(f"  run {i + 1}/{repeat}: {r.walls[-1]:.2f} s")
         if i == 0:
             r.ops = Counter(counter.ops)
+            r.failed = counter.failed
             r.found = len(res)
             r.correct = set(res) == sc.present and all(
                 isinstance(v, float) and v > 0 for v in res.values())
@@ -222,7 +264,6 @@ def measure_baseline(server, r: Result, sample_size: int, threads: int) -> None:
     sample = [targets[i * n // s] for i in range(s)]   # evenly spaced: same present/missing mix
     scale = n / s
     expected = sum(1 for t in sample if t in r.sc.present)
-    prefix = f"s3://{BUCKET}/"
 
     def run(pool_size: int) -> float:
         client = server.client(max_pool_connections=max(pool_size, 10))
@@ -230,8 +271,9 @@ def measure_baseline(server, r: Result, sample_size: int, threads: int) -> None:
         client.meta.events.register("before-send.s3", counter)
 
         def head(url: str) -> bool:
+            bucket, _, key = url[len("s3://"):].partition("/")
             try:
-                client.head_object(Bucket=BUCKET, Key=url[len(prefix):])
+                client.head_object(Bucket=bucket, Key=key)
                 return True
             except ClientError as e:
                 if e.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
@@ -293,19 +335,23 @@ def run_server(name: str, args, results: list[Result], notes: list[str]) -> bool
         raise SystemExit(2)
     try:
         set_env(server)
-        server.make_bucket(BUCKET)
         keys, spread = layout(args.objects, args.prefixes)
+        samples = sample_layout(args.samples)
         t1 = time.perf_counter()
-        server.put_many(BUCKET, keys)
+        for bucket, seeded in ((BUCKET, keys), (SAMPLES_BUCKET, samples)):
+            if seeded:   # a bucket of its own: moto reads every key of a bucket per listing
+                server.make_bucket(bucket)
+                server.put_many(bucket, seeded)
         how = ("straight into moto's in-process backend" if name == "moto"
                else "through the filer's HTTP API")
         notes.append(f"{name}: started in {t1 - t0:.1f} s at {server.endpoint_url}; seeded "
-                     f"{len(keys):,} objects {how} in {time.perf_counter() - t1:.1f} s")
-        log(f"[{name}] up at {server.endpoint_url}; seeded {len(keys):,} objects in "
+                     f"{len(keys) + len(samples):,} objects {how} in {time.perf_counter() - t1:.1f} s")
+        log(f"[{name}] up at {server.endpoint_url}; seeded {len(keys) + len(samples):,} objects in "
             f"{time.perf_counter() - t1:.1f} s")
         warm_up(server)
         ok = True
-        for sc in scenarios(args.objects, args.prefixes, spread):
+        chosen = scenarios(args.objects, args.prefixes, spread)
+        for sc in chosen + ([sample_scenario(args.samples)] if args.samples else []):
             r = measure_s3rules(name, sc, args.repeat)
             if r.error:
                 log(f"[{name}] ({sc.key}) {r.error}")
@@ -352,7 +398,7 @@ def print_table(results: list[Result], threads: int) -> None:
         rows.append((
             r.server, f"({r.sc.key}) {r.sc.title}", f"{n:,}",
             "-" if r.error else f"{r.found:,}",
-            "ERROR" if r.error else ops_text(r.ops),
+            "ERROR" if r.error else ops_text(r.ops) + (f" ({r.failed} resent)" if r.failed else ""),
             "-" if r.error else f"{r.requests * 1000 / n:,.1f}",
             f"{r.sc.allowed:,} +1 HB",
             fmt(r.wall, ".2f"),
@@ -369,19 +415,19 @@ def print_table(results: list[Result], threads: int) -> None:
 def checks(results: list[Result]) -> list[str]:
     out = []
     for r in results:
-        sc, n = r.sc, len(r.sc.targets)
+        sc = r.sc
         name = f"{r.server} ({sc.key}) {sc.title}"
         if r.error:
             out.append(f"FAIL  {name}: {r.error}")
             continue
         hb = r.ops.get("HeadBucket", 0)
-        other = r.requests - hb
+        other = r.requests - hb - r.failed
         heads = r.ops.get("HeadObject", 0)
         good = other <= sc.allowed and hb <= sc.buckets and heads <= sc.lone_prefixes
+        resent = f" (+{r.failed} failed attempts sent again)" if r.failed else ""
         out.append(
-            f"{'PASS' if good else 'FAIL'}  {name}: {other:,} List/HEAD requests <= "
-            f"ceil({n:,}/1000) + {sc.prefixes} prefix{'es' if sc.prefixes > 1 else ''} = "
-            f"{sc.allowed:,}; HeadBucket {hb} <= {sc.buckets}; HEAD {heads} <= "
+            f"{'PASS' if good else 'FAIL'}  {name}: {other:,} List/HEAD requests{resent} <= "
+            f"{sc.bound()} = {sc.allowed:,}; HeadBucket {hb} <= {sc.buckets}; HEAD {heads} <= "
             f"{sc.lone_prefixes} lone-target prefix{'es' if sc.lone_prefixes != 1 else ''}")
         out.append(f"{'PASS' if r.correct else 'FAIL'}  {name}: found {r.found:,} of "
                    f"{len(sc.present):,} present targets, no missing one reported, float mtimes")
@@ -420,6 +466,8 @@ def parse_args(argv=None):
     p.add_argument("--objects", type=int, default=10_000,
                    help="objects in the one-prefix and the spread layouts (default 10000)")
     p.add_argument("--prefixes", type=int, default=10, help="prefixes in layout (c) (default 10)")
+    p.add_argument("--samples", type=int, default=100_000,
+                   help="sample folders of scenario (f); 0 leaves it out (default 100000)")
     p.add_argument("--repeat", type=int, default=1,
                    help="s3rules wall time: best of N fresh runs (default 1)")
     p.add_argument("--baseline-sample", type=int, default=1000, metavar="K",
@@ -429,8 +477,8 @@ def parse_args(argv=None):
     args = p.parse_args(argv)
     if args.objects < 2 or args.prefixes < 1 or args.objects < args.prefixes:
         p.error("need --objects >= 2 and 1 <= --prefixes <= --objects")
-    if args.repeat < 1 or args.threads < 1 or args.baseline_sample < 0:
-        p.error("--repeat and --threads must be >= 1, --baseline-sample >= 0")
+    if args.repeat < 1 or args.threads < 1 or args.baseline_sample < 0 or args.samples < 0:
+        p.error("--repeat and --threads must be >= 1, --baseline-sample and --samples >= 0")
     return args
 
 
@@ -473,7 +521,8 @@ def main(argv=None) -> int:
         print(f"  {n}")
     print("  s3rules: Storage().stat_many(targets) on a fresh Storage per scenario"
           + (f", best of {args.repeat}" if args.repeat > 1 else "")
-          + "; requests = HTTP requests counted by a botocore before-send.s3 hook")
+          + "; requests = HTTP requests counted by a botocore before-send.s3 hook"
+          + " (resent: attempts that failed, a timeout or a 5xx, and were sent again)")
     print(f"  baseline: boto3 head_object per target (one HEAD per file, as "
           f"snakemake-storage-plugin-s3's exists()), sequential and {args.threads} threads; "
           "1 request per target, checked on every target HEADed"
@@ -484,6 +533,15 @@ def main(argv=None) -> int:
     print("    a 404 HEAD cannot tell a missing key from a missing bucket, so s3rules sends one "
           "HeadBucket per bucket not yet proven to exist")
     print("    (here: only in (e), a lone missing target on a fresh Storage).")
+    if args.samples:
+        print("  (f): one target per folder, so the issue's bound would allow one request per "
+              "target; allowed = ceil(objects below results/ / 1000) + 10,")
+        print("    the bound for sibling folders walked through their parent (ListObjectsV2 "
+              "without delimiter, jumping to the next target).")
+        print("    moto reads and sorts every key of the bucket for each ListObjectsV2 call "
+              "(~1.5 s at 150,000 keys), one call at a time (the GIL), so its (f) wall time is")
+        print("    mostly moto's, and a call queued behind the others may pass s3fs's 15 s read "
+              "timeout and be sent again (resent).")
     print("  Wall times are on a local server (~1-5 ms per request, mostly client CPU; moto "
           "shares this process's GIL); real S3 round trips are slower.")
     print("  (d) and (e) times include the first request's setup on a fresh client, for "

@@ -441,11 +441,16 @@ def test_s3_request_counts(s3, seeded_prefix):
     assert not fresh.exists(f"s3://{bucket}/other/none.dat")
     assert rc2.calls == ["HeadObject"]
 
-    # Several prefixes: one listing each (+ pages), one request per lone target.
+    # Several prefixes: many/ and many/sub/ share the ancestor many/, whose first page settles
+    # the two targets in many/ but not the two in many/sub/, 2,500 keys on: walking on would
+    # save nothing, so many/sub/ is listed on its own; lone/one.dat, alone, costs a HEAD.
     third = Storage()
     rc3 = RequestCounter(third, targets[0])
-    third.stat_many([targets[0], targets[1], f"s3://{bucket}/lone/one.dat", f"s3://{bucket}/many/sub/nested.dat"])
-    assert sorted(rc3.calls) == ["HeadObject", "HeadObject"] + ["ListObjectsV2"] * 3
+    res = third.stat_many([targets[0], targets[1], f"s3://{bucket}/lone/one.dat",
+                           f"s3://{bucket}/many/sub/nested.dat", f"s3://{bucket}/many/sub/none.dat"])
+    assert set(res) == {targets[0], targets[1], f"s3://{bucket}/lone/one.dat",
+                        f"s3://{bucket}/many/sub/nested.dat"}
+    assert sorted(rc3.calls) == ["HeadObject", "ListObjectsV2", "ListObjectsV2"]
 
 
 def test_s3_invalidate_clears_s3fs_listing_cache(s3):
@@ -464,6 +469,7 @@ def test_s3_nonexistent_bucket_is_an_error(s3):
     cases = [
         [f"s3://{bucket}/out/a.txt"],  # lone: HEAD 404, then HeadBucket 404
         [f"s3://{bucket}/out/a.txt", f"s3://{bucket}/out/b.txt"],  # listing: NoSuchBucket
+        [f"s3://{bucket}/results/S{i}/x.bam" for i in range(3)],  # a walk of results/: NoSuchBucket
     ]
     for paths in cases:
         with pytest.raises(StorageError) as info:
@@ -539,14 +545,115 @@ def test_conditional_put_if_none_match(s3):
 
 
 def test_s3_one_listing_per_prefix_many_prefixes(s3):
+    """At most one listing per prefix: 20 sibling prefixes are settled by one listing of their
+    ancestor; prefixes 1,100 keys apart, where walking the ancestor saves nothing, one each."""
     bucket = s3.make_bucket(f"s3rules-{uuid.uuid4().hex[:12]}")
     keys = [f"sample{i:02d}/{name}" for i in range(20) for name in ("r1.fq", "r2.fq")]
-    s3.put_many(bucket, keys[::2])  # only r1 exists
+    apart = [f"{d}/{name}" for d in ("a", "m", "z") for name in ("r1.fq", "r2.fq")]
+    fillers = [f"{d}/f{i:04d}" for d in ("f", "p") for i in range(1100)]   # after a/, after m/
+    s3.put_many(bucket, keys[::2] + apart[::2] + fillers)  # only r1 exists
+    for names in (keys, apart):
+        st = Storage()
+        rc = RequestCounter(st, f"s3://{bucket}/x")
+        res = st.stat_many(f"s3://{bucket}/{k}" for k in names)
+        assert set(res) == {f"s3://{bucket}/{k}" for k in names[::2]}
+        assert rc.calls == ["ListObjectsV2"] * (1 if names is keys else 3)
+
+
+@pytest.fixture(scope="module")
+def sample_folders():
+    """Per server (seeded once): bucket ``dense``, 10,000 folders results/S{i}/ each holding
+    log.txt, and x.bam and x.bam.bai for even i; bucket ``sparse``, 6 folders S{i}/ each
+    holding x.bam after 1,050 chunks/ files."""
+    cache: dict[str, dict] = {}
+
+    def get(server) -> dict:
+        if server.name not in cache:
+            dense = [f"results/S{i}/{name}" for i in range(10_000)
+                     for name in ("log.txt", "x.bam", "x.bam.bai")[: 3 if i % 2 == 0 else 1]]
+            sparse = [f"S{i}/{name}" for i in range(6)
+                      for name in [f"chunks/c{j:04d}" for j in range(1050)] + ["x.bam"]]
+            buckets = {"dense": dense, "sparse": sparse}
+            for kind, keys in buckets.items():
+                buckets[kind] = server.make_bucket(f"s3rules-{kind}-{uuid.uuid4().hex[:10]}")
+                server.put_many(buckets[kind], keys)
+            cache[server.name] = {**buckets, "objects": len(dense)}
+        return cache[server.name]
+
+    return get
+
+
+def _listed_mtimes(server, bucket: str) -> dict[str, float]:
+    """Every object of ``bucket`` with its mtime, as boto3's own listing says."""
+    pages = server.client().get_paginator("list_objects_v2").paginate(Bucket=bucket)
+    return {f"s3://{bucket}/{o['Key']}": o["LastModified"].timestamp()
+            for page in pages for o in page.get("Contents", ())}
+
+
+def test_s3_sample_folders_cost_one_listing_per_1000_objects(s3, sample_folders):
+    """10,000 targets results/S{i}/x.bam, half present, each alone in its folder: a walk of
+    results/, not one HEAD per target; x.bam with x.bam.bai (two per folder) likewise."""
+    seeded = sample_folders(s3)
+    bucket = seeded["dense"]
+    truth = _listed_mtimes(s3, bucket)
+    bound = math.ceil(seeded["objects"] / 1000) + 10
+    for names in (["x.bam"], ["x.bam", "x.bam.bai"]):
+        targets = [f"s3://{bucket}/results/S{i}/{name}" for i in range(10_000) for name in names]
+        st = Storage()
+        rc = RequestCounter(st, targets[0])
+        res = st.stat_many(targets)
+        assert res == {t: truth[t] for t in targets if t in truth}   # the right files, exact mtimes
+        assert len(res) == 5_000 * len(names)
+        assert rc.count() <= bound, (names, rc.count(), bound)
+        assert rc.count("HeadObject") == 0
+        rc.reset()
+        assert st.stat_many(targets) == res and rc.calls == []   # asked again: all cached
+        st.invalidate([targets[1]])   # S0/x.bam.bai or S1/x.bam: one HEAD, no walk
+        assert st.stat_many(targets) == res and rc.calls == ["HeadObject"]
+
+
+def test_s3_sparse_sample_folders_cost_no_more_than_one_request_per_target(s3, sample_folders):
+    """Six x.bam, each after 1,050 keys nobody asked for: the first page of the walk settles
+    one target, so walking on would save nothing and the rest cost one HEAD each (a plain walk
+    would take 7 pages, one HEAD per target 6 requests)."""
+    bucket = sample_folders(s3)["sparse"]
+    targets = [f"s3://{bucket}/S{i}/x.bam" for i in range(6)]
     st = Storage()
-    rc = RequestCounter(st, f"s3://{bucket}/x")
-    res = st.stat_many(f"s3://{bucket}/{k}" for k in keys)
-    assert set(res) == {f"s3://{bucket}/{k}" for k in keys[::2]}
-    assert rc.calls == ["ListObjectsV2"] * 20
+    rc = RequestCounter(st, targets[0])
+    res = st.stat_many(targets)
+    assert res == {t: _listed_mtimes(s3, bucket)[t] for t in targets}
+    assert sorted(rc.calls) == ["HeadObject"] * 5 + ["ListObjectsV2"]
+    rc.reset()
+    assert st.stat_many(targets) == res and rc.calls == []
+
+
+def test_s3_walk_agrees_with_a_plain_listing_whatever_the_key_order(s3, monkeypatch):
+    """Folder names that S3 (bytes: ``S1 a/`` < ``S1-b/`` < ``S1/``) and SeaweedFS (directories:
+    ``S1/`` first) sort differently, walked with pages of 1 to 1,000 keys so that pages end
+    everywhere, in as many chains as the cost rule picks or in 1 or 3 whatever it costs: every
+    target is found, with its mtime, or missing exactly as boto3's plain listing says; as
+    picked, never more than one request per target."""
+    from s3rules.storage import s3sweep
+
+    bucket = s3.make_bucket(f"s3rules-{uuid.uuid4().hex[:12]}")
+    folders = ["S1", "S1 a", "S1!", "S1-b", "S1.b", "S10", "S1é", "S2", "S3/deep"]
+    existing = [f"mix/{d}/{name}" for i, d in enumerate(folders)
+                for name in ("x.ba!", "x.bal", "x.bam.bai", "y") + (("x.bam",) if i % 2 else ())]
+    s3.put_many(bucket, existing + ["mix/S2!"])   # SeaweedFS lists nothing below StartAfter "mix/S2"
+    targets = [f"s3://{bucket}/mix/{d}/{name}" for d in folders for name in ("x.bam", "x.bal")]
+    targets += [f"s3://{bucket}/mix/S2!", f"s3://{bucket}/mix/S1-"]
+    present = _listed_mtimes(s3, bucket)
+    picked = s3sweep.chain_count
+    for chains in (None, 1, 3):
+        forced = (lambda settled, open_keys, *_: min(chains, open_keys)) if chains else picked
+        monkeypatch.setattr(s3sweep, "chain_count", forced)
+        for page_keys in (1, 2, 3, 5, 1000):
+            monkeypatch.setattr(s3sweep, "PAGE_KEYS", page_keys)
+            st = Storage()
+            rc = RequestCounter(st, targets[0])
+            found = st.stat_many(targets)
+            assert found == {t: present[t] for t in targets if t in present}, (chains, page_keys)
+            assert chains or rc.count() <= len(targets), page_keys
 
 
 # ---------------------------------------------------------------------- property

@@ -10,6 +10,7 @@ lookup of it, a parent holding several costs one listing of the parent.
 * :mod:`.facade`: :class:`Storage`, which groups paths by backend and dispatches;
 * :mod:`.local`: local paths and ``file://`` (``os.stat`` / ``os.scandir``, no cache);
 * :mod:`.s3`: S3 through s3fs's client (``HeadObject`` / ``ListObjectsV2``, concurrent);
+* :mod:`.s3sweep`: sibling S3 prefixes (per-sample folders) settled by listing their ancestor;
 * :mod:`.generic`: any other fsspec filesystem (``info`` / ``ls``).
 
 Planning local paths imports neither fsspec nor s3fs nor boto3.

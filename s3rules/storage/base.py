@@ -18,7 +18,9 @@ Cost: a plan over a million targets must not cost a million ``stat``/``HEAD`` ca
 every backend groups the paths it is asked about by parent directory (or S3 prefix). A
 parent holding ONE requested path costs one lookup of that path; a parent holding SEVERAL
 costs one listing of that parent. Each backend module says what a lookup and a listing
-are there. A directory's mtime needs a listing of the directory itself (every file below
+are there. On S3, sibling prefixes holding a target or a few each (per-sample folders) are
+settled by listing their common ancestor instead, about one request per 1,000 objects below it
+(:mod:`.s3sweep`). A directory's mtime needs a listing of the directory itself (every file below
 it), so it costs that per directory, in ``stat_many`` only. Its existence alone is cheaper
 on S3: a listing of a parent with delimiter names the non-empty prefixes below it
 (CommonPrefixes), so several directories under one parent cost that one listing. (A prefix

@@ -58,7 +58,8 @@ class Storage:
         Missing paths are absent from the result. Keys are the paths exactly as given.
         Paths are grouped by parent directory/prefix: a parent holding one requested path
         costs a single stat/HEAD/info, a parent holding several costs one listing of that
-        parent (paginated by the backend); a directory costs a listing of itself (see
+        parent (paginated by the backend); on S3, sibling prefixes are settled by listing
+        their common ancestor (see :mod:`.s3`); a directory costs a listing of itself (see
         :mod:`.base`). Remote results are cached until :meth:`invalidate`. Raises
         :class:`StorageError` for anything but "not found".
         """

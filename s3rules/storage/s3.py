@@ -1,13 +1,21 @@
-"""S3 (``s3://``, ``s3a://``) through s3fs's client: listings per prefix, HEAD for a lone target.
+"""S3 (``s3://``, ``s3a://``) through s3fs's client: listings of prefixes and of their ancestors.
 
-A prefix holding ONE requested key costs one ``HeadObject``; a prefix holding SEVERAL
-costs one ``ListObjectsV2`` with delimiter ``/`` (1,000 keys per page, so N objects under
-one prefix cost ceil(N/1000) calls). A directory output ``d`` is the prefix ``d/``: its
-mtime costs one ``ListObjectsV2`` of ``d/`` without delimiter (all pages); its existence
-alone, when it is the only one asked for under its parent, the first page of that; when
-several are, one listing of the parent with delimiter, whose CommonPrefixes name the
-non-empty ones. Removing one lists it and sends one ``DeleteObjects`` per 1,000 keys. Listings and lookups of one ``stat`` call run
-concurrently on s3fs's event loop, at most ``Storage.max_concurrency`` at a time.
+Targets are grouped by prefix. Prefixes that share an ancestor with another (per-sample
+folders: ``results/{sample}/x.bam``) are walked with ``ListObjectsV2`` of that ancestor,
+without delimiter, each call starting at the next target not yet settled (:mod:`.s3sweep`):
+at most one request per target (bar a HEAD for a target no page reaches), and about
+ceil(N/1000) + 1 + c for N objects below the ancestor, c being the chains walked at once (8,
+or one per 16 pages). A prefix alone under its ancestor, or left when the walk's first page
+shows that walking on saves nothing, costs one ``HeadObject`` when it holds ONE requested
+key, and one ``ListObjectsV2`` with delimiter ``/`` when it holds SEVERAL (1,000 keys per
+page, so N objects under one prefix cost ceil(N/1000) calls).
+
+A directory output ``d`` is the prefix ``d/``: its mtime costs one ``ListObjectsV2`` of
+``d/`` without delimiter (all pages); its existence alone, when it is the only one asked for
+under its parent, the first page of that; when several are, one listing of the parent with
+delimiter, whose CommonPrefixes name the non-empty ones. Removing one lists it and sends one
+``DeleteObjects`` per 1,000 keys. Listings and lookups of one ``stat`` call run concurrently
+on s3fs's event loop, at most ``Storage.max_concurrency`` at a time.
 
 The requests are sent through s3fs's client and retry wrapper (``_call_s3``), not through
 ``fs.ls``/``fs.info``, which issue the same ListObjectsV2/HeadObject calls but: ``ls`` of
@@ -27,10 +35,13 @@ s3fs, aiobotocore and asyncio are imported only when an S3 path is first met.
 from __future__ import annotations
 
 import threading
+from contextlib import nullcontext
+from functools import partial
 from typing import Any
 
 from ..errors import StorageError
 from .base import Owner, RemoteBackend, describe, to_epoch
+from .s3sweep import Shared, by_ancestor, gather, walk
 
 __all__ = ["S3_PROTOCOLS", "S3Backend", "is_s3", "prepare_options"]
 
@@ -97,18 +108,26 @@ class S3Backend(RemoteBackend):
                 continue  # a bucket or a prefix is never a file
             prefix = k[: k.rfind("/") + 1]
             groups.setdefault((bucket, prefix), {}).setdefault(k, []).append(p)
-        to_list: list[tuple[str, str]] = []
-        to_head: list[tuple[str, str]] = []
+        # bucket -> {prefix not listed yet: its keys not looked up yet}
+        unknown: dict[str, dict[str, list[str]]] = {}
         for (bucket, prefix), members in groups.items():
-            if f"{bucket}/{prefix}" in self.listings:
-                continue
-            pending = [k for k in members if f"{bucket}/{k}" not in self.single]
-            if len(pending) > 1:
-                to_list.append((bucket, prefix))
-            elif pending:
-                to_head.append((bucket, pending[0]))
-        if to_list or to_head:
-            self._run(self._gather(to_list, to_head))
+            if f"{bucket}/{prefix}" not in self.listings:
+                pending = [k for k in members if f"{bucket}/{k}" not in self.single]
+                if pending:
+                    unknown.setdefault(bucket, {})[prefix] = pending
+        jobs = []
+        for bucket, prefixes in unknown.items():
+            alone: dict[str, list[str]] = {}
+            for ancestor, siblings in by_ancestor(prefixes).items():
+                if len(siblings) > 1:
+                    jobs.append(partial(walk, self, bucket, ancestor, siblings))
+                else:
+                    alone.update(siblings)
+            if alone:
+                jobs.append(partial(self.by_prefix, bucket, alone))
+        if jobs:
+            bucket, prefixes = next(iter(unknown.items()))
+            self._run(self._gather(bucket, next(iter(prefixes.values()))[0], jobs))
         for (bucket, prefix), members in groups.items():
             listing = self.listings.get(f"{bucket}/{prefix}")
             for k, originals in members.items():
@@ -129,16 +148,16 @@ class S3Backend(RemoteBackend):
             k = k.rstrip("/")
             if bucket and k:   # a whole bucket is never a directory output
                 groups.setdefault((bucket, k[: k.rfind("/") + 1]), {}).setdefault(k, []).append(p)
-        to_list: list[tuple[str, str]] = []
-        to_walk: list[tuple[str, str, bool]] = []
+        jobs = []
         for (bucket, parent), members in groups.items():
             unknown = [k for k in members if self._dir_state(bucket, parent, k, want_mtime) is _UNKNOWN]
             if not want_mtime and len(unknown) > 1:
-                to_list.append((bucket, parent))
+                jobs.append(partial(self._list_prefix, bucket, parent))
             else:
-                to_walk += [(bucket, k, not want_mtime) for k in unknown]
-        if to_list or to_walk:
-            self._run(self._gather(to_list, [], to_walk))
+                jobs += [partial(self._list_tree, bucket, k, not want_mtime) for k in unknown]
+        if jobs:
+            (bucket, _), members = next(iter(groups.items()))
+            self._run(self._gather(bucket, next(iter(members)), jobs))
         for (bucket, parent), members in groups.items():
             for k, originals in members.items():
                 state = self._dir_state(bucket, parent, k, want_mtime)
@@ -201,74 +220,77 @@ class S3Backend(RemoteBackend):
         except Exception as e:
             raise self._error(e, where, bucket, "session") from None
 
-    async def _gather(self, to_list: list[tuple[str, str]], to_head: list[tuple[str, str]],
-                      to_walk: list[tuple[str, str, bool]] = ()) -> None:
-        """List each (bucket, prefix), HEAD each (bucket, key) and list each directory
-        (bucket, key, first page will do), concurrently; first error wins."""
-        import asyncio  # only S3 needs it: local planning skips the import
-        first_bucket, first_key = (to_list or to_head or to_walk)[0][:2]
-        await self._connect(first_bucket, f"s3://{first_bucket}/{first_key}")
-        sem = asyncio.Semaphore(self.storage.max_concurrency)
-        bucket_checks: dict[str, asyncio.Task] = {}  # one HeadBucket per bucket, shared
-        coros = [self._list_prefix(b, p, sem) for b, p in to_list] + \
-                [self._head(b, k, sem, bucket_checks) for b, k in to_head] + \
-                [self._list_tree(b, k, sem, first) for b, k, first in to_walk]
-        outcomes = await asyncio.gather(*coros, return_exceptions=True)
-        for o in outcomes:
-            if isinstance(o, BaseException):
-                raise o
+    async def _gather(self, bucket: str, key: str, jobs: list) -> None:
+        """Run ``jobs`` (each takes the ``Shared`` of this call) concurrently; first error
+        wins. ``bucket``/``key``: where to say credential problems arose."""
+        await self._connect(bucket, f"s3://{bucket}/{key}")
+        shared = Shared(self.storage.max_concurrency)
+        await gather(job(shared) for job in jobs)
+
+    async def by_prefix(self, bucket: str, prefixes: dict[str, list[str]], shared: Shared) -> None:
+        """Each prefix on its own: one listing when it holds several pending keys, else a HEAD."""
+        jobs = []
+        for prefix, pending in prefixes.items():
+            if len(pending) > 1:
+                jobs.append(self._list_prefix(bucket, prefix, shared))
+            else:
+                jobs.append(self.head_object(bucket, pending[0], shared))
+        await gather(jobs)
+
+    async def list_page(self, bucket: str, prefix: str, shared: Shared | None, **extra) -> dict:
+        """One ListObjectsV2 call (s3fs's ``_call_s3`` retries it), in one of ``shared``'s
+        slots (None: the caller holds one); errors said the backend's way."""
+        try:
+            async with shared.slots if shared else nullcontext():
+                page = await self.fs._call_s3("list_objects_v2", Bucket=bucket, Prefix=prefix, **extra)
+        except Exception as e:
+            raise self._error(e, f"s3://{bucket}/{prefix}", bucket, "list") from None
+        self.buckets_ok.add(bucket)
+        return page
 
     async def _pages(self, bucket: str, prefix: str, **extra):
-        """The pages of one ListObjectsV2 (s3fs's ``_call_s3`` retries each request), errors
-        said the backend's way."""
-        kwargs = {"Bucket": bucket, "Prefix": prefix, **extra}
+        """The pages of one ListObjectsV2, following its continuation tokens."""
         while True:
-            try:
-                page = await self.fs._call_s3("list_objects_v2", **kwargs)
-            except Exception as e:
-                raise self._error(e, f"s3://{bucket}/{prefix}", bucket, "list") from None
+            page = await self.list_page(bucket, prefix, None, **extra)
             yield page
             if not page.get("IsTruncated"):
                 return
-            kwargs["ContinuationToken"] = page["NextContinuationToken"]
+            extra["ContinuationToken"] = page["NextContinuationToken"]
 
-    async def _list_prefix(self, bucket: str, prefix: str, sem) -> None:
+    async def _list_prefix(self, bucket: str, prefix: str, shared: Shared) -> None:
         """All pages of one ListObjectsV2 with delimiter: the files directly under ``prefix``,
         and the non-empty prefixes (CommonPrefixes) there."""
         files: dict[str, float] = {}
         below: set[str] = set()
-        async with sem:
+        async with shared.slots:
             async for page in self._pages(bucket, prefix, Delimiter="/"):
                 for obj in page.get("Contents", ()):
                     name = obj["Key"][len(prefix):]
                     if name and "/" not in name:
                         files[name] = to_epoch(obj["LastModified"])
                 below.update(p["Prefix"][len(prefix):] for p in page.get("CommonPrefixes", ()))
-        self.buckets_ok.add(bucket)
         self.listings[f"{bucket}/{prefix}"] = files
         self.subdirs[f"{bucket}/{prefix}"] = below
 
-    async def _list_tree(self, bucket: str, k: str, sem, first_only: bool) -> None:
+    async def _list_tree(self, bucket: str, k: str, first_only: bool, shared: Shared) -> None:
         """ListObjectsV2 of ``k/`` without delimiter: the newest file below it (markers are no
         files). With ``first_only``, a page holding a file ends it: the directory exists."""
         newest: float | None = None
-        async with sem:
+        async with shared.slots:
             async for page in self._pages(bucket, k + "/"):
                 for obj in page.get("Contents", ()):
                     if not obj["Key"].endswith("/"):
                         mt = to_epoch(obj["LastModified"])
                         newest = mt if newest is None or mt > newest else newest
                 if first_only and newest is not None and page.get("IsTruncated"):
-                    self.buckets_ok.add(bucket)
                     self.nonempty.add(f"{bucket}/{k}")
                     return
-        self.buckets_ok.add(bucket)
         self.trees[f"{bucket}/{k}"] = newest
 
-    async def _head(self, bucket: str, k: str, sem, bucket_checks: dict) -> None:
+    async def head_object(self, bucket: str, k: str, shared: Shared) -> None:
         """One HeadObject; after a 404 in a bucket not yet proven, wait for its HeadBucket."""
         import asyncio
-        async with sem:
+        async with shared.slots:
             try:
                 out = await self.fs._call_s3("head_object", Bucket=bucket, Key=k)
                 mt: float | None = to_epoch(out["LastModified"])
@@ -278,9 +300,9 @@ class S3Backend(RemoteBackend):
             except Exception as e:
                 raise self._error(e, f"s3://{bucket}/{k}", bucket, "head") from None
         if mt is None and bucket not in self.buckets_ok:
-            task = bucket_checks.get(bucket)
+            task = shared.bucket_checks.get(bucket)
             if task is None:
-                task = bucket_checks[bucket] = asyncio.ensure_future(
+                task = shared.bucket_checks[bucket] = asyncio.ensure_future(
                     self._check_bucket(bucket, f"s3://{bucket}/{k}"))
             await task
         self.single[f"{bucket}/{k}"] = mt
