@@ -9,7 +9,7 @@ applies ``retryStrategy`` as AWS does and makes infrastructure failures on deman
 from __future__ import annotations
 
 from s3rules.cli import main
-from test_batch import POLL, calls, flow, run  # noqa: F401
+from test_batch import POLL, calls, flow, run, table  # noqa: F401
 
 SPOT = '''
 rule all:
@@ -64,7 +64,8 @@ def test_an_application_error_is_not_retried_when_retries_is_zero_though_spot_re
     assert "application error: exit code 1" in line
 
 
-def test_the_failure_report_and_the_ledger_name_a_reclaim_that_used_up_its_retries(flow, calls, aws_env, capsys):
+def test_the_failure_report_status_and_the_ledger_name_a_reclaim_that_used_up_its_retries(flow, calls, aws_env,
+                                                                                        capsys):
     spot_flow(flow, retries=0, flaky=False)
     flow.path.write_text(flow.path.read_text().replace("default:\n", "default:\n    retries_infra: 1\n"))
     aws_env.server.fault("reclaim", lambda job: "echo a A" in job.command, times=2)
@@ -72,6 +73,12 @@ def test_the_failure_report_and_the_ledger_name_a_reclaim_that_used_up_its_retri
     err = capsys.readouterr().err
     line = next(l for l in err.splitlines() if l.startswith("job failed:"))
     assert "spot or host reclaimed: Host EC2" in line and "(after 1 retried: spot or host reclaimed)" in line
+    main(["status", flow.bf])
+    out = capsys.readouterr().out
+    counts, causes = out.split("\n\n")
+    assert table(counts)["a"]["failed"] == 1 and table(counts)["b"]["failed"] == 1   # b: never ran
+    assert causes.strip() in ("failed by cause: spot or host reclaimed 1, dependency failed 1",
+                              "failed by cause: dependency failed 1, spot or host reclaimed 1"), out
     assert any('"cause": "spot or host reclaimed"' in body or '"cause":"spot or host reclaimed"' in body
                for body in ledger_bodies(flow)), ledger_bodies(flow)
 

@@ -111,30 +111,34 @@ def _finishing(jobs, the_plan) -> set:
 
 # -- status ------------------------------------------------------------------------------------
 
-def _columns(local: bool, batch: bool) -> list[str]:
+def _columns(local: bool, batch: bool, batch_failed: bool) -> list[str]:
     """done, then what runs now (local: running; with Batch rules: each active Batch state, a local
-    job running counting as RUNNING), then failed and incomplete (local jobs), to do, total."""
+    job running counting as RUNNING), then failed (local jobs, and Batch jobs once one failed) and
+    incomplete (local jobs), to do, total."""
     columns = ["done"]
     if batch:
         from ..aws.jobspec import ACTIVE_STATES
         columns += ACTIVE_STATES
     elif local:
         columns.append("running")
-    if local:
-        columns += ["failed", "incomplete"]
+    columns += ["failed"] if local or batch_failed else []
+    columns += ["incomplete"] if local else []
     return columns + ["to do", "total"]
 
 
 def status_table(the_plan, ledger, submitter=None) -> tuple[str, int]:
-    """Per rule, each job in one column (see ``_columns``). Returns (text, jobs running or in flight)."""
+    """Per rule, each job in one column (see ``_columns``), then the failures by cause. Returns
+    (text, jobs running or in flight)."""
     from ..planner import INCOMPLETE
+    from .records import causes_line, failed_jobs
     local, batch = _jobs(the_plan)
     running, failed = local_states(local, ledger)
     running = set(running) | _finishing(local, the_plan)
     if batch and submitter is None:
         submitter = _submitter()
     ended = _ended_unwatched(the_plan, batch, ledger, submitter)
-    columns = _columns(bool(local), bool(batch))
+    failed |= failed_jobs(batch, the_plan, ledger)
+    columns = _columns(bool(local), bool(batch), any(_on_batch(j) for j in failed))
     rows: dict[str, Counter] = {}
     for job in the_plan.jobs:
         if job.rule.is_target_list:
@@ -146,7 +150,7 @@ def status_table(the_plan, ledger, submitter=None) -> tuple[str, int]:
                 row["done"] += 1
                 continue
             summary = submitter.in_flight_summary(_spec(job))
-            row[summary["status"] if summary else "to do"] += 1
+            row[summary["status"] if summary else "failed" if job in failed else "to do"] += 1
         elif job in running:
             row["RUNNING" if batch else "running"] += 1
         elif job not in the_plan.pending:
@@ -164,7 +168,7 @@ def status_table(the_plan, ledger, submitter=None) -> tuple[str, int]:
             total.update(row)
         out.append(f"{name:<{width}}  " + "  ".join(f"{row[c]:>{w}}" for c, w in zip(columns, widths)))
     quiet = ("done", "failed", "incomplete", "to do", "total")
-    return "\n".join(out) + "\n", sum(total[c] for c in columns if c not in quiet)
+    return "\n".join(out) + "\n" + causes_line(failed, ledger), sum(total[c] for c in columns if c not in quiet)
 
 
 def _ended_unwatched(the_plan, batch: list, ledger, submitter) -> set:

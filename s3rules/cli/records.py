@@ -163,6 +163,24 @@ def _recorded_failure(job, rec, ledger: Ledger) -> tuple[bool, bool, str]:
     return True, bool(rec.where) and not body.get("upstream_failed"), body.get("reason") or "failed"
 
 
+def failed_jobs(jobs: list, the_plan, ledger: Ledger) -> set:
+    """Pending jobs whose last record says they failed."""
+    records = ledger.lookup([j for j in jobs if j in the_plan.pending])
+    return {job for job, rec in records.items() if rec.state == FAILED}
+
+
+def causes_line(failed: set, ledger: Ledger, limit: int = 100) -> str:
+    """``failed by cause: out of memory 2, application error 1``, from the records of at most
+    ``limit`` failed jobs (one read each); empty when none names a cause."""
+    from collections import Counter
+    counts = Counter(cause for job in sorted(failed, key=lambda j: j.outputs)[:limit]
+                     if (cause := (ledger.body(job) or {}).get("cause")))
+    if not counts:
+        return ""
+    shown = ", ".join(f"{cause} {n}" for cause, n in counts.most_common())
+    return f"\nfailed by cause: {shown}" + (f" (of the first {limit} failed jobs)" if len(failed) > limit else "") + "\n"
+
+
 def touch(the_plan, ledger: Ledger, storage, quiet: bool) -> None:
     """--touch: jobs whose outputs all exist are recorded as done, as they are today."""
     jobs = [job for job in the_plan.jobs if job.outputs]
