@@ -202,6 +202,8 @@ class Runner:
             if not self.active:
                 continue
             finished = self.executor.poll(self.poll_interval)
+            if self.ledger is not None:   # sent again: the new id is recorded once it has one
+                self.unplaced += [j for j in self.executor.resubmitted() if j not in self.unplaced]
             self._record_placed()
             for job, outcome in self.settle(finished):
                 if outcome.ok:

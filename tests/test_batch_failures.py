@@ -112,6 +112,9 @@ def test_an_out_of_memory_job_comes_back_with_twice_the_memory_and_its_dependent
     assert flow.get("out/sum.txt") == "hungry A\nhungry B\n"
     for label in ("big-A", "big-B"):
         assert memories(calls, label) == [2048, 4096]
+        first, second = [j["jobId"] for j in calls.jobs if j["label"] == label]
+        bodies = " ".join(ledger_bodies(flow))   # the record names the job that made the output
+        assert f"batch:{second}" in bodies and f"batch:{first}" not in bodies
     assert "ran out of memory with 2048 MiB" in err and "submitting it again with 4096 MiB" in err
     assert calls.labels.count("sum") >= 1 and "job failed" not in err
 

@@ -95,6 +95,10 @@ class Executor(ABC):
     def poll(self, timeout: float) -> list[tuple[Job, Outcome]]:
         """Jobs that finished since the last call; may wait up to ``timeout`` seconds for one."""
 
+    def resubmitted(self) -> list[Job]:
+        """Jobs the executor sent again since the last call (a new id to record once they have it)."""
+        return []
+
     def states(self) -> dict[str, dict[str, int]] | None:
         """Per rule, jobs per state, when the executor knows finer states than running/done and
         they changed since the last call; None otherwise."""

@@ -49,6 +49,7 @@ class BatchExecutor(Executor):
         self.buffer: list[BatchHandle] = []
         self.waiting: dict[BatchHandle, None] = {}    # held back, in order (a set that keeps it)
         self.finished: list[tuple[Job, Outcome]] = []
+        self._again: list[Job] = []                   # held to go again since ``resubmitted``
         self._news = False
 
     @classmethod
@@ -315,6 +316,11 @@ class BatchExecutor(Executor):
     def _hold(self, handle: BatchHandle) -> None:
         hold(handle)
         self.waiting[handle] = None
+        self._again.append(handle.job)
+
+    def resubmitted(self) -> list[Job]:
+        out, self._again = self._again, []
+        return out
 
     def poll(self, timeout: float) -> list[tuple[Job, Outcome]]:
         if not self.finished and not self.backoff.due():
