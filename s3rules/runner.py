@@ -168,6 +168,7 @@ class Runner:
             self.result.interrupted = True
             self.result.detached = self.executor.submits_graph
             if self.ledger is not None:   # the ids answered before Ctrl-C: the next run finds those jobs
+                self._take_resubmitted()
                 self._record_placed()
             self._cancel(report=True)
         except BaseException:
@@ -202,8 +203,7 @@ class Runner:
             if not self.active:
                 continue
             finished = self.executor.poll(self.poll_interval)
-            if self.ledger is not None:   # sent again: the new id is recorded once it has one
-                self.unplaced += [j for j in self.executor.resubmitted() if j not in self.unplaced]
+            self._take_resubmitted()
             self._record_placed()
             for job, outcome in self.settle(finished):
                 if outcome.ok:
@@ -241,6 +241,13 @@ class Runner:
         self.reporter.submitted(job)
         if not self.executor.submits_graph:
             self._record_placed()
+
+    def _take_resubmitted(self) -> None:
+        """Jobs the executor sent again: their new id is recorded once they have one."""
+        again = self.executor.resubmitted()
+        if again and self.ledger is not None:
+            known = set(self.unplaced)
+            self.unplaced += [j for j in again if j not in known]
 
     def _record_started(self) -> None:
         """Jobs about to start are recorded as started, all of them in one write."""

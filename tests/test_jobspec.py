@@ -185,7 +185,19 @@ def test_earlier_attempts_are_named_oldest_first_and_successes_left_out():
 @pytest.mark.parametrize("memory, grow, most, expected", [
     (2048, "2x", 8192, 4096), (4096, "2x", 6000, 6000), (6000, "2x", 6000, None),
     (2048, "+4096", 65536, 6144), (1000, "1.5x", 8000, 1500),
+    (64, "1.01x", 8000, None),   # it would not grow: never sent again as it was
 ])
 def test_memory_grows_by_its_rule_up_to_memory_max(memory, grow, most, expected):
     from s3rules.aws.failures import more_memory
     assert more_memory(memory, grow, most) == expected
+
+
+def test_a_job_sent_again_with_more_memory_keeps_its_identity_and_name():
+    """So status, cancel, logs and the next run find the bigger job by the name of the job it is."""
+    from dataclasses import replace
+    first = spec(memory=2048, memory_retry="2x", memory_max=8192)
+    bigger = replace(first, memory=4096, same_as=first.identity)
+    assert bigger.identity == first.identity and bigger.name == first.name
+    assert submit_request(bigger)["containerOverrides"]["resourceRequirements"][1] == {"type": "MEMORY",
+                                                                                      "value": "4096"}
+    assert replace(first, memory=4096).identity != first.identity   # a Batchfile edit is another job

@@ -65,9 +65,11 @@ def test_each_kind_is_read(tmp_path, key, value, expected):
     ("memory", "1.5", "'memory' must be a whole number"),
     ("vcpus", "0.1", "'vcpus' must be at least 0.25, not 0.1"),
     ("fetch_command", '"get"', "fetch_command must contain {url}"),
-    ("memory_retry", '"double"', "memory_retry must be a factor or an increase in MiB (\"2x\", \"1.5x\" or "
-                                 "\"+4096\"), not 'double'"),
+    ("memory_retry", '"double"', "memory_retry must be a factor above 1 or an increase in MiB (\"2x\", \"1.5x\" "
+                                 "or \"+4096\"), not 'double'"),
     ("memory_retry", '"4096"', "memory_retry must be a factor"),
+    ("memory_retry", '"1x"', "memory_retry must be a factor above 1"),
+    ("memory_retry", '"1.00x"', "memory_retry must be a factor above 1"),
     ("retries_infra", "10", "'retries_infra' must be from 0 to 9, not 10"),
     ("tags", '"x"', "'tags' takes an indented block"),
 ])

@@ -19,7 +19,7 @@ MAX_ATTEMPTS = 10            # retryStrategy.attempts: 1 to 10
 MAX_RULES = 5                # evaluateOnExit: at most 5 conditions
 
 # (where, pattern, cause): the first match names the cause; patterns as Batch matches them
-# ("*" only at the end), so the same table drives evaluateOnExit
+# ("*" only at the end), like the evaluateOnExit rules of ``retry_strategy``
 _SIGNS = (
     ("statusReason", "Host EC2*", RECLAIMED),
     ("reason", "OutOfMemoryError*", OUT_OF_MEMORY),
@@ -84,4 +84,4 @@ def more_memory(memory: int, memory_retry: str, memory_max: int) -> int | None:
     if memory >= memory_max:
         return None
     grown = int(memory * float(memory_retry[:-1])) if memory_retry.endswith("x") else memory + int(memory_retry)
-    return min(grown, memory_max)
+    return min(grown, memory_max) if grown > memory else None

@@ -47,11 +47,14 @@ class JobSpec:
     tags: tuple[tuple[str, str], ...] = ()
     share: str | None = None                    # shareIdentifier (queues with a scheduling policy)
     priority: int | None = None                 # schedulingPriorityOverride
+    same_as: str | None = None                  # the identity kept when s3rules sent it again with more memory
     # cache for ``identity``; not an init field, so ``dataclasses.replace`` starts a fresh one
     _identity: list = field(default_factory=list, init=False, repr=False, compare=False)
 
     @property
     def identity(self) -> str:
+        if self.same_as:   # the same work: found by the same name (status, cancel, logs, the next run)
+            return self.same_as
         if not self._identity:
             defining = {
                 "label": self.label, "command": list(self.command), "outputs": list(self.outputs),

@@ -59,6 +59,7 @@ class Submitter:
         self.sizes: dict[str, int] = {}                    # array parent -> number of children
         self.submitted = 0
         self.reused = 0
+        self.stopped: set[str] = set()                     # jobs and arrays this run terminated or gave up
 
     @contextlib.contextmanager
     def leased(self, buckets: dict[str, set[str]], ttl: float = LEASE_TTL, say=None):
@@ -186,8 +187,13 @@ class Submitter:
         return made[0]["jobId"] if made else None
 
     def in_flight_summary(self, spec: JobSpec) -> dict | None:
-        """ListJobs' summary of the job in flight for ``spec`` (or of the array child), if any."""
-        return self.in_flight(spec.queue).get(short(spec.identity))
+        """ListJobs' summary of the job in flight for ``spec`` (or of the array child), if any; a
+        job this run stopped may still be listed as it dies, and is never it."""
+        summary = self.in_flight(spec.queue).get(short(spec.identity))
+        return None if summary is not None and self._was_stopped(summary["jobId"]) else summary
+
+    def _was_stopped(self, job_id: str) -> bool:
+        return job_id in self.stopped or job_id.split(":", 1)[0] in self.stopped
 
     def find(self, spec: JobSpec) -> str | None:
         summary = self.in_flight_summary(spec)
@@ -200,12 +206,13 @@ class Submitter:
             self.reused += 1
         return job_id
 
-    def submit(self, spec: JobSpec, depends_on=(), command=None, files=None) -> tuple[str, bool]:
+    def submit(self, spec: JobSpec, depends_on=(), command=None, files=None, reuse=True) -> tuple[str, bool]:
         """(job id, reused): an identical in-flight job is reused, never submitted twice.
 
         ``command`` and ``files``: the script staged on S3 (written first) and what fetches it.
+        ``reuse=False``: a job sent again by this run, whose earlier job it stopped.
         """
-        existing = self.reuse(spec)
+        existing = self.reuse(spec) if reuse else None
         if existing is not None:
             self.tracked.setdefault(existing, Tracked(existing, spec, reused=True))
             return existing, True
@@ -273,6 +280,8 @@ class Submitter:
         while True:
             for j in self.service.jobs_named(spec.queue, spec.name):
                 # made since our first attempt (30 s of clock skew allowed), or in flight anyway
+                if self._was_stopped(j["jobId"]):
+                    continue
                 if j.get("createdAt", 0) >= (since - 30) * 1000 or j.get("status") in ACTIVE_STATES:
                     return j["jobId"]
             if time.monotonic() >= deadline:

@@ -114,9 +114,11 @@ class Watch:
         return news, ended, failed
 
     def doomed(self) -> list[BatchHandle]:
-        """Submitted jobs that wait for a whole job or array with a failure: Batch will never run
-        them (though some need none of what failed: another child of an array they wait for)."""
-        return [h for h in self.submitted() if self.failed_units.intersection(h.waits_on)]
+        """Submitted jobs that wait for a whole job or array with a failure, or for a job held to
+        go again (an N_TO_N child too): Batch will never run them (though some need none of what
+        failed: another child of an array they wait for)."""
+        return [h for h in self.submitted() if self.failed_units.intersection(h.waits_on)
+                or any(u.status == "WAITING" for u in h.upstream)]
 
     def outcome(self, handle: BatchHandle, desc: dict) -> Outcome:
         """How a finished job ended; a failure says its cause first (``failures.cause``), and

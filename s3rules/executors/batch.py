@@ -200,7 +200,8 @@ class BatchExecutor(Executor):
             home = self.submitter.homes.get(handle.spec.queue)
             command, files = stage(handle.spec, home, settings.batch.fetch_command,
                                    settings.shell_executable) if home else (None, {})
-            job_id, _ = self.submitter.submit(handle.spec, open_ids, command=command, files=files)
+            job_id, _ = self.submitter.submit(handle.spec, open_ids, command=command, files=files,
+                                              reuse=not handle.again)
             handle.waits_on = tuple(open_ids)
             self.watch.track(handle, job_id)
 
@@ -267,6 +268,7 @@ class BatchExecutor(Executor):
             children = self.watch.arrays.get(unit)
             targets = [h.job_id for h in group] if children is not None and len(group) < len(children) else [unit]
             for job_id in targets:
+                self.submitter.stopped.add(job_id)
                 with contextlib.suppress(AwsSetupError):   # already finished: nothing to stop
                     self.service.terminate(job_id, f"s3rules: {why}")
             for h in group:
@@ -309,7 +311,9 @@ class BatchExecutor(Executor):
             return False
         self.say(f"s3rules: {spec.label} ran out of memory with {spec.memory} MiB (job {outcome.external_id}); "
                  f"submitting it again with {memory} MiB")
-        handle.spec = replace(spec, memory=memory)
+        if outcome.external_id:   # failed, not in flight: but never the job to reuse for the bigger one
+            self.submitter.stopped.add(outcome.external_id)
+        handle.spec = replace(spec, memory=memory, same_as=spec.identity)
         self._hold(handle)
         return True
 
