@@ -47,7 +47,7 @@ class AWSBatchHelper:
     def add_job(self, job_name: str, job_definition: str, outputs=(), depends_on=(), command=(),
                 parameters: dict | None = None, vcpus: float | None = None, memory: int | None = None,
                 environment: dict | None = None, retries: int = 0, timeout: int | None = None,
-                gpus: int = 0, tags: dict | None = None) -> str | None:
+                gpus: int = 0, tags: dict | None = None, retries_infra: int = 5) -> str | None:
         """Submit a job unless its outputs exist (-> None) or an identical one is in flight (-> its id).
 
         Without ``command`` the job definition's own command runs.
@@ -71,7 +71,8 @@ class AWSBatchHelper:
                        command=tuple(str(c) for c in command), outputs=outputs, vcpus=vcpus, memory=memory,
                        gpus=gpus, environment=tuple(sorted((environment or {}).items())),
                        parameters=tuple(sorted((k, str(v)) for k, v in (parameters or {}).items())),
-                       retries=retries, timeout=timeout, tags=tuple(sorted((tags or {}).items())))
+                       retries=retries, retries_infra=retries_infra, timeout=timeout,
+                       tags=tuple(sorted((tags or {}).items())))
         if self.dry_run:
             self._dry += 1
             job_id = f"dry-run-{self._dry}"

@@ -564,6 +564,7 @@ def test_aws_batch_helper(flow, calls, capsys):
     assert len({id_a, id_b, id_lazy, id_bad}) == 4
     assert len(calls.submits) == 4
     assert calls.by_label()["make-b"]["dependsOn"] == [{"jobId": id_a}]
+    assert calls.by_label()["make-b"]["retryStrategy"]["attempts"] == 6   # reclaimed hosts: 5 more, as run's
     with pytest.raises(S3RulesError, match="at most 20"):
         helper.add_job("many", flow.jd, outputs=[flow.url("api/many.txt")], command=["true"],
                        depends_on=[id_a] * 21)
