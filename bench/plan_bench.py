@@ -735,30 +735,12 @@ def run_size(size: Size, args, tools: dict, rows: list[Row], checks: list[str]) 
         took = build_workdir(root, size, links=not args.distinct_files)
         log(f"[{n:,} samples] built in {took:.1f} s ({n + 3 * size.done_samples:,} files)")
 
-        # s3rules: best wall clock of --repeat runs
-        cmd = tools["s3rules"] + ["run", "-n", "-q", "Batchfile"]
-        best: Measure | None = None
-        walls = []
-        for i in range(args.repeat):
-            m = measure(cmd, root, args.timeout, "s3rules")
-            walls.append(m.wall)
-            log(f"[{n:,} samples] s3rules run {i + 1}/{args.repeat}: {m.wall:.2f} s wall, "
-                f"{m.user:.2f} s user, {m.rss_mb:.0f} MB ({m.status()})")
-            if not m.ok:
-                log(m.tail())
-                best, ok = m, False
-                break
+        def wrong(m: Measure) -> str | None:
             counts = s3rules_table_counts(m.stdout)
-            if counts != (size.pending, size.jobs):
-                log(f"[{n:,} samples] s3rules planned (pending, total) = {counts}, expected "
-                    f"{(size.pending, size.jobs)}\n{m.tail()}")
-                ok = False
-                best = m
-                break
-            if best is None or m.wall < best.wall:
-                best = m
-        note = "" if ok else ("plan mismatch" if best and best.ok else best.status() if best else "")
-        rows.append(Row(size, "s3rules", best, note, walls))
+            return None if counts == (size.pending, size.jobs) else \
+                f"planned (pending, total) = {counts}, expected {(size.pending, size.jobs)}"
+
+        ok = best_of_repeats(tools["s3rules"], root, args, f"[{n:,} samples]", wrong, size, rows)
 
         if n == CHECK_SIZE:
             good, msg = check_json(tools["s3rules"], root, size, args.timeout)
@@ -808,34 +790,43 @@ def run_variants(size: VariantSize, args, tools: dict, rows: list[Row]) -> bool:
         log(f"{tag} building workflow in {root} ...")
         took = build_variant_workdir(root, size, links=not args.distinct_files)
         log(f"{tag} built in {took:.1f} s ({size.units:,} units, {size.jobs:,} jobs expected)")
-        cmd = tools["s3rules"] + ["run", "-n", "-q", "Batchfile"]
-        best: Measure | None = None
-        walls = []
         want = size.rule_counts()
-        for i in range(args.repeat):
-            m = measure(cmd, root, args.timeout, "s3rules")
-            walls.append(m.wall)
-            log(f"{tag} s3rules run {i + 1}/{args.repeat}: {m.wall:.2f} s wall, "
-                f"{m.user:.2f} s user, {m.rss_mb:.0f} MB ({m.status()})")
-            if not m.ok:
-                log(m.tail())
-                best, ok = m, False
-                break
-            got = s3rules_rule_counts(m.stdout)
-            total = s3rules_table_counts(m.stdout)
-            if got != want or total != (size.pending, size.jobs):
-                log(f"{tag} s3rules planned per rule (pending, total) {got}, expected {want}\n{m.tail()}")
-                best, ok = m, False
-                break
-            if best is None or m.wall < best.wall:
-                best = m
-        note = "" if ok else ("plan mismatch" if best and best.ok else best.status() if best else "")
-        rows.append(Row(size, "s3rules", best, note, walls))
+
+        def wrong(m: Measure) -> str | None:
+            got, total = s3rules_rule_counts(m.stdout), s3rules_table_counts(m.stdout)
+            return None if got == want and total == (size.pending, size.jobs) else \
+                f"planned per rule (pending, total) {got}, expected {want}"
+
+        ok = best_of_repeats(tools["s3rules"], root, args, tag, wrong, size, rows)
     finally:
         if args.keep:
             log(f"{tag} kept {root}")
         else:
             shutil.rmtree(root, ignore_errors=True)
+    return ok
+
+
+def best_of_repeats(s3rules: list[str], root: Path, args, tag: str, wrong, size, rows: list) -> bool:
+    """Time ``s3rules run -n -q`` ``--repeat`` times in ``root`` and add its best row; a failed run
+    or a plan ``wrong(measure)`` finds fault with ends it. Returns whether every run was right."""
+    cmd = s3rules + ["run", "-n", "-q", "Batchfile"]
+    best: Measure | None = None
+    walls: list[float] = []
+    ok = True
+    for i in range(args.repeat):
+        m = measure(cmd, root, args.timeout, "s3rules")
+        walls.append(m.wall)
+        log(f"{tag} s3rules run {i + 1}/{args.repeat}: {m.wall:.2f} s wall, "
+            f"{m.user:.2f} s user, {m.rss_mb:.0f} MB ({m.status()})")
+        fault = None if not m.ok else wrong(m)
+        if not m.ok or fault:
+            log(f"{tag} s3rules {fault}\n{m.tail()}" if fault else m.tail())
+            best, ok = m, False
+            break
+        if best is None or m.wall < best.wall:
+            best = m
+    note = "" if ok else ("plan mismatch" if best and best.ok else best.status() if best else "")
+    rows.append(Row(size, "s3rules", best, note, walls))
     return ok
 
 
