@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass
+from functools import cache, cached_property
 
 from ..settings import BatchSettings
 from .naming import MAX_NAME, NAME_PREFIX, slug
@@ -29,12 +30,12 @@ class Definition:
     job_role: str | None = None
     execution_role: str | None = None
 
-    @property
+    @cached_property
     def digest(self) -> str:
         text = json.dumps([self.image, self.gpu, self.job_role, self.execution_role])
         return hashlib.sha256(text.encode()).hexdigest()[:12]
 
-    @property
+    @cached_property
     def name(self) -> str:
         """``s3rules-image-<image>-<cpu|gpu>-<12 hex>``, at most 128 letters, digits, - and _."""
         tail = f"-{'gpu' if self.gpu else 'cpu'}-{self.digest}"
@@ -60,4 +61,11 @@ def definition_for(batch: BatchSettings, gpus: int) -> Definition | None:
     (``job_definition:`` wins) or names no image."""
     if batch.job_definition or not batch.container:
         return None
-    return Definition(batch.container, gpus > 0, batch.job_role, batch.execution_role)
+    return _definition(batch.container, gpus > 0, batch.job_role, batch.execution_role)
+
+
+@cache
+def _definition(image: str, gpu: bool, job_role: str | None, execution_role: str | None) -> Definition:
+    """One ``Definition`` per image, class and roles, its name hashed once (``job_spec`` and the
+    set-up check ask for every job's)."""
+    return Definition(image, gpu, job_role, execution_role)
