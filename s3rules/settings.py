@@ -52,6 +52,8 @@ class Settings:
     gpus: int = 0
     environment: tuple = ()         # (NAME, Template) pairs, rendered per job
     shell_executable: str = "bash"
+    stage: bool = False             # the command sees local copies of its URLs (see model/staging.py)
+    scratch: str | None = None      # where a staged job's directory goes (default: $TMPDIR or /tmp)
     batch: BatchSettings = field(default_factory=BatchSettings)
 
 
@@ -82,6 +84,11 @@ class Choice:
 
 
 @dataclass(frozen=True)
+class Flag:
+    """true or false."""
+
+
+@dataclass(frozen=True)
 class Table:
     """An indented block of ``NAME: "value"`` lines; ``templates``: values may use a job's names."""
 
@@ -90,7 +97,7 @@ class Table:
 
 @dataclass(frozen=True)
 class Key:
-    kind: Text | Number | Choice | Table
+    kind: Text | Number | Choice | Flag | Table
     owner: str | None = None        # None: ``Settings`` itself; else the field of an executor's settings
 
 
@@ -118,6 +125,8 @@ KEYS: Mapping[str, Key] = {
     "share": Key(Text(), "batch"),
     "priority": Key(Number(True, 0, 9999), "batch"),
     "shell_executable": Key(Text()),
+    "stage": Key(Flag()),
+    "scratch": Key(Text(pattern=r"/.*", example="an absolute directory (\"/scratch\")")),
     "array_size": Key(Number(True, 1, 10_000), "batch"),
     "fetch_command": Key(Text(needs="{url}", example="where the script's S3 URL goes "
                                                      "(e.g. \"aws s3 cp {url} -\")"), "batch"),

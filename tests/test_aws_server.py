@@ -271,7 +271,8 @@ def test_evaluate_on_exit_and_infrastructure_faults(aws_env):
     assert jobs[hungry]["status"] == "FAILED" and len(jobs[hungry]["attempts"]) == 1
     assert jobs[hungry]["container"]["exitCode"] == 137
     assert jobs[hungry]["container"]["reason"].startswith("OutOfMemoryError")
-    assert [kind for kind, _ in srv.faulted] == ["reclaim", "reclaim", "oom"]
+    # the jobs run side by side: the order of their faults is the scheduler's
+    assert sorted(kind for kind, _ in srv.faulted) == ["oom", "reclaim", "reclaim"]
 
 
 # (d) array jobs ---------------------------------------------------------------

@@ -602,14 +602,15 @@ def test_missing_job_definition_is_a_clear_error(flow, calls, capsys):
     assert calls.submits == []
 
 
-HUGE = PIPELINE.replace("for f in {input}; do s3tool cat $f; done", "echo " + "x" * 31_000)
+# longer than the 128 KiB Linux allows one argument: the job must not pass it as one
+HUGE = PIPELINE.replace("for f in {input}; do s3tool cat $f; done", "echo " + "x" * 140_000)
 
 
 def test_a_command_too_long_for_submit_job_runs_from_a_script_staged_on_s3(flow, calls):
     flow.write(HUGE)
     flow.path.write_text(flow.path.read_text().replace("default:\n", 'default:\n    fetch_command: "s3tool cat {url}"\n'))
     assert run(flow.bf) == 0
-    assert flow.get("out/summary.txt") == "x" * 31_000 + "\n"
+    assert flow.get("out/summary.txt") == "x" * 140_000 + "\n"
     summary = calls.by_label()["summary"]
     assert len(json.dumps(summary["containerOverrides"])) < 8192 and ".sh" in summary["containerOverrides"]["command"][-1]
 

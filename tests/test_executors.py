@@ -35,3 +35,21 @@ def test_the_local_executor_returns_handles_with_the_process_id(tmp_path):
         finished = executor.poll(1.0)
     assert finished[0][0] is job and finished[0][1].ok
     assert executor.states() is None and executor.cancel() == []
+
+
+def test_a_local_command_longer_than_one_argument_may_be_runs_from_a_file(tmp_path):
+    """Linux refuses one argument over 128 KiB: a longer script (an aggregate over 10,000 inputs)
+    runs from a file beside its log instead of failing with "Argument list too long"."""
+    from workflows import s3rules, write
+    names = [f"in/sample-{i:05d}-with-a-long-descriptive-name.txt" for i in range(3000)]
+    files = {name: "x\n" for name in names}
+    write(tmp_path, '''
+        n = lines("rows.txt")
+        rule count:
+            input: expand("in/sample-{n}-with-a-long-descriptive-name.txt")
+            output: "count.txt"
+            shell: "echo {input} | wc -w > {output}"
+        ''', files={**files, "rows.txt": "".join(f"{i:05d}\n" for i in range(3000))})
+    r = s3rules("run", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert (tmp_path / "count.txt").read_text().strip() == "3000"

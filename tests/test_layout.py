@@ -21,7 +21,7 @@ LAYERS = [
     ("s3rules.planner",),
     ("s3rules.storage",),
     ("s3rules.ledger",),
-    ("s3rules.executors.base", "s3rules.executors.registry"),
+    ("s3rules.executors.base", "s3rules.executors.registry", "s3rules.executors.stager"),
     ("s3rules.aws",),
     ("s3rules.executors.local", "s3rules.executors.batch"),
     ("s3rules.runner", "s3rules.progress", "s3rules.views", "s3rules.workspace"),

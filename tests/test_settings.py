@@ -51,6 +51,9 @@ RULE = 'rule a:\n    output: "o.txt"\n    {key}: {value}\n    shell: "true"\n'
     ("array_size", "1", 1),
     ("fetch_command", '"get {url}"', "get {url}"),
     ("shell_executable", "zsh", "zsh"),
+    ("stage", "true", True),
+    ("stage", "false", False),
+    ("scratch", '"/scratch"', "/scratch"),
 ])
 def test_each_kind_is_read(tmp_path, key, value, expected):
     wf = load(tmp_path, RULE.format(key=key, value=value))
@@ -72,6 +75,8 @@ def test_each_kind_is_read(tmp_path, key, value, expected):
     ("memory_retry", '"1.00x"', "memory_retry must be a factor above 1"),
     ("retries_infra", "10", "'retries_infra' must be from 0 to 9, not 10"),
     ("tags", '"x"', "'tags' takes an indented block"),
+    ("stage", "yes", "stage is true or false, not 'yes'"),
+    ("scratch", '"scratch"', "scratch must be an absolute directory"),
 ])
 def test_each_kind_refuses_bad_values_at_their_place(tmp_path, key, value, message):
     with pytest.raises(BatchfileError) as err:

@@ -35,6 +35,10 @@ DEFAULT_FETCH = "aws s3 cp {url} -"
 # The wrappers that rebuild a child's script or fetch a staged one use bash arrays and
 # `pipefail`; they then hand the job's own script to the rule's shell_executable.
 WRAPPER = "bash"
+# The wrappers hand the script over on a file descriptor, not as an argument: Linux refuses
+# an argument longer than 128 KiB ("Argument list too long"), and an aggregate's script over
+# 10,000 inputs is longer than that.
+RUN = 'exec {shell} /dev/fd/3 3<<<"$script"\n'
 # ways to cut a script into words, finest first; the first that all children share wins
 _WORDS = (re.compile(r"(\w+)"), re.compile(r"""([^\s/'"=:;,()]+)"""))
 
@@ -99,13 +103,13 @@ def stage(spec: JobSpec, home: str, fetch: str = DEFAULT_FETCH,
 def staged_command(url: str, fetch: str = DEFAULT_FETCH, shell: str = "bash") -> list[str]:
     """The command that fetches a job's whole script from ``url`` and runs it."""
     get = fetch.replace("{url}", shlex.quote(url))
-    return [WRAPPER, "-c", f"set -euo pipefail\nscript=$({get})\nexec {shell} -c \"$script\"\n"]
+    return [WRAPPER, "-c", f"set -euo pipefail\nscript=$({get})\n" + RUN.format(shell=shell)]
 
 
 def _assemble(pieces: list[str | int], shell: str) -> str:
     """Bash that rebuilds the child's script from ``c`` (its values) and runs it."""
     parts = [shlex.quote(p) if isinstance(p, str) else f'"${{c[{p}]}}"' for p in pieces]
-    return f"script={''.join(parts) or chr(39) * 2}\nexec {shell} -c \"$script\"\n"
+    return f"script={''.join(parts) or chr(39) * 2}\n" + RUN.format(shell=shell)
 
 
 def inline_script(pieces, columns, shell: str = "bash") -> str:

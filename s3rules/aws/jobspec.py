@@ -16,6 +16,7 @@ from ..model import Job, format_number, is_url
 from .definitions import definition_for
 from .naming import IDENTITY_TAG, job_name
 from .failures import retry_strategy
+from .staging import batch_script
 
 ACTIVE_STATES = ("SUBMITTED", "PENDING", "RUNNABLE", "STARTING", "RUNNING")
 FINAL_STATES = ("SUCCEEDED", "FAILED")
@@ -138,10 +139,14 @@ def job_spec(job: Job) -> JobSpec:
     if local:
         raise PlanError(f"rule '{rule.name}' runs on AWS Batch but writes the local path {local[0]}; a Batch "
                         "job's outputs must be S3 URLs (or run this rule with executor: local)")
+    command = job.argv()
+    staging = job.staging()
+    if staging is not None:   # the command sees local copies: the job moves its files around it
+        command = ["bash", "-c", batch_script(job, staging, command[-1])]
     return JobSpec(
         label="-".join([rule.name, *job.values]), queue=b.queue,
         job_definition=registered.name if registered else b.job_definition,
-        command=tuple(job.argv()), outputs=job.outputs, vcpus=s.vcpus, memory=s.memory, gpus=s.gpus,
+        command=tuple(command), outputs=job.outputs, vcpus=s.vcpus, memory=s.memory, gpus=s.gpus,
         environment=tuple(sorted(job.environment().items())), retries=b.retries, retries_infra=b.retries_infra,
         memory_retry=b.memory_retry,
         memory_max=(b.memory_max or 4 * s.memory) if b.memory_retry else None, timeout=b.timeout,

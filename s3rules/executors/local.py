@@ -11,12 +11,14 @@ import os
 import re
 import signal
 import subprocess
+import sys
 import tempfile
 import time
 from collections import deque
 
 from ..model import Job, is_url
 from .base import Executor, Handle, Outcome, RunOptions
+from .stager import runnable, write_plan
 
 
 def log_path_for(log_dir: str, job: Job) -> str:
@@ -101,6 +103,10 @@ class LocalExecutor(Executor):
     def notes(self) -> list[str]:
         return self._notes
 
+    def check(self, jobs: list[Job]) -> None:
+        for job in jobs:   # a URL a staged job cannot name locally is refused before anything runs
+            job.staging()
+
     def capacity(self) -> int:
         return self.jobs - len(self.running)
 
@@ -121,7 +127,7 @@ class LocalExecutor(Executor):
             log = os.fdopen(fd, "wb")
         with log:
             try:
-                proc = subprocess.Popen(job.argv(self.base_dir), cwd=self.base_dir, stdout=log, stderr=subprocess.STDOUT,
+                proc = subprocess.Popen(self._argv(job, log_path), cwd=self.base_dir, stdout=log, stderr=subprocess.STDOUT,
                                         stdin=subprocess.DEVNULL, env=env, start_new_session=True)
             except (OSError, ValueError) as exc:
                 self.finished.append((job, Outcome(False, None, f"could not start: {exc}", log_path=log_path,
@@ -129,6 +135,15 @@ class LocalExecutor(Executor):
                 return Handle(job)
         self.running[proc.pid] = (job, proc, log_path, started)
         return Handle(job, str(proc.pid))
+
+    def _argv(self, job: Job, log_path: str) -> list[str]:
+        """The job's command; a staged job's runs inside the stager, which moves its files."""
+        staging = job.staging()
+        if staging is None:
+            return runnable(job.argv(self.base_dir), log_path + ".sh")
+        plan = log_path + ".stage.json"
+        write_plan(plan, job.argv(), staging, job.settings.scratch)
+        return [sys.executable, "-m", "s3rules.executors.stager", plan]
 
     def poll(self, timeout: float) -> list[tuple[Job, Outcome]]:
         deadline = time.monotonic() + timeout

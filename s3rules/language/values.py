@@ -10,7 +10,7 @@ from dataclasses import replace
 
 from ..errors import BatchfileError
 from ..model import Template, TemplateSyntaxError, escape_braces
-from ..settings import KEYS, Choice, Number, Settings, Table, Text, with_values
+from ..settings import KEYS, Choice, Flag, Number, Settings, Table, Text, with_values
 from .parser import Setting, Source, Value
 
 RULE_KEYS = ("input", "output", "shell", "log", "params", "when")
@@ -180,6 +180,10 @@ class Reader:
                              for k, v in self.mapping(s))
             return tuple((k, self.substitute(v) if v.kind == "string" else v.raw) for k, v in self.mapping(s))
         v = self.text(s)
+        if isinstance(kind, Flag):
+            if v not in ("true", "false"):
+                raise self.error(f"{s.name} is true or false, not {v!r}", s.values[0])
+            return v == "true"
         if isinstance(kind, Choice) and v not in kind.options:
             raise self.error(f"{s.name} must be one of {', '.join(kind.options)}, not {v!r}", s.values[0])
         if isinstance(kind, Text) and kind.needs and kind.needs not in v:

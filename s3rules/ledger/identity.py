@@ -110,7 +110,7 @@ class Identity:
         return {
             "rule": job.rule.name,
             "wildcards": job.wildcards,
-            "command": job.command(self.base_dir.rstrip("/")),
+            "command": job.command(self.base_dir.rstrip("/"), staged=False),
             "shell": s.shell_executable,
             "job_definition": s.batch.runs_in,
             "params": job.params(),

@@ -7,6 +7,7 @@ from typing import Sequence
 
 from ..settings import Settings, with_values
 from .rules import Rule
+from .staging import Staging, local_name, staged_url, staging
 from .templates import is_url
 
 STRICT_SHELLS = ("bash", "zsh", "ksh")   # shells that take `set -o pipefail`
@@ -113,19 +114,31 @@ class Job:
         ns = self.namespace()
         return {name: t.render(ns) for name, t in self.rule.params}
 
-    def command(self, relative_to: str | None = None) -> str:
+    def staging(self) -> Staging | None:
+        """With ``stage: true``, what the job downloads before its command and uploads after."""
+        if not self.settings.stage:
+            return None
+        directories = {d for dep in self.deps for d in dep.directory_outputs()} | set(self.directory_outputs())
+        return staging(self.inputs, self.outputs, self.logs, directories)
+
+    def command(self, relative_to: str | None = None, staged: bool | None = None) -> str:
         """The rendered shell command: every substituted value shell-quoted.
 
         With ``relative_to`` (the directory local commands run in), local paths below it are
-        written relative to it, which keeps commands and logs readable.
+        written relative to it, which keeps commands and logs readable. A staged command
+        (``staged``, by default the ``stage`` setting) names each URL by its local copy in the
+        job's scratch directory, and local paths in full.
         """
         rule = self.rule
         if rule.shell is None:
             return ""
-        prefix = relative_to.rstrip("/") + "/" if relative_to else None
+        stage = self.settings.stage if staged is None else staged
+        prefix = relative_to.rstrip("/") + "/" if relative_to and not stage else None
 
         def path(p: str) -> str:
-            if prefix and not is_url(p) and p.startswith(prefix):
+            if stage and staged_url(p):
+                p = local_name(p)
+            elif prefix and not is_url(p) and p.startswith(prefix):
                 p = p[len(prefix):]
             return shell_quote(p)
 
