@@ -34,6 +34,7 @@ class BatchSettings:
     share: str | None = None
     priority: int | None = None
     array_size: int = 10_000        # most children per array job; 1 submits every job alone
+    group: int = 1                  # jobs of a rule packed into one Batch job (or array child), run in turn
     fetch_command: str = "aws s3 cp {url} -"   # how a job reads a script too long to go inline
 
     @property
@@ -128,6 +129,7 @@ KEYS: Mapping[str, Key] = {
     "stage": Key(Flag()),
     "scratch": Key(Text(pattern=r"/.*", example="an absolute directory (\"/scratch\")")),
     "array_size": Key(Number(True, 1, 10_000), "batch"),
+    "group": Key(Number(True, 1, 1000), "batch"),
     "fetch_command": Key(Text(needs="{url}", example="where the script's S3 URL goes "
                                                      "(e.g. \"aws s3 cp {url} -\")"), "batch"),
 }

@@ -52,6 +52,7 @@ RULE = 'rule a:\n    output: "o.txt"\n    {key}: {value}\n    shell: "true"\n'
     ("fetch_command", '"get {url}"', "get {url}"),
     ("shell_executable", "zsh", "zsh"),
     ("stage", "true", True),
+    ("group", "20", 20),
     ("stage", "false", False),
     ("scratch", '"/scratch"', "/scratch"),
 ])
@@ -76,6 +77,7 @@ def test_each_kind_is_read(tmp_path, key, value, expected):
     ("retries_infra", "10", "'retries_infra' must be from 0 to 9, not 10"),
     ("tags", '"x"', "'tags' takes an indented block"),
     ("stage", "yes", "stage is true or false, not 'yes'"),
+    ("group", "0", "'group' must be from 1 to 1000, not 0"),
     ("scratch", '"scratch"', "scratch must be an absolute directory"),
 ])
 def test_each_kind_refuses_bad_values_at_their_place(tmp_path, key, value, message):

@@ -61,8 +61,10 @@ def keys(flow, prefix: str) -> list[str]:
 @pytest.mark.parametrize("executor", ["local", "batch"])
 def test_one_staged_batchfile_runs_locally_and_on_batch(flow, calls, executor, capsys):
     """Inputs downloaded, the command run on local names in a scratch directory, outputs, logs and
-    directory outputs uploaded; the scratch directory removed; a second run has nothing to do."""
+    directory outputs uploaded; the scratch directory removed; a second run has nothing to do. A
+    json.py beside the Batchfile does not stand in for the stager's own."""
     write(flow, executor)
+    (flow.dir / "json.py").write_text("raise SystemExit('the json.py beside the Batchfile was imported')\n")
     assert run(flow.bf) == 0, capsys.readouterr().err
     assert flow.get("out/up/A.txt") == "A1\nA2\n" and flow.get("out/up/B.txt") == "B1\nB2\n"
     assert keys(flow, "out/bins/A/") == ["part-aa", "part-ab"]
@@ -170,3 +172,54 @@ def test_the_batch_script_is_valid_bash_and_uploads_after_the_command(tmp_path):
     output = next(i for i, l in enumerate(lines) if "s3/b/out/x.txt s3://b/out/x.txt" in l)
     stop = next(i for i, l in enumerate(lines) if 'if [ "$rc" -ne 0 ]' in l)
     assert download < command < log < stop < output
+
+
+def test_staged_array_children_run_their_bash_wrapper_whatever_the_rules_shell(flow, capsys):
+    """The staging script is bash; the command in it runs in shell_executable (sh here)."""
+    write(flow, "batch", PIPELINE.replace("    stage: true\n", '    stage: true\n    shell_executable: "sh"\n'))
+    assert run(flow.bf, flow.url("out/up/A.txt"), flow.url("out/up/B.txt")) == 0, capsys.readouterr().err
+    assert flow.get("out/up/A.txt") == "A1\nA2\n" and flow.get("out/up/B.txt") == "B1\nB2\n"
+
+
+@pytest.mark.parametrize("executor", ["local", "batch"])
+def test_a_staged_directory_output_is_copied_whole(flow, executor, capsys):
+    """A file of the same size with an old mtime (tar x, cp -p) still replaces the old object, and a
+    directory named with glob characters leaves its neighbour alone."""
+    text = PIPELINE.replace('shell: "split -l 1 {input} {output}/part-"',
+                            'shell: "head -c 4 {input} > {output}/a.txt; touch -d 2001-01-01 {output}/a.txt"')
+    (flow.dir / "samples.csv").write_text("sample\ns[1]\n")
+    write(flow, executor, text, samples="")
+    (flow.dir / "samples.csv").write_text("sample\ns[1]\n")
+    flow.put("data/s[1].txt", "new1\n")
+    flow.put("out/bins/s[1]/a.txt", "old1")           # same size as what the job writes, and newer
+    flow.put("out/bins/s1/keep.txt", "neighbour")     # what a glob "s[1]" would match
+    flow.put("out/up/s[1].txt", "NEW1\n")
+    assert run(flow.bf, "-F", flow.url("out/bins/s[1]")) == 0, capsys.readouterr().err
+    assert flow.get("out/bins/s[1]/a.txt") == "NEW1"
+    assert flow.get("out/bins/s1/keep.txt") == "neighbour"
+
+
+def test_a_stopped_batch_job_still_uploads_its_log(flow, tmp_path):
+    """Batch sends SIGTERM first (a timeout, cancel, a reclaimed host): the staging script stops the
+    command, uploads the log, uploads no output and exits 143, leaving no scratch directory."""
+    import os
+    import signal
+    import time
+    text = STAGED.replace('shell: "tool {input} > {output} 2> {log}"',
+                          'shell: "echo started > {log}; echo partial > {output}; sleep 60"')
+    job = _job(text.replace("s3://b/", f"s3://{flow.bucket}/").replace("stage: true",
+                                                                       f'stage: true\n    scratch: "{tmp_path}"'),
+               tmp_path)
+    flow.put("in/x.txt", "x")
+    script = batch_script(job, job.staging(), job.argv()[-1])
+    proc = subprocess.Popen(["bash", "-c", script], start_new_session=True)
+    deadline = time.monotonic() + 60
+    while not any(p.name.startswith("s3rules.") and (p / "s3" / flow.bucket / "logs" / "x.log").exists()
+                  for p in tmp_path.iterdir()):
+        assert proc.poll() is None and time.monotonic() < deadline
+        time.sleep(0.1)
+    os.kill(proc.pid, signal.SIGTERM)
+    assert proc.wait(timeout=60) == 143
+    assert flow.get("logs/x.log") == "started\n"
+    assert flow.get("out/x.txt") is None
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith("s3rules.")]

@@ -27,18 +27,15 @@ import shlex
 from dataclasses import dataclass, field, replace
 
 from .jobspec import MAX_DEPENDS_ON, JobSpec, submit_request
-from .naming import IDENTITY_TAG, MANIFEST_TAG, array_name
+from .scripts import RUN
+from .naming import IDENTITY_TAG, MANIFEST_TAG, array_name, batch_id
 
 MIN_ARRAY, MAX_ARRAY = 2, 10_000
 OVERRIDES_LIMIT = 8192          # characters of containerOverrides (command and environment)
 DEFAULT_FETCH = "aws s3 cp {url} -"
 # The wrappers that rebuild a child's script or fetch a staged one use bash arrays and
-# `pipefail`; they then hand the job's own script to the rule's shell_executable.
+# `pipefail`; they then hand the job's own script to its shell (``JobSpec.shell``).
 WRAPPER = "bash"
-# The wrappers hand the script over on a file descriptor, not as an argument: Linux refuses
-# an argument longer than 128 KiB ("Argument list too long"), and an aggregate's script over
-# 10,000 inputs is longer than that.
-RUN = 'exec {shell} /dev/fd/3 3<<<"$script"\n'
 # ways to cut a script into words, finest first; the first that all children share wins
 _WORDS = (re.compile(r"(\w+)"), re.compile(r"""([^\s/'"=:;,()]+)"""))
 
@@ -170,7 +167,8 @@ def build_array(rule: str, children: list[JobSpec], home: str, fetch: str = DEFA
     identity = array_identity(children)
     array = ArrayJob(rule, children, identity, f"{home}/{identity}.json")
     array.files[array.manifest_url] = json.dumps(
-        {"rule": rule, "children": [c.identity for c in children], "labels": [c.label for c in children]})
+        {"rule": rule, "children": [list(c.members) if c.members else c.identity for c in children],
+         "labels": [c.label for c in children]})
     scripts = [child_script(c) for c in children]
     pieces, columns = split_scripts(scripts)
     array.command = [WRAPPER, "-c", inline_script(pieces, columns, shell)]
@@ -225,6 +223,7 @@ def array_request(array: ArrayJob, depends_on: list[dict]) -> dict:
 
 
 def child_index(job_id: str) -> tuple[str, int | None]:
-    """``parent:3`` -> (parent, 3); a job that is no array child -> (job id, None)."""
-    parent, sep, index = job_id.rpartition(":")
-    return (parent, int(index)) if sep and index.isdigit() else (job_id, None)
+    """``parent:3`` -> (parent, 3); a job that is no array child -> (job id, None). A packed
+    job's ``...#k`` is its pack's."""
+    parent, sep, index = batch_id(job_id).rpartition(":")
+    return (parent, int(index)) if sep and index.isdigit() else (batch_id(job_id), None)

@@ -2,7 +2,8 @@
 
 Pure: no AWS calls. A job may be submitted once every job it waits on has a job id (or has
 finished) and its ``dependsOn`` fits in Batch's 20 entries; the jobs of one wave that share a
-rule and the same unfinished upstream jobs go up together as array jobs.
+rule and the same unfinished upstream jobs go up together as array jobs, first packed N to a
+Batch job where the rule says ``group: N`` (``packs``).
 """
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from ..executors.base import Handle
 from ..model import Job
 from .arrays import MIN_ARRAY, ArrayJob, build_array, child_index
 from .jobspec import FINAL_STATES, MAX_DEPENDS_ON, JobSpec, chunks
+from .packs import build_pack
 
 
 class BatchHandle(Handle):
@@ -34,6 +36,44 @@ class BatchHandle(Handle):
 
     def upstream_failed(self) -> bool:
         return any(u.status == "FAILED" for u in self.upstream)
+
+
+class PackHandle(BatchHandle):
+    """Jobs packed into one Batch job, while they are submitted; then each is watched on its own."""
+
+    __slots__ = ("members", "files")
+
+    def __init__(self, members: list[BatchHandle], spec: JobSpec, files: dict[str, str]):
+        upstream = list({id(u): u for m in members for u in m.upstream}.values())
+        super().__init__(members[0].job, spec, upstream)
+        self.members, self.files = members, files
+        self.again = any(m.again for m in members)
+
+
+def pack(wave: list[BatchHandle], homes: dict[str, str]) -> list[BatchHandle]:
+    """``wave`` with the jobs of rules that say ``group: N`` packed N at a time (one rule, the same
+    upstream jobs and resources, as an array's children). A pack's manifest goes to ``homes``."""
+    out: list[BatchHandle] = []
+    groups: dict[tuple, list[BatchHandle]] = {}
+    for h in wave:
+        if h.job.settings.batch.group < 2 or h.spec.queue not in homes or h.upstream_failed():
+            out.append(h)
+            continue
+        groups.setdefault(_signature(h), []).append(h)
+    for group in groups.values():
+        settings = group[0].job.settings
+        for chunk in chunks(group, settings.batch.group):
+            if len(chunk) < 2:
+                out.extend(chunk)
+                continue
+            spec, files = build_pack(chunk[0].job.rule.name, [h.spec for h in chunk], homes[chunk[0].spec.queue])
+            out.append(PackHandle(chunk, spec, files))
+    return out
+
+
+def _signature(h: BatchHandle) -> tuple:
+    """Jobs alike enough to share an array, or a pack: one rule, the same upstream, the same resources."""
+    return h.job.rule.name, tuple(sorted({u.unit for u in h.open_upstream()})), _resources(h.spec)
 
 
 def may_submit(handle: BatchHandle, failed_units=frozenset()) -> bool:
@@ -71,8 +111,7 @@ def units(wave: list[BatchHandle], homes: dict[str, str]) -> list[tuple[list[Bat
         if settings.batch.array_size < 2 or h.spec.queue not in homes or h.upstream_failed():
             out.append(([h], None))
             continue
-        signature = tuple(sorted({u.unit for u in h.open_upstream()}))
-        groups.setdefault((h.job.rule.name, signature, _resources(h.spec)), []).append(h)
+        groups.setdefault(_signature(h), []).append(h)
     for (rule, _, _), group in groups.items():
         # children in the order of their upstream children, so that N_TO_N can line up
         group.sort(key=lambda h: sorted(child_index(u.job_id)[1] or 0 for u in h.open_upstream()))
@@ -82,7 +121,7 @@ def units(wave: list[BatchHandle], homes: dict[str, str]) -> list[tuple[list[Bat
                 out.append((chunk, None))
                 continue
             out.append((chunk, build_array(rule, [h.spec for h in chunk], homes[chunk[0].spec.queue],
-                                           settings.batch.fetch_command, settings.shell_executable)))
+                                           settings.batch.fetch_command, chunk[0].spec.shell)))
     return out
 
 

@@ -49,6 +49,8 @@ class JobSpec:
     share: str | None = None                    # shareIdentifier (queues with a scheduling policy)
     priority: int | None = None                 # schedulingPriorityOverride
     same_as: str | None = None                  # the identity kept when s3rules sent it again with more memory
+    named: str | None = None                    # a name of its own (a pack's), else made from label and identity
+    members: tuple[str, ...] = ()               # a pack's: its members' identities, in order
     # cache for ``identity``; not an init field, so ``dataclasses.replace`` starts a fresh one
     _identity: list = field(default_factory=list, init=False, repr=False, compare=False)
 
@@ -68,8 +70,13 @@ class JobSpec:
         return self._identity[0]
 
     @property
+    def shell(self) -> str:
+        """What runs the script ``command[-1]``: the rule's shell, or bash for a staged job's wrapper."""
+        return self.command[0] if self.command else "bash"
+
+    @property
     def name(self) -> str:
-        return job_name(self.label, self.identity)
+        return self.named or job_name(self.label, self.identity)
 
 
 def submit_request(spec: JobSpec, depends_on: list[str] | tuple[str, ...] = (), command=None) -> dict:

@@ -10,6 +10,7 @@ import re
 
 NAME_PREFIX = "s3rules-"
 ARRAY_PREFIX = NAME_PREFIX + "-array-"   # "--": a single job's name never has it
+PACK_PREFIX = NAME_PREFIX + "-pack-"     # packed jobs (group: N)
 MAX_NAME = 128                           # job names: up to 128 letters, digits, '-' and '_'
 SHORT = 16                               # hex digits of the identity in a name
 IDENTITY_TAG = "s3rules:identity"
@@ -18,6 +19,11 @@ STATE_PREFIX = ".s3rules"                # beside the outputs, in their bucket
 _NAME_CHARS = re.compile(r"[^A-Za-z0-9_-]+")
 _KEY_CHARS = re.compile(r"[^A-Za-z0-9._-]+")
 _SHORT_ID = re.compile(r"[0-9a-f]{%d}" % SHORT)
+
+
+def batch_id(job_id: str) -> str:
+    """The Batch job of an id s3rules watches: a packed job's ``<pack id>#<k>`` is its pack's."""
+    return job_id.split("#", 1)[0]
 
 
 def short(identity: str) -> str:
@@ -51,6 +57,15 @@ def array_name_prefix(rule: str) -> str:
 
 def array_name(rule: str, identity: str) -> str:
     return array_name_prefix(rule) + short(identity)
+
+
+def pack_name_prefix(rule: str) -> str:
+    """What the names of ``rule``'s packs start with."""
+    return (PACK_PREFIX + slug(rule))[: MAX_NAME - SHORT - 1] + "-"
+
+
+def pack_name(rule: str, identity: str) -> str:
+    return pack_name_prefix(rule) + short(identity)
 
 
 def jobs_home(bucket: str) -> str:

@@ -12,6 +12,7 @@ from botocore.exceptions import (BotoCoreError, ClientError, EndpointConnectionE
 from ..errors import AwsSetupError
 from .client import SubmitRefused, SubmitUnknown, aws_errors, session as default_session
 from .jobspec import ACTIVE_STATES, DESCRIBE_BATCH, chunks
+from .naming import batch_id
 from .policy import RETRY_CONFIG, SUBMIT_CONFIG, THROTTLING_CODES, pace
 
 DEFAULT_LOG_GROUP = "/aws/batch/job"
@@ -117,12 +118,17 @@ class BatchService:
             raise SubmitUnknown(type(exc).__name__) from None
 
     def describe(self, job_ids) -> dict[str, dict]:
-        """Descriptions by job id, in DescribeJobs calls of at most 100 ids."""
+        """Descriptions by job id, in DescribeJobs calls of at most 100 ids; a packed job's id
+        (``<pack>#<k>``) gets its pack's description."""
+        asked: dict[str, list[str]] = {}
+        for job_id in job_ids:
+            asked.setdefault(batch_id(job_id), []).append(job_id)
         out: dict[str, dict] = {}
         with aws_errors("describing Batch jobs"):
-            for group in chunks(list(job_ids), DESCRIBE_BATCH):
+            for group in chunks(list(asked), DESCRIBE_BATCH):
                 for job in self.batch.describe_jobs(jobs=group)["jobs"]:
-                    out[job["jobId"]] = job
+                    for given in asked.get(job["jobId"], [job["jobId"]]):
+                        out[given] = job
         return out
 
     def list_jobs(self, queue: str | None, statuses=ACTIVE_STATES, array_job_id: str | None = None) -> list[dict]:
@@ -152,7 +158,7 @@ class BatchService:
 
     def terminate(self, job_id: str, reason: str) -> None:
         with aws_errors(f"terminating job {job_id}"):
-            self.batch.terminate_job(jobId=job_id, reason=reason)
+            self.batch.terminate_job(jobId=batch_id(job_id), reason=reason)
 
     # -- logs -----------------------------------------------------------------------------
     @staticmethod

@@ -4,9 +4,12 @@ The job makes a scratch directory, downloads its S3 inputs into it with the AWS 
 cp`` per file, ``aws s3 sync`` per directory, ``PARALLEL`` transfers at a time through
 ``xargs -P``, each file in parallel parts as the CLI does it), runs the command there, uploads
 its logs whatever happened and its outputs only when the command succeeded (a directory output
-is synced with ``--delete``, so it holds what this run made and nothing older), then removes
-the directory. The container needs bash, ``xargs`` and the AWS CLI. The script is the job's
-command like any other: arrays split it per child and a long one is fetched from S3.
+is copied whole, then synced with ``--delete``, so it holds what this run made and nothing
+older: ``sync`` alone skips a file of the same size and an older mtime), then removes the
+directory. Stopped (a timeout, ``cancel``, a reclaimed host: Batch sends SIGTERM first), it
+stops the command, uploads the logs and exits 143. The container needs bash, ``xargs`` and the
+AWS CLI. The script is the job's command like any other: arrays split it per child and a long
+one is fetched from S3.
 
 What moves where is :mod:`s3rules.model.staging`'s; local jobs do the same in Python
 (:mod:`s3rules.executors.stager`).
@@ -18,41 +21,36 @@ import shlex
 from ..errors import PlanError
 from ..model import Job
 from ..model.staging import Staging, Transfer
+from .scripts import heredoc
 
 PARALLEL = 8
 QUIET = "--only-show-errors"
+# a directory output: every file copied, then what the prefix held beyond them deleted
+DIRECTORY_UP = (f"bash -c 'aws s3 cp --recursive {QUIET} \"$1\" \"$2\" && aws s3 sync --delete {QUIET} \"$1\" \"$2\"' "
+                "s3rules")
 
 
 def _moves(transfers, upload: bool, check: bool, otherwise: str = "") -> str:
     """Lines moving ``transfers``: files through ``aws s3 cp``, directories ``aws s3 sync``;
     ``otherwise`` runs when a line fails (else the script stops there)."""
     lines = []
-    for verb, chosen in (("cp", [t for t in transfers if not t.directory]),
-                         ("sync", [t for t in transfers if t.directory])):
+    for directory in (False, True):
+        chosen = [t for t in transfers if t.directory == directory]
         if not chosen:
             continue
         words = []
         for t in chosen:
             source, target = (t.local, t.url) if upload else (t.url, t.local)
-            if verb == "sync":   # a prefix, not the object of that name
+            if directory:   # a prefix, not the object of that name
                 source, target = source.rstrip("/") + "/", target.rstrip("/") + "/"
             words += [source, target]
         args = " ".join(shlex.quote(w) for w in words)
-        extra = " --delete" if verb == "sync" and upload else ""
         feed = f"for f in {args}; do printf '%s\\0' \"$f\"; done"
         if check:   # upload only what the command made; the runner reports what is missing
             feed += " | s3rules_made"
-        lines.append(f"{feed} | xargs -0 -r -n 2 -P {PARALLEL} aws s3 {verb} {QUIET}{extra}"
-                     + (f" || {otherwise}" if otherwise else ""))
+        command = (DIRECTORY_UP if upload else f"aws s3 sync {QUIET}") if directory else f"aws s3 cp {QUIET}"
+        lines.append(f"{feed} | xargs -0 -r -n 2 -P {PARALLEL} {command}" + (f" || {otherwise}" if otherwise else ""))
     return "\n".join(lines)
-
-
-def _run(shell: str, command: str) -> str:
-    """Run ``command`` from a here-document (an argument may not exceed 128 KiB; an aggregate's can)."""
-    end = "S3RULES_COMMAND_END"
-    while end in command.splitlines():
-        end += "_"
-    return f"{shell} /dev/fd/3 3<<'{end}'\n{command}\n{end}"
 
 
 def batch_script(job: Job, staging: Staging, command: str) -> str:
@@ -62,7 +60,8 @@ def batch_script(job: Job, staging: Staging, command: str) -> str:
             raise PlanError(f"rule '{job.rule.name}' runs on AWS Batch with stage: true, which moves s3:// URLs "
                             f"with the AWS CLI; {t.url} is not one (write it to S3, or leave stage: false)")
     scratch = shlex.quote(job.settings.scratch) if job.settings.scratch else '"${TMPDIR:-/tmp}"'
-    dirs = sorted({t.local if t.directory else t.local.rpartition("/")[0] for t in staging.outputs + staging.logs})
+    dirs = sorted({t.local if t.directory else t.local.rpartition("/")[0] for t in staging.outputs + staging.logs}
+                  | {t.local for t in staging.inputs if t.directory})   # an empty directory input too
     shell = shlex.quote(job.settings.shell_executable)
     parts = [
         "set -euo pipefail",
@@ -76,8 +75,14 @@ def batch_script(job: Job, staging: Staging, command: str) -> str:
         _moves(staging.inputs, upload=False, check=False, otherwise="s3rules_failed"),
         f"mkdir -p {' '.join(shlex.quote(d) for d in dirs)}" if dirs else "",
         "set +e",
-        _run(shell, command),
-        "rc=$?",
+        # in the background, so that a SIGTERM (timeout, cancel) reaches it and the logs still go up
+        'stopped=0; pid=""',
+        "trap 'kill -TERM \"$pid\" 2>/dev/null; stopped=1' TERM INT",
+        heredoc(shell, command, background=True),
+        "pid=$!",
+        'wait "$pid"; rc=$?',
+        'if [ "$stopped" = 1 ]; then wait "$pid"; rc=143; fi',
+        "trap - TERM INT",
         "set -e",
         _moves(staging.logs, upload=True, check=True, otherwise="echo 's3rules: a log was not uploaded' >&2"),
         'if [ "$rc" -ne 0 ]; then echo "s3rules: the command failed (exit $rc); its outputs were not uploaded" >&2; '

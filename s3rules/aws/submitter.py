@@ -11,7 +11,8 @@ refused and is retried after a pause; after an answer that was lost (a dropped c
 5xx), s3rules first asks Batch for a job of that name made in the meantime, and only submits
 again when there is none.
 An array's children are in flight under their parent's id (``parent:index``); the JSON
-manifest written before the array is submitted says which identity each index is.
+manifest written before the array is submitted says which identity each index is. A packed
+job (``group: N``) is in flight as ``<pack>#<k>``, its pack's manifest naming it in place k.
 ``refresh`` (for the Python API) describes jobs in groups of 100.
 """
 from __future__ import annotations
@@ -25,8 +26,8 @@ from .arrays import ArrayJob, array_request, child_index
 from .client import SubmitRefused, SubmitUnknown
 from .jobspec import ACTIVE_STATES, JobSpec, submit_request
 from .manifests import ManifestStore
-from .naming import (ARRAY_PREFIX, MANIFEST_TAG, array_name_prefix, identity_of_name, jobs_home, lease_url,
-                     short)
+from .naming import (ARRAY_PREFIX, MANIFEST_TAG, PACK_PREFIX, array_name_prefix, batch_id, identity_of_name,
+                     jobs_home, lease_url, pack_name_prefix, short)
 from .policy import LEASE_TTL, LISTING_LAG, SUBMIT_PAUSES
 from .service import BatchService
 
@@ -100,7 +101,7 @@ class Submitter:
                 name = summary.get("jobName", "")
                 if ":" in summary["jobId"]:
                     continue   # an array child, listed through its parent below
-                if name.startswith(ARRAY_PREFIX):
+                if name.startswith((ARRAY_PREFIX, PACK_PREFIX)):   # told apart by their manifests
                     arrays.append(summary["jobId"])
                 elif identity_of_name(name):
                     known.setdefault(identity_of_name(name), summary)
@@ -110,21 +111,30 @@ class Submitter:
         return known
 
     def _add_children(self, parents: dict[str, dict], known: dict[str, dict]) -> None:
-        """Index the children of in-flight arrays by the identities their manifests name."""
+        """Index the children of in-flight arrays (and the members of packs) by the identities
+        their manifests name."""
         for parent, desc in parents.items():
             if desc.get("status") not in ACTIVE_STATES:
                 continue
             children = self._children(desc)
             if not children:
                 continue   # no manifest, no way to tell its children apart: never reused
+            if desc.get("jobName", "").startswith(PACK_PREFIX):   # a pack: its members in order
+                for k, identity in enumerate(children):
+                    known.setdefault(short(identity), {"jobId": f"{parent}#{k}", "jobName": desc.get("jobName"),
+                                                       "status": desc.get("status")})
+                continue
             self.sizes[parent] = len(children)
             counts = (desc.get("arrayProperties") or {}).get("statusSummary") or {}
             states = [s for s in ACTIVE_STATES if counts.get(s)] if counts else list(ACTIVE_STATES)
             for summary in self.service.list_jobs(None, states, array_job_id=parent):
                 index = child_index(summary["jobId"])[1]
                 if index is not None and index < len(children):
-                    known.setdefault(short(children[index]), {
-                        "jobId": summary["jobId"], "jobName": desc.get("jobName"), "status": summary.get("status")})
+                    child = children[index]   # an identity, or a pack's members' identities
+                    for k, identity in enumerate(child) if isinstance(child, list) else [(None, child)]:
+                        known.setdefault(short(identity), {
+                            "jobId": summary["jobId"] + ("" if k is None else f"#{k}"), "jobName": desc.get("jobName"),
+                            "status": summary.get("status")})
 
     def _merge_recent(self, queue: str, known: dict[str, dict]) -> None:
         """Add what previous lease holders submitted moments ago (ListJobs may not show it yet)."""
@@ -134,7 +144,8 @@ class Submitter:
         with_ids = [r["jobId"] for r in recent if r.get("jobId")]
         described = self.service.describe(with_ids)
         for job_id, desc in described.items():
-            if desc.get("status") in ACTIVE_STATES and not desc.get("jobName", "").startswith(ARRAY_PREFIX):
+            if desc.get("status") in ACTIVE_STATES and not desc.get("jobName", "").startswith((ARRAY_PREFIX,
+                                                                                                 PACK_PREFIX)):
                 known.setdefault(identity_of_name(desc.get("jobName", "")) or "", {
                     "jobId": job_id, "jobName": desc.get("jobName"), "status": desc["status"]})
         self._add_children(described, known)
@@ -146,7 +157,7 @@ class Submitter:
             for r in unconfirmed:
                 for summary in self.service.jobs_named(queue, r["name"]):
                     if summary.get("status") in ACTIVE_STATES:
-                        if r["name"].startswith(ARRAY_PREFIX):
+                        if r["name"].startswith((ARRAY_PREFIX, PACK_PREFIX)):
                             arrays.append(summary["jobId"])
                         else:
                             known.setdefault(identity_of_name(r["name"]), summary)
@@ -177,12 +188,17 @@ class Submitter:
     def latest(self, spec: JobSpec, rule: str) -> str | None:
         """The newest job made for ``spec``, in flight or finished: alone, or as an array child."""
         made = self.service.jobs_named(spec.queue, spec.name)[:1]
-        for array in self.service.jobs_named(spec.queue, array_name_prefix(rule), prefix=True):
-            if made and made[0].get("createdAt", 0) >= array.get("createdAt", 0):
+        groups = [*self.service.jobs_named(spec.queue, array_name_prefix(rule), prefix=True),
+                  *self.service.jobs_named(spec.queue, pack_name_prefix(rule), prefix=True)]
+        for group in sorted(groups, key=lambda j: j.get("createdAt", 0), reverse=True):
+            if made and made[0].get("createdAt", 0) >= group.get("createdAt", 0):
                 continue
-            children = self._children(self.service.describe([array["jobId"]]).get(array["jobId"], {}))
-            if children and spec.identity in children:
-                made = [{"jobId": f"{array['jobId']}:{children.index(spec.identity)}"}]
+            children = self._children(self.service.describe([group["jobId"]]).get(group["jobId"], {})) or []
+            place = _place(children, spec.identity)
+            if place is not None:
+                i, k = place
+                made = [{"jobId": f"{group['jobId']}#{i}" if group.get("jobName", "").startswith(PACK_PREFIX)
+                         else f"{group['jobId']}:{i}" + ("" if k is None else f"#{k}")}]
                 break
         return made[0]["jobId"] if made else None
 
@@ -193,6 +209,7 @@ class Submitter:
         return None if summary is not None and self._was_stopped(summary["jobId"]) else summary
 
     def _was_stopped(self, job_id: str) -> bool:
+        job_id = batch_id(job_id)
         return job_id in self.stopped or job_id.split(":", 1)[0] in self.stopped
 
     def find(self, spec: JobSpec) -> str | None:
@@ -216,9 +233,12 @@ class Submitter:
         if existing is not None:
             self.tracked.setdefault(existing, Tracked(existing, spec, reused=True))
             return existing, True
-        job_id = self._send(spec, submit_request(spec, list(depends_on), command=command), files or {}, 1)
-        self.in_flight(spec.queue)[short(spec.identity)] = {"jobId": job_id, "jobName": spec.name,
-                                                          "status": "SUBMITTED"}
+        job_id = self._send(spec, submit_request(spec, list(depends_on), command=command), files or {},
+                            len(spec.members) or 1)
+        known = self.in_flight(spec.queue)
+        known[short(spec.identity)] = {"jobId": job_id, "jobName": spec.name, "status": "SUBMITTED"}
+        for k, member in enumerate(spec.members):
+            known[short(member)] = {"jobId": f"{job_id}#{k}", "jobName": spec.name, "status": "SUBMITTED"}
         self.tracked[job_id] = Tracked(job_id, spec)
         return job_id, False
 
@@ -228,11 +248,14 @@ class Submitter:
         Its manifests are written first, so a run that finds the array later, even after this
         one died mid-call, can tell its children apart.
         """
-        parent = self._send(array, array_request(array, depends_on), array.files, len(array.children))
+        parent = self._send(array, array_request(array, depends_on), array.files,
+                            sum(len(c.members) or 1 for c in array.children))
         self.sizes[parent] = len(array.children)
         known = self.in_flight(array.queue)
         for i, child in enumerate(array.children):
             known[short(child.identity)] = {"jobId": f"{parent}:{i}", "jobName": array.name, "status": "SUBMITTED"}
+            for k, member in enumerate(child.members):
+                known[short(member)] = {"jobId": f"{parent}:{i}#{k}", "jobName": array.name, "status": "SUBMITTED"}
         return parent
 
     def _send(self, unit, request: dict, files: dict[str, str], jobs: int) -> str:
@@ -303,3 +326,14 @@ class Submitter:
                 tracked.status = desc.get("status", tracked.status)
                 changed[job_id] = tracked
         return changed
+
+
+def _place(children: list, identity: str) -> tuple[int, int | None] | None:
+    """Where ``identity`` is in a manifest's children: (index, None), or (index, k) for place k
+    of an array child that is a pack."""
+    for i, child in enumerate(children):
+        if child == identity:
+            return i, None
+        if isinstance(child, list) and identity in child:
+            return i, child.index(identity)
+    return None

@@ -17,8 +17,9 @@ from dataclasses import replace
 from ..aws.definitions import definition_for
 from ..aws.arrays import OVERRIDES_LIMIT, ArrayJob, child_index, dependency, fits_inline, stage
 from ..aws.failures import OUT_OF_MEMORY, more_memory
-from ..aws.grouping import BatchHandle, hold, may_submit, next_wave, units
+from ..aws.grouping import BatchHandle, PackHandle, hold, may_submit, next_wave, pack, units
 from ..aws.jobspec import MAX_DEPENDS_ON, job_spec
+from ..aws.naming import batch_id
 from ..aws.policy import LEASE_TTL, POLL_LIMIT, Backoff
 from ..aws.submitter import Submitter
 from ..aws.watch import Watch
@@ -179,7 +180,7 @@ class BatchExecutor(Executor):
                 self.waiting[h] = None
 
     def _submit_wave(self, wave: list[BatchHandle]) -> None:
-        groups = units(wave, self.submitter.homes)
+        groups = units(pack(wave, self.submitter.homes), self.submitter.homes)
         self.submitter.expect([array or group[0].spec for group, array in groups])
         for group, array in groups:
             if array is None:
@@ -193,30 +194,41 @@ class BatchExecutor(Executor):
             self.finished.append((handle.job, Outcome(False, reason="a job it depends on failed",
                                                       upstream_failed=True)))
         elif not may_submit(handle, self.watch.failed_units):
-            self.waiting[handle] = None
+            self._wait(handle)
         else:
             open_ids = list(dict.fromkeys(u.unit for u in handle.open_upstream()))
             settings = handle.job.settings
             home = self.submitter.homes.get(handle.spec.queue)
             command, files = stage(handle.spec, home, settings.batch.fetch_command,
-                                   settings.shell_executable) if home else (None, {})
+                                   handle.spec.shell) if home else (None, {})
+            if isinstance(handle, PackHandle):
+                files = {**handle.files, **files}
             job_id, _ = self.submitter.submit(handle.spec, open_ids, command=command, files=files,
                                               reuse=not handle.again)
-            handle.waits_on = tuple(open_ids)
-            self.watch.track(handle, job_id)
+            self._track(handle, job_id, tuple(open_ids))
+
+    def _track(self, handle: BatchHandle, job_id: str, waits_on: tuple[str, ...]) -> None:
+        """Watch a submitted job; a pack's members each as ``<job id>#<k>``."""
+        for k, h in enumerate(handle.members if isinstance(handle, PackHandle) else [handle]):
+            h.waits_on = waits_on
+            self.watch.track(h, f"{job_id}#{k}" if isinstance(handle, PackHandle) else job_id)
+
+    def _wait(self, handle: BatchHandle) -> None:
+        """Held back for now (a pack's members, to be packed again when they go)."""
+        for h in handle.members if isinstance(handle, PackHandle) else [handle]:
+            self.waiting[h] = None
 
     def _submit_array(self, group: list[BatchHandle], array: ArrayJob) -> None:
         upstream = [[child_index(u.job_id) for u in h.open_upstream()] for h in group]
         depends_on = dependency(upstream, self.submitter.sizes)
         if len(depends_on) > MAX_DEPENDS_ON:
             for h in group:
-                self.waiting[h] = None
+                self._wait(h)
             return
         parent = self.submitter.submit_array(array, depends_on)
         whole = tuple(d["jobId"] for d in depends_on if d.get("type") != "N_TO_N")
         for i, h in enumerate(group):
-            h.waits_on = whole
-            self.watch.track(h, f"{parent}:{i}")
+            self._track(h, f"{parent}:{i}", whole)
 
     def _skip_done_meanwhile(self, handles: list[BatchHandle]) -> None:
         """A job that finished between planning and this listing is done: never submit it again.
@@ -249,7 +261,12 @@ class BatchExecutor(Executor):
                                                  upstream_failed=True)))
         self.waiting = {h: None for h in self.waiting if h.job not in doomed}
         self.buffer = [h for h in self.buffer if h.job not in doomed]
-        self._stop([h for h in self.watch.submitted() if h.job in doomed])
+        stopping = [h for h in self.watch.submitted() if h.job in doomed]
+        spare = self.watch.siblings(stopping)   # packed with them: stopped with them, then sent again
+        self._stop(stopping)
+        self._terminate(spare, "submitted again, without a job packed with it that cannot run")
+        for h in spare:
+            self._hold(h)
 
     def _stop(self, handles: list[BatchHandle], why: str = "a job it depends on failed") -> None:
         """Terminate and report these submitted jobs."""
@@ -266,7 +283,8 @@ class BatchExecutor(Executor):
             by_unit.setdefault(h.unit, []).append(h)
         for unit, group in by_unit.items():
             children = self.watch.arrays.get(unit)
-            targets = [h.job_id for h in group] if children is not None and len(group) < len(children) else [unit]
+            jobs = sorted({batch_id(h.job_id) for h in group})   # a pack's members: one Batch job
+            targets = jobs if children is not None and len(jobs) < len(children) else [unit]
             for job_id in targets:
                 self.submitter.stopped.add(job_id)
                 with contextlib.suppress(AwsSetupError):   # already finished: nothing to stop

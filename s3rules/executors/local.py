@@ -16,6 +16,7 @@ import tempfile
 import time
 from collections import deque
 
+from ..errors import PlanError
 from ..model import Job, is_url
 from .base import Executor, Handle, Outcome, RunOptions
 from .stager import runnable, write_plan
@@ -105,7 +106,9 @@ class LocalExecutor(Executor):
 
     def check(self, jobs: list[Job]) -> None:
         for job in jobs:   # a URL a staged job cannot name locally is refused before anything runs
-            job.staging()
+            if job.staging() is not None and job.settings.scratch and not os.path.isdir(job.settings.scratch):
+                raise PlanError(f"rule '{job.rule.name}' stages its files in scratch: {job.settings.scratch}, "
+                                "which is not a directory here; make it, or set scratch: to one that is")
 
     def capacity(self) -> int:
         return self.jobs - len(self.running)
@@ -143,7 +146,8 @@ class LocalExecutor(Executor):
             return runnable(job.argv(self.base_dir), log_path + ".sh")
         plan = log_path + ".stage.json"
         write_plan(plan, job.argv(), staging, job.settings.scratch)
-        return [sys.executable, "-m", "s3rules.executors.stager", plan]
+        # -P (Python 3.11+): a json.py beside the Batchfile must not stand in for the library's
+        return [sys.executable, *(["-P"] if sys.version_info >= (3, 11) else []), "-m", "s3rules.executors.stager", plan]
 
     def poll(self, timeout: float) -> list[tuple[Job, Outcome]]:
         deadline = time.monotonic() + timeout

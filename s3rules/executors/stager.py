@@ -5,7 +5,8 @@ wrote, deleted once read), makes a scratch directory, downloads the job's input 
 with fsspec (several files at once), runs the command there, uploads the logs whatever
 happened and the outputs only when the command succeeded, then removes the directory. Its
 exit status is the command's (1 when a transfer failed). Being a process of the job's own
-session, it is stopped with the command when the run is cancelled.
+session, it is stopped with the command when the run is cancelled: it then waits for the
+command to end, uploads the logs and exits 143.
 
 What moves where is :mod:`s3rules.model.staging`'s; AWS Batch jobs do the same in bash
 with the AWS CLI (:mod:`s3rules.aws.staging`).
@@ -72,13 +73,17 @@ def download(storage: Storage, inputs: list[Transfer], scratch: str) -> None:
         fs = storage.filesystem(t.url)
         root = fs._strip_protocol(t.url).rstrip("/")
         protocol = t.url.split("://", 1)[0]
-        for found in fs.find(root):
-            pairs.append((f"{protocol}://{found}", os.path.join(target, os.path.relpath(found, root))))
+        for found, info in fs.find(root, detail=True).items():
+            if info.get("type") == "file" and not found.endswith("/"):   # folder markers are no files
+                pairs.append((f"{protocol}://{found}", os.path.join(target, os.path.relpath(found, root))))
         os.makedirs(target, exist_ok=True)
     for local in {os.path.dirname(local) for _, local in pairs}:
         os.makedirs(local, exist_ok=True)
     for fs, urls, locals_ in _by_filesystem(storage, pairs).values():
         fs.get(urls, locals_)
+    for url, local in pairs:   # a prefix asked for as a file downloads nothing, and says nothing
+        if not os.path.isfile(local):
+            raise FileNotFoundError(f"{url} was not downloaded (a directory that no rule marks directory()?)")
 
 
 def upload(storage: Storage, transfers: list[Transfer], scratch: str) -> list[str]:
@@ -93,9 +98,7 @@ def upload(storage: Storage, transfers: list[Transfer], scratch: str) -> list[st
         if not t.directory:
             pairs.append((t.url, source))
             continue
-        fs = storage.filesystem(t.url)
-        if fs.exists(t.url):
-            fs.rm(t.url, recursive=True)
+        storage.remove(t.url, directory=True)   # what an older run left there goes (no glob in the URL)
         for folder, _, files in os.walk(source):
             for name in files:
                 path = os.path.join(folder, name)
@@ -109,6 +112,16 @@ def run(plan: dict) -> int:
     inputs, outputs, logs = (_transfers(plan[k]) for k in ("inputs", "outputs", "logs"))
     scratch = tempfile.mkdtemp(prefix="s3rules-stage-", dir=plan.get("scratch"))
     storage = Storage()
+    running: list[subprocess.Popen] = []
+    stopped: list[int] = []
+
+    def stop(signum, _frame):   # cancelled: before the command, just go; during it, end it first
+        if not running:
+            raise SystemExit(128 + signum)
+        stopped.append(signum)
+        running[0].send_signal(signum)
+
+    signal.signal(signal.SIGTERM, stop)
     try:
         try:
             download(storage, inputs, scratch)
@@ -118,8 +131,11 @@ def run(plan: dict) -> int:
         for t in outputs + logs:
             os.makedirs(os.path.join(scratch, t.local if t.directory else os.path.dirname(t.local)), exist_ok=True)
         argv = runnable(plan["argv"], os.path.join(scratch, "s3rules-command.sh"))
-        code = subprocess.call(argv, cwd=scratch, stdin=subprocess.DEVNULL)
+        running.append(subprocess.Popen(argv, cwd=scratch, stdin=subprocess.DEVNULL))
+        code = running[0].wait()
         code = 128 - code if code < 0 else code   # killed by a signal: as a shell says it
+        if stopped:
+            code = 128 + stopped[0]
         try:
             upload(storage, logs, scratch)
         except Exception as exc:   # noqa: BLE001 - a log is kept when it can be; the job's word stands
@@ -142,7 +158,6 @@ def main(argv: list[str] | None = None) -> int:
     with open(path) as fh:
         plan = json.load(fh)
     os.unlink(path)
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))   # still clean up
     return run(plan)
 
 
