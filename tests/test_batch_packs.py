@@ -6,9 +6,12 @@ Same harness as tests/test_batch.py: moto's server, jobs run as local processes.
 from __future__ import annotations
 
 import json
+import shutil
+
+import pytest
 
 from s3rules.cli import main
-from test_batch import POLL, calls, flow, run, table  # noqa: F401
+from test_batch import POLL, calls, flow, gate, run, table  # noqa: F401
 
 SAMPLES = [f"S{i:02d}" for i in range(45)]
 
@@ -132,3 +135,48 @@ def test_a_pack_runs_each_job_in_turn_retries_it_in_place_and_gives_every_exit_c
     assert count.read_text() == "x\nx\n"                         # b: one retry, then it passed
     assert exit_codes(out) == [0, 0, 4, 0]
     assert "s3rules pack: b failed (exit 1); trying again" in done.stderr
+
+
+def test_staged_jobs_pack_too(flow, calls, capsys):
+    """stage: true inside packs: each job downloads, runs and uploads its own files."""
+    flow.write('''
+rule all:
+    input: expand("{root}/up/{sample}.txt")
+rule up:
+    input: "s3://BUCKET/data/{sample}.txt"
+    output: "{root}/up/{sample}.txt"
+    stage: true
+    group: 2
+    shell: "tr a-z A-Z < {input} > {output}"
+''', samples=["a", "b", "c", "d", "e"], arrays=False)
+    assert run(flow.bf) == 0, capsys.readouterr().err
+    assert [flow.get(f"out/up/{s}.txt") for s in "abcde"] == [f"HELLO {s.upper()}\n" for s in "abcde"]
+    assert sorted(len(manifest(flow, p)) if "s3rules:manifest" in p["tags"] else 1 for p in calls.submits) == [1, 2, 2]
+
+
+@pytest.mark.parametrize("arrays", [True, False])
+def test_a_run_with_no_record_of_them_finds_packed_jobs_in_flight_by_their_manifest(flow, calls, gate, capsys,
+                                                                                   arrays):
+    """Packed jobs in flight, and no job ledger (another person's run, or records lost): the next
+    run lists what is in flight, reads the packs' manifests and submits nothing twice."""
+    flow.write(f'''
+rule all:
+    input: expand("{{root}}/up/{{sample}}.txt")
+rule up:
+    input: "s3://BUCKET/data/{{sample}}.txt"
+    output: "{{root}}/up/{{sample}}.txt"
+    group: 2
+    shell: "{gate.wait}echo HELLO {{sample}} | s3tool put {{output}}"
+''', samples=["a", "b", "c", "d", "e"], arrays=arrays)
+    assert run(flow.bf, "--detach") == 0, capsys.readouterr().err
+    made = len(calls.submits)
+    assert made == (1 if arrays else 3)        # packs of 2, 2 and a lone job: one array of 3 children, or 3
+    listed = flow.s3.list_objects_v2(Bucket=flow.bucket, Prefix=".s3rules/ledger/").get("Contents", [])
+    for o in listed:
+        flow.s3.delete_object(Bucket=flow.bucket, Key=o["Key"])
+    shutil.rmtree(flow.dir / ".s3rules", ignore_errors=True)
+    calls.reset()
+    calls.on_lease_release(gate.open)
+    assert run(flow.bf) == 0, capsys.readouterr().err
+    assert gate.is_open and calls.submits == []
+    assert [flow.get(f"out/up/{s}.txt") for s in "abcde"] == [f"HELLO {s}\n" for s in "abcde"]
