@@ -61,3 +61,27 @@ def test_each_batch_job_costs_three_ledger_puts_and_a_plan_one_listing(flow, cal
     assert dry_run(flow, capsys) == {}
     # the inputs' prefix and the outputs' share the bucket's root, listed once; the rule's records
     assert proxy.requests["ListObjectsV2"] == 2
+
+
+def test_a_failed_forced_rerun_gives_an_s3_output_its_whole_old_record_back(flow, capsys):
+    """After -F with a changed command fails, the output on S3 is the old one and so is its record:
+    --explain compares today's command with the recorded one, not with nothing."""
+    flow.write('''
+rule all:
+    input: "{root}/x.txt"
+rule x:
+    output: "{root}/x.txt"
+    stage: true
+    shell: "echo VERSION > {output}"
+''')
+    flow.path.write_text(flow.path.read_text().replace("executor: batch", "executor: local"))
+    assert run(flow.bf) == 0, capsys.readouterr().err
+    flow.path.write_text(flow.path.read_text().replace('"echo VERSION > {output}"',
+                                                       '"echo VERSION2 > {output}; exit 3"'))
+    assert run(flow.bf, "-F") == 1
+    assert flow.get("out/x.txt") == "VERSION\n"
+    capsys.readouterr()
+    assert main(["run", "-n", "--explain", flow.bf]) == 0
+    out = capsys.readouterr().out
+    assert "changed: command" in out
+    assert "-echo VERSION > " in out and "+echo VERSION2 > " in out, out

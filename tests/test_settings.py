@@ -77,6 +77,7 @@ def test_each_kind_is_read(tmp_path, key, value, expected):
     ("retries_infra", "10", "'retries_infra' must be from 0 to 9, not 10"),
     ("tags", '"x"', "'tags' takes an indented block"),
     ("stage", "yes", "stage is true or false, not 'yes'"),
+    ("stage", "1", "stage is true or false, not 1"),
     ("group", "0", "'group' must be from 1 to 1000, not 0"),
     ("scratch", '"scratch"', "scratch must be an absolute directory"),
 ])

@@ -268,7 +268,7 @@ def failure_report(result) -> str:
                      f"{'they need' if blocked != 1 else 'it needs'} failed")
     unstarted = len(result.not_run) - blocked
     if unstarted:
-        lines.append(f"{unstarted} job{'s' if unstarted != 1 else ''} that need no failed job never started: "
+        lines.append(f"{unstarted} job{'s that need' if unstarted != 1 else ' that needs'} no failed job never started: "
                      "s3rules stops at the first failure; -k (--keep-going) runs them")
     n = len(failed)
     lines.insert(0, f"{_count(n)} failed" if n else "the run did not finish")

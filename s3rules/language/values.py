@@ -179,6 +179,8 @@ class Reader:
                 return tuple((k, self.template(v) if v.kind == "string" else Template(escape_braces(v.raw)))
                              for k, v in self.mapping(s))
             return tuple((k, self.substitute(v) if v.kind == "string" else v.raw) for k, v in self.mapping(s))
+        if isinstance(kind, Flag) and len(s.values) == 1 and s.values[0].kind == "number":
+            raise self.error(f"{s.name} is true or false, not {s.values[0].raw}", s.values[0])
         v = self.text(s)
         if isinstance(kind, Flag):
             if v not in ("true", "false"):

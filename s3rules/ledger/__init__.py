@@ -210,8 +210,9 @@ class Ledger:
                     self.journal.append([(self._key(job), rec, job.rule.name)])
                 except OSError:
                     pass
-        else:
-            self.objects.write([(job, rec, {"state": rec.state, "restored": True, "time": now})])
+        else:   # the whole old record again (what --explain compares with), not only its hashes
+            old = self.objects.record_body(previous) if previous is not None else None
+            self.objects.write([(job, rec, {**(old or {}), "state": rec.state, "restored": True, "time": now})])
 
     def close(self) -> None:
         """Delete superseded records and keep the journal short; best effort."""

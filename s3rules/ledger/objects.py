@@ -120,7 +120,11 @@ class Objects:
 
     def body(self, job: Job) -> dict | None:
         rec = self._listing(self.folder(job)).get(job_hash(job))
-        if rec is None:
+        return None if rec is None else self.record_body(rec)
+
+    def record_body(self, rec: Record) -> dict | None:
+        """The body of one record object (a superseded one stays until ``flush``)."""
+        if not rec.name:
             return None
         try:
             return json.loads(self.storage.filesystem(rec.name).cat(rec.name))
