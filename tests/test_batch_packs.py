@@ -180,3 +180,28 @@ rule up:
     assert run(flow.bf) == 0, capsys.readouterr().err
     assert gate.is_open and calls.submits == []
     assert [flow.get(f"out/up/{s}.txt") for s in "abcde"] == [f"HELLO {s}\n" for s in "abcde"]
+
+
+@pytest.mark.parametrize("arrays", [True, False])
+def test_packed_jobs_that_ended_while_detached_are_done_for_the_next_run(flow, calls, gate, capsys, arrays):
+    """The job ledger keeps each packed job's id (<pack>#<k>): jobs that ended while no s3rules
+    watched are settled as done by the next run, never submitted again (their outputs were
+    already there when it planned, so only their record can tell)."""
+    flow.write(f'''
+rule all:
+    input: expand("{{root}}/up/{{sample}}.txt")
+rule up:
+    input: "s3://BUCKET/data/{{sample}}.txt"
+    output: "{{root}}/up/{{sample}}.txt"
+    group: 2
+    shell: "{gate.wait}echo HELLO {{sample}} | s3tool put {{output}}"
+''', samples=["a", "b", "c", "d", "e"], arrays=arrays)
+    assert run(flow.bf, "--detach") == 0, capsys.readouterr().err
+    ids = [p["jobId"] for p in calls.submits]
+    gate.open()
+    flow.wait(ids)
+    calls.reset()
+    capsys.readouterr()
+    assert run(flow.bf) == 0
+    assert calls.submits == [], [p["jobName"] for p in calls.submits]
+    assert [flow.get(f"out/up/{s}.txt") for s in "abcde"] == [f"HELLO {s}\n" for s in "abcde"]

@@ -17,7 +17,7 @@ from ..model import Job
 from .identity import short_hash
 from .records import Record
 
-_WHERE = re.compile(r"[^A-Za-z0-9:_-]")
+_WHERE = re.compile(r"[^A-Za-z0-9:#_-]")   # "batch:<array>:<i>#<k>" for a packed job
 
 
 def root_of(url: str) -> str:
