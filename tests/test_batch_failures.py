@@ -160,3 +160,20 @@ def test_an_aggregate_that_needs_only_some_children_of_an_array_runs_though_anot
     failed = [l for l in err.splitlines() if l.startswith("job failed:")]
     assert len(failed) == 1 and "sample=s5" in failed[0]
     assert "1 job was not run because a job it needs failed" in err
+
+
+def test_a_job_held_back_and_never_submitted_is_failed_by_its_dependency(flow, capsys):
+    """The summary waits on 21 single jobs (over Batch's 20 dependsOn): it is held here, and when
+    S05 fails it is never submitted. Its record still names its cause: status counts it in the
+    failed column and in the cause line alike."""
+    samples = [f"S{i:02d}" for i in range(21)]
+    flow.write(samples=samples, pre="if [ {sample} = S05 ]; then exit 4; fi; ", arrays=False)
+    assert run(flow.bf, "--keep-going") == 1
+    capsys.readouterr()
+    assert main(["status", flow.bf]) == 0
+    text = capsys.readouterr().out
+    rows = table(text.split("\n\n")[0])
+    assert rows["up"]["failed"] == 1 and rows["summary"]["failed"] == 1, text
+    assert "failed by cause: " in text
+    causes = sorted(text.split("failed by cause: ")[1].split("\n")[0].split(", "))
+    assert causes == ["application error 1", "dependency failed 1"], text

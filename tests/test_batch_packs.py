@@ -90,9 +90,14 @@ def test_a_failed_job_in_a_pack_is_that_jobs_failure_and_the_others_go_on(flow, 
     assert all(flow.get(f"out/down/{s}.txt") == f"HELLO {s}"[::-1] + "\n" for s in SAMPLES if s != "S07")
     assert flow.get("out/summary.txt") is None and flow.get("out/down/S07.txt") is None
     assert main(["status", flow.bf]) == 0
-    rows = table(capsys.readouterr().out.split("\n\n")[0])
+    text = capsys.readouterr().out
+    rows = table(text.split("\n\n")[0])
     assert rows["up"]["done"] == 44 and rows["up"]["failed"] == 1, rows
     assert rows["down"]["done"] == 44, rows
+    causes = dict(c.rsplit(" ", 1) for c in text.split("failed by cause: ")[1].split("\n")[0].split(", "))
+    assert causes.pop("application error") == "1" and set(causes) == {"dependency failed"}, text
+    # every failed job has a cause (the summary may have been submitted, and failed, or not)
+    assert 1 + int(causes["dependency failed"]) == rows["total"]["failed"] in (2, 3), text
 
     (flow.dir / "fail-S07").unlink()   # fixed: S07, its down job and the summary, nothing else
     calls.reset()

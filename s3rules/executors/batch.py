@@ -16,7 +16,7 @@ from dataclasses import replace
 
 from ..aws.definitions import definition_for
 from ..aws.arrays import OVERRIDES_LIMIT, ArrayJob, child_index, dependency, fits_inline, stage
-from ..aws.failures import OUT_OF_MEMORY, more_memory
+from ..aws.failures import DEPENDENCY, OUT_OF_MEMORY, more_memory
 from ..aws.grouping import BatchHandle, PackHandle, hold, may_submit, next_wave, pack, units
 from ..aws.jobspec import MAX_DEPENDS_ON, job_spec
 from ..aws.naming import batch_id
@@ -188,11 +188,15 @@ class BatchExecutor(Executor):
             else:
                 self._submit_array(group, array)
 
+    def _not_run(self, handle: BatchHandle, why: str = "a job it depends on failed") -> None:
+        """Report ``handle`` failed for a job it needs (it never runs, or is stopped before it does)."""
+        handle.status = "FAILED"
+        self.finished.append((handle.job, Outcome(False, reason=why, external_id=handle.job_id, upstream_failed=True,
+                                                  cause=DEPENDENCY)))
+
     def _submit_one(self, handle: BatchHandle) -> None:
         if handle.upstream_failed():
-            handle.status = "FAILED"
-            self.finished.append((handle.job, Outcome(False, reason="a job it depends on failed",
-                                                      upstream_failed=True)))
+            self._not_run(handle)
         elif not may_submit(handle, self.watch.failed_units):
             self._wait(handle)
         else:
@@ -256,9 +260,7 @@ class BatchExecutor(Executor):
         are stopped (Batch fails most of them by itself) and reported at once."""
         doomed = set(jobs)
         for h in [h for h in [*self.waiting, *self.buffer] if h.job in doomed]:
-            h.status = "FAILED"
-            self.finished.append((h.job, Outcome(False, reason="a job it depends on failed",
-                                                 upstream_failed=True)))
+            self._not_run(h)
         self.waiting = {h: None for h in self.waiting if h.job not in doomed}
         self.buffer = [h for h in self.buffer if h.job not in doomed]
         stopping = [h for h in self.watch.submitted() if h.job in doomed]
@@ -272,8 +274,7 @@ class BatchExecutor(Executor):
         """Terminate and report these submitted jobs."""
         self._terminate(handles, why)
         for h in handles:
-            h.status = "FAILED"
-            self.finished.append((h.job, Outcome(False, reason=why, external_id=h.job_id, upstream_failed=True)))
+            self._not_run(h, why)
 
     def _terminate(self, handles: list[BatchHandle], why: str) -> None:
         """TerminateJob for each (a whole array in one call), untracked; their jobs and arrays
