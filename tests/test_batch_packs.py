@@ -159,20 +159,28 @@ rule up:
     assert sorted(len(manifest(flow, p)) if "s3rules:manifest" in p["tags"] else 1 for p in calls.submits) == [1, 2, 2]
 
 
+GATED = '''
+rule all:
+    input: expand("{root}/up/{sample}.txt")
+rule up:
+    input: "s3://BUCKET/data/{sample}.txt"
+    output: "{root}/up/{sample}.txt"
+    group: 2
+    shell: "GATE echo HELLO {sample} | s3tool put {output}"
+'''
+
+
+def write_gated(flow, gate, arrays: bool) -> None:
+    """Five jobs in packs of two (a, b | c, d | e alone), each waiting for the gate to open."""
+    flow.write(GATED.replace("GATE ", gate.wait), samples=["a", "b", "c", "d", "e"], arrays=arrays)
+
+
 @pytest.mark.parametrize("arrays", [True, False])
 def test_a_run_with_no_record_of_them_finds_packed_jobs_in_flight_by_their_manifest(flow, calls, gate, capsys,
                                                                                    arrays):
     """Packed jobs in flight, and no job ledger (another person's run, or records lost): the next
     run lists what is in flight, reads the packs' manifests and submits nothing twice."""
-    flow.write(f'''
-rule all:
-    input: expand("{{root}}/up/{{sample}}.txt")
-rule up:
-    input: "s3://BUCKET/data/{{sample}}.txt"
-    output: "{{root}}/up/{{sample}}.txt"
-    group: 2
-    shell: "{gate.wait}echo HELLO {{sample}} | s3tool put {{output}}"
-''', samples=["a", "b", "c", "d", "e"], arrays=arrays)
+    write_gated(flow, gate, arrays)
     assert run(flow.bf, "--detach") == 0, capsys.readouterr().err
     made = len(calls.submits)
     assert made == (1 if arrays else 3)        # packs of 2, 2 and a lone job: one array of 3 children, or 3
@@ -192,15 +200,7 @@ def test_packed_jobs_that_ended_while_detached_are_done_for_the_next_run(flow, c
     """The job ledger keeps each packed job's id (<pack>#<k>): jobs that ended while no s3rules
     watched are settled as done by the next run, never submitted again (their outputs were
     already there when it planned, so only their record can tell)."""
-    flow.write(f'''
-rule all:
-    input: expand("{{root}}/up/{{sample}}.txt")
-rule up:
-    input: "s3://BUCKET/data/{{sample}}.txt"
-    output: "{{root}}/up/{{sample}}.txt"
-    group: 2
-    shell: "{gate.wait}echo HELLO {{sample}} | s3tool put {{output}}"
-''', samples=["a", "b", "c", "d", "e"], arrays=arrays)
+    write_gated(flow, gate, arrays)
     assert run(flow.bf, "--detach") == 0, capsys.readouterr().err
     ids = [p["jobId"] for p in calls.submits]
     gate.open()
