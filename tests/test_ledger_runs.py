@@ -87,6 +87,13 @@ def start(bf: Path, *args: str) -> subprocess.Popen:
                             stderr=subprocess.DEVNULL)
 
 
+def half_written(path: Path, content: str) -> bool:
+    try:
+        return path.read_text() != content
+    except FileNotFoundError:
+        return False
+
+
 def pending_outputs(bf: Path) -> dict[str, str]:
     r = s3rules("run", "-n", "--json", cwd=bf.parent)
     assert r.returncode == 0, r.stderr
@@ -103,12 +110,16 @@ def test_kill_9_at_20_random_points_never_leaves_a_half_written_output_counted_d
             for out in want:
                 (tmp_path / out).unlink(missing_ok=True)
         proc = start(bf, "-j", "3", *(["-F"] if point % 5 == 4 else []))
-        time.sleep(rng.uniform(0.3, 1.2))
-        power_cut(proc)
+        # the cut lands at a random moment after this run began writing, however slow the machine
+        # (a fixed delay found nothing written yet under load): wait for a half-written output
+        while proc.poll() is None and not any(half_written(tmp_path / out, content) for out, content in want.items()):
+            time.sleep(0.002)
+        time.sleep(rng.uniform(0, 0.2))
+        if proc.poll() is None:   # (a run with nothing to do has ended by itself)
+            power_cut(proc)
         pending = pending_outputs(bf)
         for out, content in want.items():
-            path = tmp_path / out
-            if path.exists() and path.read_text() != content:
+            if half_written(tmp_path / out, content):
                 half_written_seen += 1
                 assert out in pending, f"kill point {point}: half-written {out} counts as done"
         r = s3rules("run", "-j", "3", cwd=tmp_path)
