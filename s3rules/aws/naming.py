@@ -26,6 +26,12 @@ def batch_id(job_id: str) -> str:
     return job_id.split("#", 1)[0]
 
 
+def pack_place(job_id: str | None) -> int | None:
+    """Where a packed job is in its pack (``<pack id>#<k>`` -> k); None for any other job."""
+    _, sep, place = (job_id or "").rpartition("#")
+    return int(place) if sep and place.isdigit() else None
+
+
 def short(identity: str) -> str:
     """The part of an identity that names carry and in-flight jobs are indexed by."""
     return identity[:SHORT]

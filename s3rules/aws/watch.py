@@ -15,7 +15,7 @@ from .arrays import child_index
 from .failures import APPLICATION, DEPENDENCY, attempt_causes, cause
 from .grouping import BatchHandle
 from .jobspec import ACTIVE_STATES, FINAL_STATES
-from .naming import batch_id
+from .naming import batch_id, pack_place
 from .packs import exit_codes
 from .service import BatchService
 
@@ -67,7 +67,7 @@ class Watch:
 
     def siblings(self, handles: list[BatchHandle]) -> list[BatchHandle]:
         """The other jobs packed with these (one Batch job runs them all: stopping one stops them)."""
-        packs = {batch_id(h.job_id) for h in handles if h.job_id and "#" in h.job_id}
+        packs = {batch_id(h.job_id) for h in handles if pack_place(h.job_id) is not None}
         if not packs:
             return []
         chosen = set(handles)
@@ -146,9 +146,10 @@ class Watch:
 
     def _member_code(self, handle: BatchHandle, desc: dict) -> int | None:
         """A packed job's exit code, from its failed pack's log; None when the log does not say."""
-        if "#" not in (handle.job_id or ""):
+        k = pack_place(handle.job_id)
+        if k is None:
             return None
-        pack, k = batch_id(handle.job_id), int(handle.job_id.rsplit("#", 1)[1])
+        pack = batch_id(handle.job_id)
         if pack not in self._pack_logs:
             self._pack_logs[pack] = self.service.log_lines(desc, last=PACK_LOG_LINES)
         codes = exit_codes(self._pack_logs[pack])
@@ -159,7 +160,7 @@ class Watch:
         the causes of earlier attempts Batch retried."""
         container = desc.get("container") or {}
         if handle.status == "SUCCEEDED":   # a packed job that succeeded in a failed pack: exit 0
-            code = 0 if "#" in handle.job_id else container.get("exitCode", 0)
+            code = 0 if pack_place(handle.job_id) is not None else container.get("exitCode", 0)
             return Outcome(True, code, external_id=handle.job_id)
         upstream_failed = handle.upstream_failed() or bool(self.failed_units.intersection(handle.waits_on))
         member = None if upstream_failed else self._member_code(handle, desc)
