@@ -348,8 +348,9 @@ class Runner:
         """What a record says of how a job ran, beside its identity."""
         where = self.where.get(job) or (f"{self.executor.name}:{outcome.external_id}" if outcome.external_id else "")
         return {"where": where, "exit": outcome.exit_code, "reason": outcome.reason, "cause": outcome.cause,
-                "started": outcome.started_at,
-                "log": outcome.log_path, **({"upstream_failed": True} if outcome.upstream_failed else {})}
+                "started": outcome.started_at, "usage": outcome.usage,
+                "log": outcome.log_path, **({"upstream_failed": True} if outcome.upstream_failed else {}),
+                **({"log_tail": outcome.log_tail[-15:]} if not outcome.ok and outcome.log_tail else {})}
 
     def _record_failed(self, job: Job, outcome: Outcome) -> None:
         """A failed job's record says so; but when every output is back as it was before the run
@@ -362,7 +363,7 @@ class Runner:
             before, restored = self.plan.mtimes, set(self.result.restored)
             now = self.storage.stat_many(job.outputs, directories=directories_of([job]))
             if len(now) == len(job.outputs) and all(before.get(o) == t or o in restored for o, t in now.items()):
-                self.ledger.restore(job, previous)
+                self.ledger.restore(job, previous, self._details(job, outcome))
                 return
         self.ledger.failed([(job, self._details(job, outcome))])
 

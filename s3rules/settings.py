@@ -16,6 +16,11 @@ from dataclasses import dataclass, field, replace
 from typing import Mapping
 
 
+#: AWS Fargate on-demand list prices (Linux/x86, us-east-1) in US dollars: what reports price a
+#: job's vCPU-hours and GiB-hours at unless ``price_vcpu_hour:`` / ``price_gib_hour:`` say otherwise
+FARGATE_VCPU_HOUR, FARGATE_GIB_HOUR = 0.04048, 0.004445
+
+
 @dataclass(frozen=True)
 class BatchSettings:
     """AWS Batch's own settings (the local executor ignores them)."""
@@ -55,6 +60,8 @@ class Settings:
     shell_executable: str = "bash"
     stage: bool = False             # the command sees local copies of its URLs (see model/staging.py)
     scratch: str | None = None      # where a staged job's directory goes (default: $TMPDIR or /tmp)
+    price_vcpu_hour: float = FARGATE_VCPU_HOUR   # what reports price a vCPU-hour and a GiB-hour at
+    price_gib_hour: float = FARGATE_GIB_HOUR
     batch: BatchSettings = field(default_factory=BatchSettings)
 
 
@@ -130,6 +137,8 @@ KEYS: Mapping[str, Key] = {
     "scratch": Key(Text(pattern=r"/.*", example="an absolute directory (\"/scratch\")")),
     "array_size": Key(Number(True, 1, 10_000), "batch"),
     "group": Key(Number(True, 1, 1000), "batch"),
+    "price_vcpu_hour": Key(Number(False, 0)),
+    "price_gib_hour": Key(Number(False, 0)),
     "fetch_command": Key(Text(needs="{url}", example="where the script's S3 URL goes "
                                                      "(e.g. \"aws s3 cp {url} -\")"), "batch"),
 }

@@ -24,7 +24,7 @@ LAYERS = [
     ("s3rules.executors.base", "s3rules.executors.registry", "s3rules.executors.stager"),
     ("s3rules.aws",),
     ("s3rules.executors.local", "s3rules.executors.batch"),
-    ("s3rules.runner", "s3rules.progress", "s3rules.views", "s3rules.workspace"),
+    ("s3rules.runner", "s3rules.progress", "s3rules.views", "s3rules.workspace", "s3rules.reports"),
     ("s3rules.api", "s3rules.cli", "s3rules.__main__", "s3rules"),
 ]
 

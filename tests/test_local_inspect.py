@@ -63,7 +63,7 @@ def status(wf: Path, *args: str) -> dict[str, dict[str, int]]:
     """``s3rules status`` as {rule: {column: n}} ("to do" read as to_do); the columns checked too."""
     r = cli(wf, "status", *args)
     assert r.returncode == 0, r.stderr
-    lines = r.stdout.strip().splitlines()
+    lines = r.stdout.strip().split("\n\n")[0].splitlines()   # the table, not the causes below it
     columns = lines[0].replace("to do", "to_do").split()[1:]
     assert columns == LOCAL_COLUMNS, lines[0]   # no Batch state in a local workflow
     return {name: dict(zip(columns, map(int, numbers))) for name, *numbers in (line.split() for line in lines[1:])}
@@ -156,6 +156,7 @@ def test_status_after_a_failure_counts_it_failed(tmp_path):
     assert r.returncode == 1 and "rule a (sample=C): exit code 3" in r.stderr
     assert status(wf) == {"a": row(done=2, failed=1, total=3), "b": row(done=2, to_do=1, total=3),
                           "total": row(done=4, failed=1, to_do=1, total=6)}
+    assert "failed by cause: application error 1" in cli(wf, "status").stdout
 
 
 def test_status_while_a_local_job_runs_and_watch_until_it_ends(tmp_path):
@@ -304,7 +305,7 @@ class InFlight:
 
 def test_with_batch_rules_the_batch_states_replace_the_running_column(tmp_path):
     """One table: local jobs running count as RUNNING beside the Batch jobs in their states."""
-    from s3rules.cli.batch import status_table
+    from s3rules.cli.status import status_table
     from s3rules.ledger import Ledger
     from s3rules.planner import plan
     from s3rules.storage import Storage

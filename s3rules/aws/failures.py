@@ -12,9 +12,10 @@ from __future__ import annotations
 
 from fnmatch import fnmatchcase
 
-RECLAIMED, OUT_OF_MEMORY, TIMEOUT, IMAGE, DEPENDENCY, TERMINATED, APPLICATION, UNKNOWN = (
-    "spot or host reclaimed", "out of memory", "timeout", "image pull", "dependency failed",
-    "terminated", "application error", "unknown")
+from ..executors.base import APPLICATION, TERMINATED
+
+RECLAIMED, OUT_OF_MEMORY, TIMEOUT, IMAGE, DEPENDENCY, UNKNOWN = (
+    "spot or host reclaimed", "out of memory", "timeout", "image pull", "dependency failed", "unknown")
 MAX_ATTEMPTS = 10            # retryStrategy.attempts: 1 to 10
 MAX_RULES = 5                # evaluateOnExit: at most 5 conditions
 

@@ -10,12 +10,24 @@ from botocore.exceptions import (BotoCoreError, ClientError, EndpointConnectionE
                                  NoRegionError, PartialCredentialsError)
 
 from ..errors import AwsSetupError
+from ..executors.base import usage
 from .client import SubmitRefused, SubmitUnknown, aws_errors, session as default_session
 from .jobspec import ACTIVE_STATES, DESCRIBE_BATCH, chunks
 from .naming import batch_id
 from .policy import RETRY_CONFIG, SUBMIT_CONFIG, THROTTLING_CODES, pace
 
 DEFAULT_LOG_GROUP = "/aws/batch/job"
+
+
+def usage_of(desc: dict) -> dict:
+    """A DescribeJobs (or ListJobs) answer's times, as ``executors.base.usage`` keeps them:
+    Batch gives milliseconds since the epoch; CPU time and memory used it does not know."""
+    def seconds(key: str) -> float | None:
+        value = desc.get(key)
+        return value / 1000 if isinstance(value, (int, float)) and value > 0 else None
+    attempts = desc.get("attempts")
+    return usage(seconds("createdAt"), seconds("startedAt"), seconds("stoppedAt"),
+                 attempts=len(attempts) if isinstance(attempts, list) and attempts else None)
 
 
 class BatchService:
@@ -47,6 +59,19 @@ class BatchService:
                 raise AwsSetupError(f"job queue {name!r} is {q.get('state')} / {q.get('status')}: "
                                     f"{q.get('statusReason', '')}. Enable it or pick another queue.")
             self._checked[key] = q
+        return self._checked[key]
+
+    def capacity_types(self, queue: str) -> set[str]:
+        """How the compute environments behind ``queue`` buy capacity (EC2, SPOT, FARGATE,
+        FARGATE_SPOT): reports note Spot, which costs less than the list prices they show."""
+        key = ("capacity", queue)
+        if key not in self._checked:
+            order = self.check_queue(queue).get("computeEnvironmentOrder") or []
+            names = [e["computeEnvironment"] for e in order if e.get("computeEnvironment")]
+            with aws_errors(f"describing the compute environments of job queue {queue!r}"):
+                found = self.batch.describe_compute_environments(computeEnvironments=names)["computeEnvironments"] \
+                    if names else []
+            self._checked[key] = {(ce.get("computeResources") or {}).get("type", "") for ce in found} - {""}
         return self._checked[key]
 
     def check_job_definition(self, name: str) -> dict:

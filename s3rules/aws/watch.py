@@ -17,7 +17,7 @@ from .grouping import BatchHandle
 from .jobspec import ACTIVE_STATES, FINAL_STATES
 from .naming import batch_id, pack_place
 from .packs import exit_codes
-from .service import BatchService
+from .service import BatchService, usage_of
 
 PACK_LOG_LINES = 50   # the tail of a failed pack's log: its members' exit codes are its last line
 
@@ -159,15 +159,16 @@ class Watch:
         """How a finished job ended; a failure says its cause first (``failures.cause``), and
         the causes of earlier attempts Batch retried."""
         container = desc.get("container") or {}
+        used = usage_of(desc)
         if handle.status == "SUCCEEDED":   # a packed job that succeeded in a failed pack: exit 0
             code = 0 if pack_place(handle.job_id) is not None else container.get("exitCode", 0)
-            return Outcome(True, code, external_id=handle.job_id)
+            return Outcome(True, code, external_id=handle.job_id, usage=used)
         upstream_failed = handle.upstream_failed() or bool(self.failed_units.intersection(handle.waits_on))
         member = None if upstream_failed else self._member_code(handle, desc)
         if member is not None:   # the pack ran it: its own exit code, and the pack's log
             return Outcome(False, member, f"{APPLICATION}: exit code {member} (packed in job {batch_id(handle.job_id)})",
                            self._pack_logs.get(batch_id(handle.job_id), [])[-15:], external_id=handle.job_id,
-                           cause=APPLICATION)
+                           cause=APPLICATION, usage=used)
         code = container.get("exitCode")
         why = DEPENDENCY if upstream_failed else cause(desc)
         reason = desc.get("statusReason") or container.get("reason") or ""
@@ -178,7 +179,7 @@ class Watch:
             text += f" (after {len(earlier)} retried: {', '.join(earlier)})"
         tail = [] if upstream_failed else self.service.log_lines(desc, last=15)
         return Outcome(False, code, text, tail, external_id=handle.job_id, upstream_failed=upstream_failed,
-                       cause=why)
+                       cause=why, usage=used)
 
     def state_counts(self, waiting) -> dict[str, dict[str, int]]:
         """Per rule, jobs per Batch state; an array's children as its statusSummary counts them."""

@@ -16,10 +16,16 @@ EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
+        if args.command in ("status", "dashboard"):   # one Batchfile or several
+            from . import status
+            return getattr(status, f"cmd_{args.command}")(args)
         locate_batchfile(args)
         if args.command == "run":
             from .run import cmd_run
             return cmd_run(args)
+        if args.command == "report":
+            from .report import cmd_report
+            return cmd_report(args)
         if args.command == "clean":
             from .clean import cmd_clean
             return cmd_clean(args)

@@ -52,13 +52,7 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argument
                                      "(default: the first rule). " + WHICH_BATCHFILE)
     _run_arguments(run)
 
-    status = sub.add_parser("status", help="what is done, running (on AWS Batch: by state), failed and still to do",
-                            description="Show each rule's jobs: done, running here or in flight on AWS Batch "
-                                        "by state, failed, incomplete, or to do. Submits nothing. " + WHICH_BATCHFILE)
-    _workflow_arguments(status)
-    status.add_argument("--watch", action="store_true", help="refresh until nothing is running or in flight")
-    status.add_argument("--interval", type=float, default=10.0, metavar="SECONDS",
-                        help="with --watch: seconds between refreshes (default: 10)")
+    _status_commands(sub)
 
     logs = sub.add_parser("logs", help="print the log of the job making TARGET (its local log file, or CloudWatch)",
                           description="Print the log of the job that makes TARGET, one output path of the job: "
@@ -82,6 +76,48 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argument
     clean.add_argument("--logs", action="store_true",
                        help="also delete the jobs' local log files (.s3rules/logs/ beside the Batchfile)")
     return parser, dict(sub.choices)
+
+
+def _status_commands(sub) -> None:
+    """status, dashboard and report: what the jobs of one workflow or several are doing or did."""
+    status = sub.add_parser("status", help="what is done, running (on AWS Batch: by state), failed and still to do",
+                            description="Show each rule's jobs: done, running here or in flight on AWS Batch "
+                                        "by state, failed, incomplete, or to do. Submits nothing. "
+                                        "Given two or more Batchfiles (each named Batchfile or *.Batchfile), or "
+                                        "--workflows FILE, a row per workflow with its cost so far. "
+                                        + WHICH_BATCHFILE)
+    _workflow_arguments(status)
+    status.add_argument("--watch", action="store_true", help="refresh until nothing is running or in flight")
+    status.add_argument("--interval", type=float, default=10.0, metavar="SECONDS",
+                        help="with --watch: seconds between refreshes (default: 10)")
+    _many_arguments(status)
+    status.add_argument("-v", "--verbose", action="store_true",
+                        help="with several workflows: each one's rules below the table")
+
+    dashboard = sub.add_parser("dashboard", help="a live, read-only web page of the status of workflows",
+                               description="Serve a page on 127.0.0.1 that shows what `status` shows for each "
+                                           "Batchfile given (default: ./Batchfile), refreshing itself, with "
+                                           "each workflow's report one click away. Read-only: it runs and "
+                                           "stops nothing.")
+    _workflow_arguments(dashboard, what="BATCHFILE")
+    _many_arguments(dashboard)
+    dashboard.add_argument("--port", type=int, default=8765, help="the port to listen on (default: 8765; 0: any "
+                                                                  "free port)")
+    dashboard.add_argument("--host", default="127.0.0.1",
+                           help="the address to listen on (default: 127.0.0.1, this machine only; the page "
+                                "shows paths and log tails, so think before opening it to a network)")
+    dashboard.add_argument("--interval", type=float, default=10.0, metavar="SECONDS",
+                           help="seconds between refreshes of the statuses (default: 10)")
+
+    report = sub.add_parser("report", help="an HTML report of the jobs: timeline, runtimes, cost, failures",
+                            description="Write one self-contained HTML page of the jobs under the targets or "
+                                        "rules (default: the first rule): what is done, failed and to do, a "
+                                        "timeline, runtimes and resources per rule, cost, failures with their "
+                                        "log tails, and the runs. Runs nothing. " + WHICH_BATCHFILE)
+    _workflow_arguments(report)
+    report.add_argument("-o", "--output", default=None, metavar="FILE",
+                        help="where to write it (default: report.html; with --json: stdout)")
+    report.add_argument("--json", action="store_true", help="the same data as one JSON document, every job included")
 
 
 TRIGGER_WORDS = ("command", "params", "input", "resources", "mtime", "none")
@@ -130,6 +166,11 @@ def _run_arguments(run: argparse.ArgumentParser) -> None:
     run.add_argument("--poll-interval", type=float, default=2.0, metavar="SECONDS",
                      help="first interval between Batch status checks; it backs off to 30 s while "
                           "nothing changes (default: 2)")
+
+
+def _many_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--workflows", default=None, metavar="FILE",
+                   help="a file listing Batchfiles, one path per line (relative to that file; # comments)")
 
 
 def _workflow_arguments(p: argparse.ArgumentParser, what: str = "TARGET|RULE") -> None:

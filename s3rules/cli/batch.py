@@ -1,4 +1,4 @@
-"""``s3rules status``, ``logs`` and ``cancel``: what a workflow's jobs are doing, wherever they run.
+"""``s3rules logs`` and ``cancel``, and what ``status`` shares with them: a workflow's jobs, wherever they run.
 
 Local jobs (``executor: local``) are looked up in the job ledger (``.s3rules/`` beside the
 Batchfile), their log files and the process table; Batch jobs on AWS Batch, and in the ledger
@@ -13,7 +13,6 @@ import os
 import signal
 import sys
 import time
-from collections import Counter
 
 from ..errors import JobFailed, PlanError, S3RulesError
 from . import EXIT_FAILED, EXIT_OK
@@ -59,14 +58,14 @@ class _StatusRecords:
         return out
 
 
-def _load(args, targets=None):
+def _load(args, targets=None, storage=None):
     """The workflow, its plan (local jobs read with the ledger, as ``run`` would) and the ledger."""
     from ..language.loader import load_workflow
     from ..ledger import DEFAULT_TRIGGERS, Ledger
     from ..planner import plan
     from ..storage import Storage
     workflow = load_workflow(args.batchfile or "Batchfile", dict(args.config), args.configfile)
-    storage = Storage()
+    storage = storage or Storage()
     ledger = Ledger(storage, workflow.base_dir, _state_dir(workflow))
     the_plan = plan(workflow, storage, targets or getattr(args, "targets", []) or [], check_sources=False,
                     ledger=_StatusRecords(ledger), triggers=DEFAULT_TRIGGERS)
@@ -109,92 +108,9 @@ def _finishing(jobs, the_plan) -> set:
     return {job for job in jobs if job in the_plan.pending and claimed.intersection(job.outputs)}
 
 
-# -- status ------------------------------------------------------------------------------------
-
-def _columns(local: bool, batch: bool, batch_failed: bool) -> list[str]:
-    """done, then what runs now (local: running; with Batch rules: each active Batch state, a local
-    job running counting as RUNNING), then failed (local jobs, and Batch jobs once one failed) and
-    incomplete (local jobs), to do, total."""
-    columns = ["done"]
-    if batch:
-        from ..aws.jobspec import ACTIVE_STATES
-        columns += ACTIVE_STATES
-    elif local:
-        columns.append("running")
-    columns += ["failed"] if local or batch_failed else []
-    columns += ["incomplete"] if local else []
-    return columns + ["to do", "total"]
-
-
-def status_table(the_plan, ledger, submitter=None) -> tuple[str, int]:
-    """Per rule, each job in one column (see ``_columns``), then the failures by cause. Returns
-    (text, jobs running or in flight)."""
-    from ..planner import INCOMPLETE
-    from .records import causes_line, failed_jobs
-    local, batch = _jobs(the_plan)
-    running, failed = local_states(local, ledger)
-    running = set(running) | _finishing(local, the_plan)
-    if batch and submitter is None:
-        submitter = _submitter()
-    ended = _ended_unwatched(the_plan, batch, ledger, submitter)
-    failed |= failed_jobs(batch, the_plan, ledger)
-    columns = _columns(bool(local), bool(batch), any(_on_batch(j) for j in failed))
-    rows: dict[str, Counter] = {}
-    for job in the_plan.jobs:
-        if job.rule.is_target_list:
-            continue
-        row = rows.setdefault(job.rule.name, Counter())
-        row["total"] += 1
-        if _on_batch(job):
-            if job not in the_plan.pending or job in ended:
-                row["done"] += 1
-                continue
-            summary = submitter.in_flight_summary(_spec(job))
-            row[summary["status"] if summary else "failed" if job in failed else "to do"] += 1
-        elif job in running:
-            row["RUNNING" if batch else "running"] += 1
-        elif job not in the_plan.pending:
-            row["done"] += 1
-        elif job in failed:
-            row["failed"] += 1
-        else:
-            row["incomplete" if the_plan.pending[job] == INCOMPLETE else "to do"] += 1
-    widths = [max(9, len(c)) for c in columns]
-    width = max([5] + [len(r) for r in rows])
-    total = Counter()
-    out = [f"{'rule':<{width}}  " + "  ".join(f"{c:>{w}}" for c, w in zip(columns, widths))]
-    for name, row in [*rows.items(), ("total", total)]:
-        if row is not total:
-            total.update(row)
-        out.append(f"{name:<{width}}  " + "  ".join(f"{row[c]:>{w}}" for c, w in zip(columns, widths)))
-    quiet = ("done", "failed", "incomplete", "to do", "total")
-    return "\n".join(out) + "\n" + causes_line(failed, ledger), sum(total[c] for c in columns if c not in quiet)
-
-
-def _ended_unwatched(the_plan, batch: list, ledger, submitter) -> set:
-    """Batch jobs an earlier run started, no longer in flight, that Batch says succeeded with every
-    output there: done, though no run has recorded them yet."""
-    from .records import ended_unwatched
-    left = set(the_plan.interrupted)
-    gone = [job for job in batch if job in left and submitter.in_flight_summary(_spec(job)) is None]
-    return set(ended_unwatched(gone, ledger, ledger.storage)) if gone else set()
-
-
 def _spec(job):
     from ..aws.jobspec import job_spec
     return job_spec(job)
-
-
-def cmd_status(args) -> int:
-    while True:
-        _, the_plan, ledger = _load(args)
-        text, in_flight = status_table(the_plan, ledger)
-        sys.stdout.write(text)
-        sys.stdout.flush()
-        if not args.watch or in_flight == 0:
-            return EXIT_OK
-        time.sleep(args.interval)
-        sys.stdout.write("\n")
 
 
 # -- logs --------------------------------------------------------------------------------------

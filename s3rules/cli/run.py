@@ -207,12 +207,19 @@ def execute(workflow, the_plan, storage, args, ledger=None, notes=(), in_flight=
     options = RunOptions(base_dir=workflow.base_dir, state_dir=os.path.join(workflow.base_dir, ".s3rules"),
                          jobs=args.jobs, poll_interval=args.poll_interval, planned_mtimes=the_plan.mtimes,
                          say=reporter.message)
-    executor = executor_class(kinds.pop()).create(options, storage)
+    kind = kinds.pop()
+    executor = executor_class(kind).create(options, storage)
     executor.check(list(the_plan.pending))
     for note in [*notes, *executor.notes]:
         reporter.message(f"s3rules: note: {note}")
+    history = _history(workflow, options.state_dir, kind, len(the_plan.pending)) if ledger is not None else None
+    if ledger is not None:
+        ledger.history = history
     result = Runner(the_plan, executor, storage, reporter, keep_going=args.keep_going, detach=args.detach,
                     ledger=ledger, attached=in_flight, keep_temp=args.keep_temp).run()
+    if history is not None:
+        history.end(succeeded=len(result.succeeded), failed=len(result.failed), not_run=len(result.not_run),
+                    interrupted=result.interrupted, detached=result.detached)
     for note in ledger.notes if ledger is not None else ():
         reporter.message(f"s3rules: note: {note}")
     if result.detached:
@@ -229,6 +236,19 @@ def execute(workflow, the_plan, storage, args, ledger=None, notes=(), in_flight=
     if result.interrupted:
         raise Interrupted(failure_report(result))
     raise JobFailed(failure_report(result))
+
+
+def _history(workflow, state_dir: str, executor: str, pending: int):
+    """This run's history file (``ledger.history``), begun with what a report says of the run."""
+    import shlex
+
+    from .. import __version__
+    from ..ledger.history import History, digest
+    history = History(os.path.join(state_dir, "history"))
+    history.begin(argv=shlex.join(["s3rules", *sys.argv[1:]]), cwd=os.getcwd(), batchfile=os.path.abspath(workflow.path),
+                  batchfile_hash=digest(workflow.files or (workflow.path,)), version=__version__,
+                  executor=executor, pending=pending)
+    return history
 
 
 def failure_report(result) -> str:

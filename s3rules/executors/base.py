@@ -15,6 +15,10 @@ from typing import Callable
 from ..model import Job
 
 
+#: causes of failure every executor may name (Batch names more: ``aws.failures``)
+APPLICATION, TERMINATED = "application error", "terminated"
+
+
 @dataclass
 class Outcome:
     """How a job ended. ``ok`` is the executor's word; the runner still checks the outputs."""
@@ -28,6 +32,20 @@ class Outcome:
     started_at: float | None = None
     upstream_failed: bool = False   # never ran because a job it needs failed
     cause: str = ""                 # why it failed, in a few words ("out of memory", "spot or host reclaimed")
+    usage: dict = field(default_factory=dict)   # what it took: see ``usage``
+
+
+def usage(queued: float | None = None, started: float | None = None, ended: float | None = None,
+          cpu: float | None = None, max_rss: int | None = None, attempts: int | None = None,
+          max_rss_at_most: int | None = None) -> dict:
+    """How long a job waited and ran and what it used, as far as its executor knows: epoch
+    seconds ``queued`` (submitted), ``started`` and ``ended``; ``cpu`` seconds (user + system);
+    ``max_rss`` bytes (or only ``max_rss_at_most``); Batch ``attempts``. Unknown values are left
+    out. The ledger keeps it, so a report shows each rule's runtimes and memory without a
+    ``benchmark:`` line."""
+    found = {"queued": queued, "started": started, "ended": ended, "cpu": cpu, "max_rss": max_rss,
+             "max_rss_at_most": max_rss_at_most, "attempts": attempts}
+    return {k: (round(v, 3) if isinstance(v, float) else v) for k, v in found.items() if v is not None}
 
 
 class Handle:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import resource
 import signal
 import subprocess
 import sys
@@ -18,7 +19,7 @@ from collections import deque
 
 from ..errors import PlanError
 from ..model import Job, is_url
-from .base import Executor, Handle, Outcome, RunOptions
+from .base import APPLICATION, TERMINATED, Executor, Handle, Outcome, RunOptions, usage
 from .stager import runnable, write_plan
 
 
@@ -64,6 +65,28 @@ def _make_log_dirs(job: Job) -> str | None:
         except OSError as exc:
             return f"could not start: cannot create the directory of its log {path}: {exc.strerror or exc}"
     return None
+
+
+def _reap(proc: subprocess.Popen) -> tuple[int, dict] | None:
+    """(exit status, what it used) of a job's process that ended, else None. ``wait4`` gives the
+    CPU time and peak memory of the job's shell and every command it waited for (the largest
+    one's resident set: Linux counts ``ru_maxrss`` in KiB)."""
+    if proc.returncode is not None:
+        return proc.returncode, {}
+    try:
+        pid, status, rusage = os.wait4(proc.pid, os.WNOHANG)
+    except ChildProcessError:   # reaped elsewhere: its status is all there is
+        code = proc.poll()
+        return None if code is None else (code, {})
+    if pid == 0:
+        return None
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    peak = rusage.ru_maxrss * 1024
+    # Linux keeps a process's memory high-water mark across exec, so a job counts the pages of
+    # the s3rules that started it: a peak no higher than s3rules' own tells only "at most that"
+    floor = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    return proc.returncode, {"cpu": rusage.ru_utime + rusage.ru_stime,
+                             **({"max_rss": peak} if peak > floor else {"max_rss_at_most": floor})}
 
 
 class LocalExecutor(Executor):
@@ -153,15 +176,19 @@ class LocalExecutor(Executor):
         deadline = time.monotonic() + timeout
         while True:
             for pid, (job, proc, log_path, started) in list(self.running.items()):
-                code = proc.poll()
-                if code is None:
+                ended = _reap(proc)
+                if ended is None:
                     continue
+                code, used = ended
                 del self.running[pid]
+                used = usage(started, started, time.time(), **used)
                 if code == 0:
-                    outcome = Outcome(True, 0, log_path=log_path, started_at=started)
+                    outcome = Outcome(True, 0, log_path=log_path, started_at=started, usage=used)
                 else:
                     why = f"killed by signal {-code}" if code < 0 else f"exit code {code}"
-                    outcome = Outcome(False, code, why, tail(log_path), log_path, started_at=started)
+                    cause = APPLICATION if code > 0 else TERMINATED if code == -signal.SIGTERM else why
+                    outcome = Outcome(False, code, why, tail(log_path), log_path, started_at=started, usage=used,
+                                      cause=cause)
                 self.finished.append((job, outcome))
             if self.finished or not self.running or time.monotonic() >= deadline:
                 break

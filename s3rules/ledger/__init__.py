@@ -18,9 +18,13 @@ from typing import Iterable
 
 from ..model import Job
 from .identity import ALL_TRIGGERS, DEFAULT_TRIGGERS, TRIGGERS, Identity, changed, explain
+from .history import History
 from .journal import Journal
 from .objects import Objects
 from .records import FAILED, FINISHED, STARTED, UNRECORDED, Record, parse
+
+#: what a run's history keeps of how each job ran (``runner.Runner._details``)
+HISTORY_DETAILS = ("exit", "reason", "cause", "usage", "log", "log_tail", "upstream_failed")
 
 __all__ = ["Ledger", "Record", "TRIGGERS", "ALL_TRIGGERS", "DEFAULT_TRIGGERS", "STARTED", "FINISHED",
            "FAILED", "changed"]
@@ -35,6 +39,7 @@ class Ledger:
         self.journal = Journal(os.path.join(state_dir, "ledger"), base_dir)
         self.objects = Objects(storage)
         self.notes: list[str] = []   # what the person running s3rules should know (said once)
+        self.history: History | None = None   # set by a run: how each job ran, for reports
 
     def _is_local(self, job: Job) -> bool:
         return self.storage.is_local(job.outputs[0])
@@ -160,6 +165,8 @@ class Ledger:
             else:
                 remote.append((job, rec, {**self.describe(job), **details, "state": state, "where": where,
                                           "time": now}))
+        if self.history is not None and state != STARTED:
+            self.history.jobs([self._history_line(job, state, where, details, now) for job, where, details in jobs])
         if local and not self.notes:
             try:
                 self.journal.append(local)
@@ -168,6 +175,16 @@ class Ledger:
                                   "this run's local jobs are not recorded, so a crash could leave a half-written "
                                   "output that counts as done. Move what is in the way.")
         self.objects.write(remote)
+
+    def _history_line(self, job: Job, state: str, where: str, details: dict, now: float) -> dict:
+        """What the run's history keeps of a job that ended: the facts a report needs, not what the
+        job is (its command, inputs), which the ledger record keeps."""
+        s = job.settings
+        line = {"key": self.identity.relative(job.outputs[0]) if job.outputs else job.rule.name,
+                "rule": job.rule.name, "wildcards": job.wildcards, "state": state, "time": round(now, 3),
+                "where": where, "vcpus": s.vcpus, "memory": s.memory}
+        line.update((k, details[k]) for k in HISTORY_DETAILS if details.get(k) not in (None, "", [], {}))
+        return line
 
     def started(self, jobs: Iterable[Job], where: dict[Job, str] | None = None) -> None:
         where = where or {}
@@ -198,10 +215,13 @@ class Ledger:
     def failed(self, jobs: list[tuple[Job, dict]]) -> None:
         self.record([(job, d.get("where", ""), d) for job, d in jobs], FAILED)
 
-    def restore(self, job: Job, previous: Record | None) -> None:
+    def restore(self, job: Job, previous: Record | None, details: dict | None = None) -> None:
         """A failed rerun left the previous outputs as they were: so is their record again (or
-        none, for outputs that had none)."""
+        none, for outputs that had none). The run's history still says it failed (``details``)."""
         now = time.time()
+        if self.history is not None:
+            d = details or {}
+            self.history.jobs([{**self._history_line(job, FAILED, d.get("where", ""), d, now), "restored": True}])
         rec = (previous._replace(time=now, name="") if previous is not None
                else Record(now, UNRECORDED, self.identity.hashes(job)))
         if self._is_local(job):

@@ -1,0 +1,197 @@
+"""``s3rules status``: each rule's jobs by state, for one workflow or, a row each, for several.
+
+Several Batchfiles share one ``Storage`` and one ``Submitter``, so workflows that write under
+the same prefixes or submit to the same queue cost one listing of each between them. The cost
+so far is read from each workspace's run history (``ledger.history``): local files, no request.
+"""
+from __future__ import annotations
+
+import os
+import sys
+import time
+from collections import Counter
+
+from ..errors import S3RulesError
+from . import EXIT_OK
+from .batch import _finishing, _jobs, _load, _on_batch, _spec, _submitter, local_states
+
+
+def _columns(local: bool, batch: bool, batch_failed: bool) -> list[str]:
+    """done, then what runs now (local: running; with Batch rules: each active Batch state, a local
+    job running counting as RUNNING), then failed (local jobs, and Batch jobs once one failed) and
+    incomplete (local jobs), to do, total."""
+    columns = ["done"]
+    if batch:
+        from ..aws.jobspec import ACTIVE_STATES
+        columns += ACTIVE_STATES
+    elif local:
+        columns.append("running")
+    columns += ["failed"] if local or batch_failed else []
+    columns += ["incomplete"] if local else []
+    return columns + ["to do", "total"]
+
+
+def _ended_unwatched(the_plan, batch: list, ledger, submitter) -> set:
+    """Batch jobs an earlier run started, no longer in flight, that Batch says succeeded with every
+    output there: done, though no run has recorded them yet."""
+    from .records import ended_unwatched
+    left = set(the_plan.interrupted)
+    gone = [job for job in batch if job in left and submitter.in_flight_summary(_spec(job)) is None]
+    return set(ended_unwatched(gone, ledger, ledger.storage)) if gone else set()
+
+
+def status_rows(the_plan, ledger, submitter=None) -> tuple[list[str], dict[str, Counter], set]:
+    """(the columns, each rule's jobs per column, the failed jobs): see ``_columns``."""
+    from ..planner import INCOMPLETE
+    from .records import failed_jobs
+    local, batch = _jobs(the_plan)
+    running, failed = local_states(local, ledger)
+    running = set(running) | _finishing(local, the_plan)
+    if batch and submitter is None:
+        submitter = _submitter()
+    ended = _ended_unwatched(the_plan, batch, ledger, submitter)
+    failed |= failed_jobs(batch, the_plan, ledger)
+    columns = _columns(bool(local), bool(batch), any(_on_batch(j) for j in failed))
+    rows: dict[str, Counter] = {}
+    for job in the_plan.jobs:
+        if job.rule.is_target_list:
+            continue
+        row = rows.setdefault(job.rule.name, Counter())
+        row["total"] += 1
+        if _on_batch(job):
+            if job not in the_plan.pending or job in ended:
+                row["done"] += 1
+                continue
+            summary = submitter.in_flight_summary(_spec(job))
+            row[summary["status"] if summary else "failed" if job in failed else "to do"] += 1
+        elif job in running:
+            row["RUNNING" if batch else "running"] += 1
+        elif job not in the_plan.pending:
+            row["done"] += 1
+        elif job in failed:
+            row["failed"] += 1
+        else:
+            row["incomplete" if the_plan.pending[job] == INCOMPLETE else "to do"] += 1
+    return columns, rows, failed
+
+
+#: columns that count no job running or in flight
+QUIET = ("done", "failed", "incomplete", "to do", "total")
+
+
+def table(columns: list[str], rows: list[tuple[str, Counter]], extra: dict[str, list[str]] | None = None,
+          first: str = "rule") -> str:
+    """Rows of counts under ``columns`` (and ``extra`` columns of text), then their total."""
+    extra = extra or {}
+    widths = [max(9, len(c)) for c in columns]
+    width = max([5, len(first)] + [len(name) for name, _ in rows])
+    total = Counter()
+    names = [*extra]
+    out = [f"{first:<{width}}  " + "  ".join(f"{c:>{w}}" for c, w in zip(columns, widths))
+           + "".join(f"  {n:>10}" for n in names)]
+    for i, (name, row) in enumerate([*rows, ("total", total)]):
+        if row is not total:
+            total.update(row)
+        out.append(f"{name:<{width}}  " + "  ".join(f"{row[c]:>{w}}" for c, w in zip(columns, widths))
+                   + "".join(f"  {extra[n][i]:>10}" for n in names))
+    return "\n".join(out) + "\n"
+
+
+def status_table(the_plan, ledger, submitter=None) -> tuple[str, int]:
+    """Per rule, each job in one column (see ``_columns``), then the failures by cause. Returns
+    (text, jobs running or in flight)."""
+    from .records import causes_line
+    columns, rows, failed = status_rows(the_plan, ledger, submitter)
+    in_flight = sum(n for row in rows.values() for c, n in row.items() if c in columns and c not in QUIET)
+    return table(columns, list(rows.items())) + causes_line(failed, ledger), in_flight
+
+
+def spent(workflow) -> float:
+    """What a workflow's runs have cost so far, by their history, at its rules' prices."""
+    from ..ledger.history import read
+    past = read(os.path.join(workflow.base_dir, ".s3rules", "history"), os.path.abspath(workflow.path))
+    total = 0.0
+    for name, (vcpu_hours, gib_hours) in past.spent.items():
+        rule = workflow.rules.get(name)
+        s = rule.settings if rule is not None else workflow.settings
+        total += vcpu_hours * s.price_vcpu_hour + gib_hours * s.price_gib_hour
+    return total
+
+
+def workflow_statuses(args, batchfiles: list[str]) -> list[dict]:
+    """Per Batchfile: its path, the columns, each rule's counts, what is in flight, its cost so
+    far; one Storage and one Submitter for them all. ``status`` prints them; ``dashboard`` serves them."""
+    from ..storage import Storage
+    storage, submitter = Storage(), None
+    out = []
+    for path in batchfiles:
+        args.batchfile = path
+        workflow, the_plan, ledger = _load(args, storage=storage)
+        if submitter is None and _jobs(the_plan)[1]:
+            submitter = _submitter()
+        columns, rows, failed = status_rows(the_plan, ledger, submitter)
+        total = Counter()
+        for row in rows.values():
+            total.update(row)
+        out.append({"batchfile": path, "columns": columns, "rules": rows, "total": total,
+                    "in_flight": sum(n for c, n in total.items() if c in columns and c not in QUIET),
+                    "cost": spent(workflow), "the_plan": the_plan, "ledger": ledger, "failed": failed})
+    return out
+
+
+def many_table(statuses: list[dict], verbose: bool) -> str:
+    """A row per workflow (the union of their columns, and the cost so far); with ``verbose``,
+    each workflow's rules below."""
+    from ..reports.page import money
+    columns = []
+    for s in statuses:
+        columns += [c for c in s["columns"] if c not in columns]
+    order = ["done", "SUBMITTED", "PENDING", "RUNNABLE", "STARTING", "RUNNING", "running", "failed", "incomplete",
+             "to do", "total"]
+    columns.sort(key=order.index)
+    costs = [money(s["cost"]) for s in statuses] + [money(sum(s["cost"] for s in statuses))]
+    text = table(columns, [(s["batchfile"], s["total"]) for s in statuses], {"cost": costs}, first="workflow")
+    if verbose:
+        from .records import causes_line
+        for s in statuses:
+            text += f"\n{s['batchfile']}:\n" + table(s["columns"], list(s["rules"].items())) \
+                + causes_line(s["failed"], s["ledger"])
+    return text
+
+
+def batchfiles_of(args) -> list[str] | None:
+    """The Batchfiles ``status`` shows a row each for: two or more positionals that are Batchfiles
+    by name, or the lines of ``--workflows FILE``; None for the one-workflow status."""
+    from .args import BATCHFILE, BATCHFILE_SUFFIXES
+    if args.workflows:
+        try:
+            with open(args.workflows) as fh:
+                lines = [line.split("#", 1)[0].strip() for line in fh]
+        except OSError as exc:
+            raise S3RulesError(f"cannot read the list of Batchfiles {args.workflows}: {exc.strerror or exc}") from None
+        base = os.path.dirname(args.workflows)
+        found = [os.path.join(base, line) for line in lines if line]
+        if not found:
+            raise S3RulesError(f"{args.workflows} names no Batchfile: write one path per line, relative to that file")
+        return found + [w for w in args.words]
+    named = [w for w in args.words if os.path.basename(w) == BATCHFILE or w.endswith(BATCHFILE_SUFFIXES)]
+    return list(args.words) if len(args.words) > 1 and named == list(args.words) else None
+
+
+def cmd_status(args) -> int:
+    many = batchfiles_of(args)
+    while True:
+        if many is None:
+            from .args import locate_batchfile
+            locate_batchfile(args)
+            _, the_plan, ledger = _load(args)
+            text, in_flight = status_table(the_plan, ledger)
+        else:
+            statuses = workflow_statuses(args, many)
+            text, in_flight = many_table(statuses, args.verbose), sum(s["in_flight"] for s in statuses)
+        sys.stdout.write(text)
+        sys.stdout.flush()
+        if not args.watch or in_flight == 0:
+            return EXIT_OK
+        time.sleep(args.interval)
+        sys.stdout.write("\n")

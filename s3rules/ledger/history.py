@@ -1,0 +1,117 @@
+"""What each run did, for reports: one JSON-lines file per run in ``.s3rules/history/`` beside the Batchfile.
+
+The ledger answers "is this job done, and is it the same job?" one job at a time, wherever its
+outputs live: reading an S3 record whole costs a GET. A report wants every job's times and
+usage at once, and what each run was. So each run also appends to a local file of its own a
+line when it starts (its command line, the Batchfile's hash, the s3rules version), one per job
+as it ends (what its ledger record says of how it ran, without what the job is) and one when it
+ends. A report of 100,000 jobs reads a few files, not 100,000 records. Losing the history loses
+only the figures of past runs, never what is done.
+"""
+from __future__ import annotations
+
+import glob
+import json
+import os
+import time
+from typing import NamedTuple
+
+SUFFIX = ".jsonl"
+
+
+class History:
+    """The file of one run, written as it goes (a crash keeps every line written before it)."""
+
+    def __init__(self, directory: str, run_id: str | None = None):
+        self.directory = directory
+        self.run_id = run_id or f"{time.strftime('%Y%m%dT%H%M%S', time.gmtime())}-{os.getpid()}"
+        self.path = os.path.join(directory, self.run_id + SUFFIX)
+        self.failed = False   # the history could not be written: the run goes on without it
+
+    def _append(self, lines: list[dict]) -> None:
+        if self.failed or not lines:
+            return
+        try:
+            os.makedirs(self.directory, exist_ok=True)
+            with open(self.path, "a", encoding="utf-8", errors="surrogateescape") as fh:
+                fh.write("".join(json.dumps(line, separators=(",", ":")) + "\n" for line in lines))
+        except OSError:
+            self.failed = True
+
+    def begin(self, **facts) -> None:
+        """The run's first line: ``facts`` (argv, batchfile, its hash, version, executor...)."""
+        self._append([{"run": self.run_id, "started": round(time.time(), 3), **facts}])
+
+    def jobs(self, entries: list[dict]) -> None:
+        """A line per job that ended: its key (first output), rule, wildcards, state and details."""
+        self._append(entries)
+
+    def end(self, **facts) -> None:
+        self._append([{"end": self.run_id, "ended": round(time.time(), 3), **facts}])
+
+
+def digest(paths) -> str:
+    """A short hash of these local files (a workflow's Batchfile and what it includes or reads),
+    so a report can say which version of the workflow a run ran; URLs are left out."""
+    import hashlib
+    h = hashlib.sha256()
+    for path in sorted(paths):
+        if "://" in path:
+            continue
+        h.update(path.encode("utf-8", "surrogateescape") + b"\0")
+        try:
+            with open(path, "rb") as fh:
+                h.update(hashlib.sha256(fh.read()).digest())
+        except OSError:
+            h.update(b"missing")
+    return h.hexdigest()[:12]
+
+
+class Past(NamedTuple):
+    runs: list[dict]              # each run's first line, with what its last line says once it ended
+    jobs: dict[str, dict]         # each job's latest line, by key (its first output)
+    spent: dict[str, list[float]]  # rule -> [vCPU-hours, GiB-hours] of every job line, every run
+
+
+def read(directory: str, batchfile: str | None = None) -> Past:
+    """What the runs of one workspace did, oldest run first; with ``batchfile`` (absolute), only
+    the runs of that Batchfile. A line cut short by a crash is skipped."""
+    runs: dict[str, dict] = {}
+    jobs: dict[str, dict] = {}
+    spent: dict[str, list[float]] = {}
+    for path in sorted(glob.glob(os.path.join(glob.escape(directory), "*" + SUFFIX))):
+        try:
+            with open(path, encoding="utf-8", errors="surrogateescape") as fh:
+                lines = fh.read().split("\n")
+        except OSError:
+            continue
+        run_id = os.path.basename(path)[:-len(SUFFIX)]
+        for text in lines:
+            try:
+                line = json.loads(text) if text else None
+            except ValueError:
+                continue
+            if line is None:
+                continue
+            if "key" in line:
+                line["run"] = run_id
+                old = jobs.get(line["key"])
+                if old is None or old.get("time", 0) <= line.get("time", 0):
+                    jobs[line["key"]] = line
+                _spend(spent, line)
+            elif "run" in line:
+                if batchfile is not None and line.get("batchfile") != batchfile:
+                    break   # another Batchfile's run in the same directory
+                runs[run_id] = line
+            elif "end" in line and run_id in runs:
+                runs[run_id].update({k: v for k, v in line.items() if k != "end"})
+    return Past(sorted(runs.values(), key=lambda r: r.get("started", 0)), jobs, spent)
+
+
+def _spend(spent: dict[str, list[float]], line: dict) -> None:
+    used = line.get("usage") or {}
+    if "started" in used and "ended" in used:
+        hours = max(0.0, used["ended"] - used["started"]) / 3600
+        total = spent.setdefault(line["rule"], [0.0, 0.0])
+        total[0] += line.get("vcpus", 0) * hours
+        total[1] += line.get("memory", 0) / 1024 * hours

@@ -1,0 +1,47 @@
+"""What a workflow's runs did, shown after the fact or live: ``s3rules report`` and ``dashboard``.
+
+:mod:`.facts` gathers each job's state and how it last ran (plan, ledger, the runs' history,
+DescribeJobs); :mod:`.document` aggregates them into the report's data (``--json``);
+:mod:`.page` draws it as one self-contained HTML page; :mod:`.dashboard` serves the status of
+several workflows, and their reports, on loopback.
+"""
+from __future__ import annotations
+
+import sys
+
+from ..errors import S3RulesError
+
+SPOT = frozenset({"SPOT", "FARGATE_SPOT"})
+
+
+def report(workflow, the_plan, ledger, version: str, service=None, with_jobs: bool = True) -> dict:
+    """The report document of a planned workflow (``document.build``). ``service``: a
+    ``BatchService`` for the times of Batch jobs no run saw end, and which queues are Spot; made
+    here when a rule runs on Batch. ``version``: the s3rules that writes the report. When Batch cannot be asked, the report says what the ledger
+    and the history know, after a note."""
+    from ..ledger.history import digest
+    from .document import build
+    from .facts import job_facts
+
+    batch_rules = [r for r in workflow.rules.values() if r.settings.executor == "batch" and not r.is_target_list]
+    describe, spot = None, {}
+    if batch_rules:
+        try:
+            if service is None:
+                from ..aws.service import BatchService
+                service = BatchService()
+            describe = service.describe
+            for rule in batch_rules:
+                queue = rule.settings.batch.queue
+                spot[rule.name] = bool(queue and SPOT & service.capacity_types(queue))
+        except S3RulesError as exc:
+            print(f"s3rules: note: cannot ask AWS Batch ({exc}); the report shows what the job ledger knows",
+                  file=sys.stderr)
+            describe = None
+    try:
+        facts, runs = job_facts(the_plan, ledger, describe)
+    except S3RulesError as exc:
+        print(f"s3rules: note: cannot ask AWS Batch for job times ({exc}); the report shows what the job "
+              "ledger knows", file=sys.stderr)
+        facts, runs = job_facts(the_plan, ledger, None)
+    return build(workflow, facts, runs, digest(workflow.files or (workflow.path,)), version, spot, with_jobs)

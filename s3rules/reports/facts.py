@@ -1,0 +1,84 @@
+"""Each job of a workflow as a report shows it: its state now, and how it last ran.
+
+The plan says which jobs are done; the ledger says which failed or were left running; the runs'
+history (``ledger.history``) says when each job waited, ran and ended, what it used and why it
+failed. Batch jobs whose times no run saw (they ended while s3rules was away) are asked of
+Batch, 100 per DescribeJobs call, as long as Batch still knows them.
+"""
+from __future__ import annotations
+
+import os
+from typing import Callable
+
+from ..ledger import FAILED, STARTED
+from ..ledger.history import read as read_history
+
+#: a job's state in a report: its outputs are complete, its last run failed, it started and
+#: never finished (running, or interrupted), or nothing ran it yet
+DONE, FAILED_STATE, STARTED_STATE, TO_DO = "done", "failed", "started", "to do"
+
+
+def job_facts(the_plan, ledger, describe: Callable[[list[str]], dict] | None = None) -> tuple[list[dict], list[dict]]:
+    """(one dict per job of the plan that runs something, every run of this workspace oldest
+    first). ``describe``: Batch job ids -> DescribeJobs answers, for times no run recorded."""
+    from ..aws.service import usage_of   # no boto3: a function of a dict
+
+    workflow = the_plan.workflow
+    runs, history, _ = read_history(os.path.join(workflow.base_dir, ".s3rules", "history"),
+                                    os.path.abspath(workflow.path))
+    jobs = [job for job in the_plan.jobs if not job.rule.is_target_list]
+    records = ledger.lookup(jobs)
+    relative = ledger.identity.relative
+    facts, prices, unknown = [], [], {}
+    for job in jobs:
+        rec = records.get(job)
+        key = relative(job.outputs[0]) if job.outputs else job.rule.name
+        line = history.get(key, {})
+        if job not in the_plan.pending:
+            state = DONE
+        elif rec is not None and rec.state == FAILED:
+            state = FAILED_STATE
+        elif rec is not None and rec.state == STARTED:
+            state = STARTED_STATE
+        else:
+            state = TO_DO
+        s = job.settings
+        fact = {"rule": job.rule.name, "wildcards": job.wildcards, "output": key, "state": state,
+                "where": (rec.where if rec is not None else "") or line.get("where", ""),
+                "vcpus": s.vcpus, "memory": s.memory, "executor": s.executor}
+        prices.append((s.price_vcpu_hour, s.price_gib_hour))
+        if line and (rec is None or abs(line.get("time", 0) - rec.time) < 1 or state == FAILED_STATE):
+            fact.update((k, line[k]) for k in ("exit", "reason", "cause", "log", "log_tail", "upstream_failed",
+                                               "restored") if k in line)
+            fact.update(line.get("usage", {}))
+            fact["run"] = line.get("run")
+        if fact["where"].startswith("batch:") and "started" not in fact and state != TO_DO:
+            unknown.setdefault(fact["where"][6:], []).append(fact)
+        facts.append(fact)
+    if unknown and describe is not None:
+        for job_id, desc in describe(list(unknown)).items():
+            for fact in unknown.get(job_id, ()):
+                fact.update(usage_of(desc))
+                container = desc.get("container") or {}
+                if fact["state"] == FAILED_STATE and "exit" not in fact and container.get("exitCode") is not None:
+                    fact["exit"] = container["exitCode"]
+                if fact["state"] == FAILED_STATE and not fact.get("reason"):
+                    fact["reason"] = desc.get("statusReason") or container.get("reason") or ""
+    for fact, price in zip(facts, prices):
+        _durations(fact, *price)
+    return facts, runs
+
+
+def _durations(fact: dict, price_vcpu_hour: float, price_gib_hour: float) -> None:
+    """Queue wait and run time in seconds, and what the run cost at the job's prices: requested
+    vCPUs and memory for as long as it ran (what Fargate bills; EC2 capacity is billed by the
+    instance, so this is the share a job took)."""
+    queued, started, ended = fact.get("queued"), fact.get("started"), fact.get("ended")
+    if started is not None and queued is not None:
+        fact["wait"] = round(max(0.0, started - queued), 3)
+    if started is not None and ended is not None:
+        run = max(0.0, ended - started)
+        fact["runtime"] = round(run, 3)
+        fact["vcpu_hours"] = fact["vcpus"] * run / 3600
+        fact["gib_hours"] = fact["memory"] / 1024 * run / 3600
+        fact["cost"] = fact["vcpu_hours"] * price_vcpu_hour + fact["gib_hours"] * price_gib_hour
