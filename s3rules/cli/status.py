@@ -118,25 +118,36 @@ def spent(workflow) -> float:
     return total
 
 
-def workflow_statuses(args, batchfiles: list[str]) -> list[dict]:
+def workflow_statuses(args, batchfiles: list[str], errors: bool = False) -> list[dict]:
     """Per Batchfile: its path, the columns, each rule's counts, what is in flight, its cost so
-    far; one Storage and one Submitter for them all. ``status`` prints them; ``dashboard`` serves them."""
+    far (and, for the text, its ledger and failed jobs); one Storage and one Submitter for them
+    all. ``status`` prints them; ``dashboard`` serves them, and with ``errors`` a workflow that
+    cannot be read (its Batchfile broken while the dashboard runs) is a row saying why."""
     from ..storage import Storage
-    storage, submitter = Storage(), None
+    storage, shared = Storage(), {}
     out = []
     for path in batchfiles:
-        args.batchfile = path
-        workflow, the_plan, ledger = _load(args, storage=storage)
-        if submitter is None and _jobs(the_plan)[1]:
-            submitter = _submitter()
-        columns, rows, failed = status_rows(the_plan, ledger, submitter)
-        total = Counter()
-        for row in rows.values():
-            total.update(row)
-        out.append({"batchfile": path, "columns": columns, "rules": rows, "total": total,
-                    "in_flight": sum(n for c, n in total.items() if c in columns and c not in QUIET),
-                    "cost": spent(workflow), "the_plan": the_plan, "ledger": ledger, "failed": failed})
+        try:
+            out.append(_workflow_status(args, path, storage, shared))
+        except S3RulesError as exc:
+            if not errors:
+                raise
+            out.append({"batchfile": path, "error": str(exc)})
     return out
+
+
+def _workflow_status(args, path: str, storage, shared: dict) -> dict:
+    args.batchfile = path
+    workflow, the_plan, ledger = _load(args, storage=storage)
+    if "submitter" not in shared and _jobs(the_plan)[1]:
+        shared["submitter"] = _submitter()
+    columns, rows, failed = status_rows(the_plan, ledger, shared.get("submitter"))
+    total = Counter()
+    for row in rows.values():
+        total.update(row)
+    return {"batchfile": path, "columns": columns, "rules": {k: dict(v) for k, v in rows.items()},
+            "total": dict(total), "in_flight": sum(n for c, n in total.items() if c in columns and c not in QUIET),
+            "cost": spent(workflow), "_ledger": ledger, "_failed": failed}
 
 
 def many_table(statuses: list[dict], verbose: bool) -> str:
@@ -150,12 +161,13 @@ def many_table(statuses: list[dict], verbose: bool) -> str:
              "to do", "total"]
     columns.sort(key=order.index)
     costs = [money(s["cost"]) for s in statuses] + [money(sum(s["cost"] for s in statuses))]
-    text = table(columns, [(s["batchfile"], s["total"]) for s in statuses], {"cost": costs}, first="workflow")
+    text = table(columns, [(s["batchfile"], Counter(s["total"])) for s in statuses], {"cost": costs},
+                 first="workflow")
     if verbose:
         from .records import causes_line
         for s in statuses:
-            text += f"\n{s['batchfile']}:\n" + table(s["columns"], list(s["rules"].items())) \
-                + causes_line(s["failed"], s["ledger"])
+            text += f"\n{s['batchfile']}:\n" + table(s["columns"], [(k, Counter(v)) for k, v in s["rules"].items()]) \
+                + causes_line(s["_failed"], s["_ledger"])
     return text
 
 
@@ -176,6 +188,46 @@ def batchfiles_of(args) -> list[str] | None:
         return found + [w for w in args.words]
     named = [w for w in args.words if os.path.basename(w) == BATCHFILE or w.endswith(BATCHFILE_SUFFIXES)]
     return list(args.words) if len(args.words) > 1 and named == list(args.words) else None
+
+
+def cmd_dashboard(args) -> int:
+    """Serve the dashboard until Ctrl-C (exit status 130, as any interrupted command)."""
+    from .. import __version__
+    from ..reports import page, report
+    from ..reports.dashboard import Dashboard, serve
+    from .args import BATCHFILE
+    batchfiles = batchfiles_of(args) or list(args.words) or [BATCHFILE]
+    for path in batchfiles:
+        if not os.path.isfile(path):
+            raise S3RulesError(f"no such Batchfile: {path}; name each workflow's Batchfile (or list them in a file "
+                               "given to --workflows)")
+
+    def refresh() -> list[dict]:
+        return [{k: v for k, v in s.items() if not k.startswith("_")}
+                for s in workflow_statuses(args, batchfiles, errors=True)]
+
+    def make_report(i: int) -> str:
+        from .report import logs_command
+        from ..views import display_path
+        args.batchfile = batchfiles[i]
+        workflow, the_plan, ledger = _load(args)
+        return page.render(report(workflow, the_plan, ledger, __version__, with_jobs=False),
+                           logs_command(display_path(workflow.path)))
+
+    board = Dashboard(refresh, make_report, args.interval)
+    try:
+        server = serve(board, page.dashboard, args.host, args.port)
+    except OSError as exc:
+        raise S3RulesError(f"cannot listen on {args.host}:{args.port} ({exc.strerror or exc}); pick another "
+                           "--port (0: any free one)") from None
+    host, port = server.server_address[:2]
+    print(f"s3rules: dashboard of {len(batchfiles)} workflow{'s' if len(batchfiles) != 1 else ''} on "
+          f"http://{host}:{port}/ (read-only; Ctrl-C stops it)", file=sys.stderr, flush=True)
+    try:
+        server.serve_forever()
+    finally:
+        board.stop()
+        server.server_close()
 
 
 def cmd_status(args) -> int:

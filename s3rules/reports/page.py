@@ -36,6 +36,12 @@ def render(doc: dict, logs_command: str) -> str:
         failures=doc["failures"][:MAX_FAILURES], logs_command=logs_command)
 
 
+def dashboard(latest: dict) -> str:
+    """The dashboard's page: the statuses it has now, redrawn by the page from ``/status.json``."""
+    return environment().get_template("dashboard.html").render(latest=latest, interval=latest["interval"],
+                                                               count=len(latest["workflows"]))
+
+
 def colour(i: int) -> str:
     return PALETTE[i % len(PALETTE)]
 
