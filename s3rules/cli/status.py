@@ -207,12 +207,12 @@ def cmd_dashboard(args) -> int:
                 for s in workflow_statuses(args, batchfiles, errors=True)]
 
     def make_report(i: int) -> str:
-        from .report import logs_command
+        from .report import logs_command, settled
         from ..views import display_path
         args.batchfile = batchfiles[i]
         workflow, the_plan, ledger = _load(args)
-        return page.render(report(workflow, the_plan, ledger, __version__, with_jobs=False),
-                           logs_command(display_path(workflow.path)))
+        return page.render(report(workflow, the_plan, ledger, __version__, with_jobs=False,
+                                  settled=settled(the_plan, ledger)), logs_command(display_path(workflow.path)))
 
     board = Dashboard(refresh, make_report, args.interval)
     try:

@@ -32,7 +32,7 @@ def build(workflow, facts: list[dict], runs: list[dict], digest: str, version: s
         by_rule.setdefault(fact["rule"], []).append(fact)
     rules = [_rule_stats(name, group, spot.get(name, False)) for name, group in by_rule.items()]
     settings = workflow.settings
-    failures = [f for f in facts if f["state"] == FAILED_STATE]
+    failures = sorted((f for f in facts if f["state"] == FAILED_STATE), key=lambda f: bool(f.get("upstream_failed")))
     ran = [f for f in facts if "runtime" in f]
     totals = {
         "jobs": len(facts),

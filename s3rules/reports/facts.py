@@ -18,9 +18,11 @@ from ..ledger.history import read as read_history
 DONE, FAILED_STATE, STARTED_STATE, TO_DO = "done", "failed", "started", "to do"
 
 
-def job_facts(the_plan, ledger, describe: Callable[[list[str]], dict] | None = None) -> tuple[list[dict], list[dict]]:
+def job_facts(the_plan, ledger, describe: Callable[[list[str]], dict] | None = None,
+              settled=frozenset()) -> tuple[list[dict], list[dict]]:
     """(one dict per job of the plan that runs something, every run of this workspace oldest
-    first). ``describe``: Batch job ids -> DescribeJobs answers, for times no run recorded."""
+    first). ``describe``: Batch job ids -> DescribeJobs answers, for times no run recorded;
+    ``settled``: jobs that count as done though the plan has them pending (see ``report``)."""
     from ..aws.service import usage_of   # no boto3: a function of a dict
 
     workflow = the_plan.workflow
@@ -34,7 +36,7 @@ def job_facts(the_plan, ledger, describe: Callable[[list[str]], dict] | None = N
         rec = records.get(job)
         key = relative(job.outputs[0]) if job.outputs else job.rule.name
         line = history.get(key, {})
-        if job not in the_plan.pending:
+        if job not in the_plan.pending or job in settled:
             state = DONE
         elif rec is not None and rec.state == FAILED:
             state = FAILED_STATE
@@ -77,8 +79,7 @@ def _durations(fact: dict, price_vcpu_hour: float, price_gib_hour: float) -> Non
     if started is not None and queued is not None:
         fact["wait"] = round(max(0.0, started - queued), 3)
     if started is not None and ended is not None:
-        run = max(0.0, ended - started)
-        fact["runtime"] = round(run, 3)
+        run = fact["runtime"] = round(max(0.0, ended - started), 3)
         fact["vcpu_hours"] = fact["vcpus"] * run / 3600
         fact["gib_hours"] = fact["memory"] / 1024 * run / 3600
         fact["cost"] = fact["vcpu_hours"] * price_vcpu_hour + fact["gib_hours"] * price_gib_hour

@@ -1,0 +1,75 @@
+"""``s3rules report`` of a Batch run on the moto-based server (tests/aws_server.py runs its jobs as
+local processes): Batch's own times (createdAt, startedAt, stoppedAt) for durations, a failed
+job with its exit code and cause, costs at Fargate's list prices, and jobs that ended while
+s3rules was away, whose times are asked of Batch."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from s3rules.cli import main
+from s3rules.settings import FARGATE_GIB_HOUR, FARGATE_VCPU_HOUR
+from test_batch import POLL, calls, flow, run  # noqa: F401
+
+FAILING_B = "if [ {sample} = B ]; then echo boom for {sample} >&2; exit 5; fi; sleep 0.2; "
+
+
+def report(flow, capsys) -> dict:
+    out = flow.dir / "report.json"
+    assert main(["report", flow.bf, "--json", "-o", str(out)]) == 0, capsys.readouterr().err
+    return json.loads(out.read_text())
+
+
+def test_the_report_of_a_batch_run_with_a_failed_job(flow, calls, capsys):
+    flow.write(samples="ABC", pre=FAILING_B, arrays=False)
+    assert run(flow.bf, "-k") == 1
+    ids = calls.ids()
+    doc = report(flow, capsys)
+    rules = {r["rule"]: r for r in doc["rules"]}
+    assert rules["up"]["states"] == {"done": 2, "failed": 1}
+    assert rules["summary"]["states"] == {"failed": 1}   # never submitted: what it needs failed
+    assert rules["summary"]["causes"] == {"dependency failed": 1} and rules["up"]["causes"] == {"application error": 1}
+    jobs = {j["output"]: j for j in doc["jobs"]}
+    described = flow.describe([ids["up-A"], ids["up-B"]])
+    a = jobs[flow.url("out/up/A.txt")]
+    assert a["where"] == f"batch:{ids['up-A']}"
+    desc = described[ids["up-A"]]
+    assert (a["queued"], a["started"], a["ended"]) == (desc["createdAt"] / 1000, desc["startedAt"] / 1000,
+                                                       desc["stoppedAt"] / 1000)
+    assert a["runtime"] == pytest.approx((desc["stoppedAt"] - desc["startedAt"]) / 1000, abs=0.002)
+    assert a["runtime"] >= 0.2 and a["attempts"] == 1
+    expected = a["runtime"] / 3600 * (a["vcpus"] * FARGATE_VCPU_HOUR + a["memory"] / 1024 * FARGATE_GIB_HOUR)
+    assert a["cost"] == pytest.approx(expected, rel=1e-6)
+    assert doc["prices"]["default"] is True
+    failure, blocked = doc["failures"]   # its own failures first
+    assert blocked["rule"] == "summary" and blocked["upstream_failed"] and blocked["cause"] == "dependency failed"
+    assert failure["rule"] == "up" and failure["wildcards"] == {"sample": "B"}
+    assert failure["exit"] == 5 and failure["cause"] == "application error"
+    assert any("boom for B" in line for line in failure["log_tail"])
+    assert failure["where"] == f"batch:{ids['up-B']}"
+    assert doc["runs"][-1]["executor"] == "batch" and doc["runs"][-1]["failed"] == 1
+
+
+def test_jobs_that_ended_while_detached_are_done_with_batchs_times(flow, calls, capsys):
+    flow.write(samples="AB", arrays=False)
+    assert run(flow.bf, "--detach") == 0
+    ids = calls.ids()
+    flow.wait(list(ids.values()))
+    doc = report(flow, capsys)
+    assert {r["rule"]: r["states"] for r in doc["rules"]} == {"up": {"done": 2}, "summary": {"done": 1}}
+    described = flow.describe(list(ids.values()))
+    for job in doc["jobs"]:   # no run saw them end: their times are Batch's
+        desc = described[job["where"].split(":", 1)[1]]
+        assert job["ended"] == desc["stoppedAt"] / 1000 and job["runtime"] >= 0
+    assert doc["runs"][-1]["detached"] is True
+
+
+def test_the_html_report_of_a_batch_run_says_fargate_prices(flow, calls, capsys):
+    flow.write(samples="A")
+    assert run(flow.bf) == 0
+    out = flow.dir / "r.html"
+    assert main(["report", flow.bf, "-o", str(out)]) == 0
+    page = out.read_text()
+    assert "AWS Fargate&#39;s on-demand list prices" in page or "AWS Fargate's on-demand list prices" in page
+    assert page.count('class="run"') == 2   # up A and summary
