@@ -68,7 +68,7 @@ def fabricate(root: Path, jobs: int, seed: int = 1) -> dict:
     ledger = Ledger(storage, workflow.base_dir, str(root / ".s3rules"))
     history = History(str(root / ".s3rules" / "history"), "20260901T000000-1")
     history.begin(argv="s3rules run -k", cwd=str(root), batchfile=os.path.abspath(workflow.path),
-                  batchfile_hash="fabricated", version="bench", executor="batch", pending=jobs)
+                  batchfile_hash="fabricated", version="bench", executor="local", pending=jobs)
     for d in ("out/a", "out/b"):
         (root / d).mkdir(parents=True, exist_ok=True)
     counts: dict = {}

@@ -73,3 +73,27 @@ def test_the_html_report_of_a_batch_run_says_fargate_prices(flow, calls, capsys)
     page = out.read_text()
     assert "AWS Fargate&#39;s on-demand list prices" in page or "AWS Fargate's on-demand list prices" in page
     assert page.count('class="run"') == 2   # up A and summary
+
+
+def test_rules_whose_queue_buys_spot_capacity_are_marked(flow, capsys):
+    ec2 = flow.env.server.client("ec2")
+    vpc = ec2.create_vpc(CidrBlock="10.9.0.0/16")["Vpc"]["VpcId"]
+    subnet = ec2.create_subnet(VpcId=vpc, CidrBlock="10.9.1.0/24")["Subnet"]["SubnetId"]
+    group = ec2.create_security_group(GroupName=f"{flow.queue}-sg", Description="s3rules test", VpcId=vpc)["GroupId"]
+    role = flow.batch.describe_compute_environments(computeEnvironments=[f"{flow.queue}-ce"])[
+        "computeEnvironments"][0]["serviceRole"]
+    ce = flow.batch.create_compute_environment(
+        computeEnvironmentName=f"{flow.queue}-spot", type="MANAGED", state="ENABLED", serviceRole=role,
+        computeResources={"type": "FARGATE_SPOT", "maxvCpus": 4, "subnets": [subnet], "securityGroupIds": [group]},
+    )["computeEnvironmentArn"]
+    flow.batch.create_job_queue(jobQueueName=f"{flow.queue}-spot", state="ENABLED", priority=1,
+                                computeEnvironmentOrder=[{"order": 1, "computeEnvironment": ce}])
+    flow.write(samples="A")
+    text = flow.path.read_text().replace("rule summary:", f'rule summary:\n    queue: "{flow.queue}-spot"')
+    flow.path.write_text(text)
+    doc = report(flow, capsys)
+    assert {r["rule"]: r["spot"] for r in doc["rules"]} == {"up": False, "summary": True}
+    assert doc["prices"]["spot_rules"] == ["summary"]
+    out = flow.dir / "r.html"
+    assert main(["report", flow.bf, "-o", str(out)]) == 0
+    assert "On Spot capacity (summary)" in out.read_text()

@@ -14,7 +14,7 @@ from .document import MAX_FAILURES
 #: one colour per rule, in order (Tableau 10: told apart also by most colour-blind readers)
 PALETTE = ("#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f", "#edc948", "#b07aa1", "#ff9da7",
            "#9c755f", "#bab0ac")
-WIDTH, LABELS = 960, 150   # the timeline's drawing width and its left column for rule names
+WIDTH, LABELS = 1200, 150   # the timeline's drawing width and its left column for rule names
 
 
 @functools.lru_cache(maxsize=1)
@@ -130,7 +130,7 @@ def draw_timeline(tl: dict, rules: list[str]) -> dict | None:
                            "colour": colour(rule), "wait": False, "tip": tip})
         height = 20 + tl["lanes"] * lane + 24
         return {"mode": "jobs", "shapes": shapes, "height": height, "ticks": ticks, "axis": height - 20,
-                "width": WIDTH, "labels": []}
+                "width": WIDTH, "labels": [], "left": LABELS}
     band = 40
     shapes, labels = [], []
     step = (WIDTH - LABELS - 10) / tl["bins"]
@@ -151,4 +151,4 @@ def draw_timeline(tl: dict, rules: list[str]) -> dict | None:
                                    "tip": f"{name}: {n} {what} at {duration(k * tl['bin_seconds'])}"})
     height = 20 + len(rules) * (band + 6) + 24
     return {"mode": "bins", "shapes": shapes, "height": height, "ticks": ticks, "axis": height - 20,
-            "width": WIDTH, "labels": labels}
+            "width": WIDTH, "labels": labels, "left": LABELS}
