@@ -2,16 +2,10 @@
 from __future__ import annotations
 
 import os
-import shlex
 import sys
 
 from ..errors import S3RulesError
 from . import EXIT_OK
-
-
-def logs_command(batchfile: str) -> str:
-    """How a failure on a page says to print a job's whole log."""
-    return f"s3rules logs {shlex.quote(batchfile)}"
 
 
 def cmd_report(args) -> int:
@@ -19,6 +13,7 @@ def cmd_report(args) -> int:
     from ..reports import report
     from ..views import write_json
     from .batch import _load
+    from .status import logs_command, settled
     workflow, the_plan, ledger = _load(args)
     doc = report(workflow, the_plan, ledger, __version__, with_jobs=args.json, settled=settled(the_plan, ledger))
     if args.json:
@@ -37,14 +32,6 @@ def cmd_report(args) -> int:
     print(f"s3rules: report of {t['jobs']} jobs ({t['states']['done']} done, {t['states']['failed']} failed) "
           f"written to {display_path(os.path.abspath(target))}", file=sys.stderr)
     return EXIT_OK
-
-
-def settled(the_plan, ledger) -> set:
-    """Batch jobs no run saw end that succeeded with every output there: done, as ``status`` says."""
-    from .batch import _jobs, _submitter
-    from .status import _ended_unwatched
-    batch = _jobs(the_plan)[1]
-    return _ended_unwatched(the_plan, batch, ledger, _submitter()) if batch and the_plan.interrupted else set()
 
 
 def _opened(path: str):

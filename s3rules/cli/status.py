@@ -7,6 +7,7 @@ so far is read from each workspace's run history (``ledger.history``): local fil
 from __future__ import annotations
 
 import os
+import shlex
 import sys
 import time
 from collections import Counter
@@ -190,6 +191,17 @@ def batchfiles_of(args) -> list[str] | None:
     return list(args.words) if len(args.words) > 1 and named == list(args.words) else None
 
 
+def logs_command(batchfile: str) -> str:
+    """How a failure on a page says to print a job's whole log."""
+    return f"s3rules logs {shlex.quote(batchfile)}"
+
+
+def settled(the_plan, ledger) -> set:
+    """Batch jobs no run saw end that succeeded with every output there: done, as ``status`` says."""
+    batch = _jobs(the_plan)[1]
+    return _ended_unwatched(the_plan, batch, ledger, _submitter()) if batch and the_plan.interrupted else set()
+
+
 def cmd_dashboard(args) -> int:
     """Serve the dashboard until Ctrl-C (exit status 130, as any interrupted command)."""
     from .. import __version__
@@ -207,7 +219,6 @@ def cmd_dashboard(args) -> int:
                 for s in workflow_statuses(args, batchfiles, errors=True)]
 
     def make_report(i: int) -> str:
-        from .report import logs_command, settled
         from ..views import display_path
         args.batchfile = batchfiles[i]
         workflow, the_plan, ledger = _load(args)

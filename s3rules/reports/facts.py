@@ -23,8 +23,6 @@ def job_facts(the_plan, ledger, describe: Callable[[list[str]], dict] | None = N
     """(one dict per job of the plan that runs something, every run of this workspace oldest
     first). ``describe``: Batch job ids -> DescribeJobs answers, for times no run recorded;
     ``settled``: jobs that count as done though the plan has them pending (see ``report``)."""
-    from ..aws.service import usage_of   # no boto3: a function of a dict
-
     workflow = the_plan.workflow
     runs, history, _ = read_history(os.path.join(workflow.base_dir, ".s3rules", "history"),
                                     os.path.abspath(workflow.path))
@@ -58,17 +56,23 @@ def job_facts(the_plan, ledger, describe: Callable[[list[str]], dict] | None = N
             unknown.setdefault(fact["where"][6:], []).append(fact)
         facts.append(fact)
     if unknown and describe is not None:
-        for job_id, desc in describe(list(unknown)).items():
-            for fact in unknown.get(job_id, ()):
-                fact.update(usage_of(desc))
-                container = desc.get("container") or {}
-                if fact["state"] == FAILED_STATE and "exit" not in fact and container.get("exitCode") is not None:
-                    fact["exit"] = container["exitCode"]
-                if fact["state"] == FAILED_STATE and not fact.get("reason"):
-                    fact["reason"] = desc.get("statusReason") or container.get("reason") or ""
+        _ask_batch(unknown, describe)
     for fact, price in zip(facts, prices):
         _durations(fact, *price)
     return facts, runs
+
+
+def _ask_batch(unknown: dict[str, list[dict]], describe: Callable[[list[str]], dict]) -> None:
+    """Batch's times (and a failure's exit code and reason) for jobs whose run no s3rules saw."""
+    from ..aws.service import usage_of   # no boto3: a function of a dict
+    for job_id, desc in describe(list(unknown)).items():
+        for fact in unknown.get(job_id, ()):
+            fact.update(usage_of(desc))
+            container = desc.get("container") or {}
+            if fact["state"] == FAILED_STATE and "exit" not in fact and container.get("exitCode") is not None:
+                fact["exit"] = container["exitCode"]
+            if fact["state"] == FAILED_STATE and not fact.get("reason"):
+                fact["reason"] = desc.get("statusReason") or container.get("reason") or ""
 
 
 def _durations(fact: dict, price_vcpu_hour: float, price_gib_hour: float) -> None:
