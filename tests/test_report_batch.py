@@ -97,3 +97,23 @@ def test_rules_whose_queue_buys_spot_capacity_are_marked(flow, capsys):
     out = flow.dir / "r.html"
     assert main(["report", flow.bf, "-o", str(out)]) == 0
     assert "On Spot capacity (summary)" in out.read_text()
+
+
+def test_workflows_on_one_queue_share_its_listing_in_status(flow, calls, capsys):
+    """README: several workflows "share one S3 listing cache and one Batch submitter, so those that
+    ... use the same queue cost one listing of each between them"."""
+    flow.write(samples="AB")
+    second = flow.dir / "two" / "Batchfile"
+    second.parent.mkdir()
+    second.write_text(flow.path.read_text().replace('samples: "samples.csv"', 'samples: "../samples.csv"')
+                      .replace("/out", "/out2"))
+    listings = []
+    calls.events.register("provide-client-params.batch.ListJobs", lambda params, **_: listings.append(params))
+    assert main(["status", flow.bf]) == 0
+    alone = len(listings)
+    assert alone > 0
+    listings.clear()
+    assert main(["status", flow.bf, str(second)]) == 0
+    assert len(listings) == alone   # the second workflow's jobs were looked up in the same listing
+    rows = capsys.readouterr().out.strip().splitlines()
+    assert [r.split()[0] for r in rows[-3:]] == [flow.bf, str(second), "total"]
