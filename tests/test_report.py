@@ -184,3 +184,19 @@ def test_status_reads_the_workflows_from_a_file_and_shows_rules_with_v(ran, tmp_
     empty.write_text("# nothing\n")
     r = s3rules("status", "--workflows", str(empty), cwd=tmp_path, env=NO_AWS)
     assert r.returncode == 2 and "names no Batchfile" in r.stderr
+
+
+def test_a_run_killed_mid_way_leaves_a_history_the_report_still_reads(tmp_path):
+    """A run killed by power loss: its history has no last line, and its last job line is cut."""
+    write(tmp_path, PIPELINE, files={"samples.csv": "sample\nA\n"})
+    assert s3rules("run", "a", cwd=tmp_path, env=NO_AWS).returncode == 0
+    [history] = (tmp_path / ".s3rules/history").iterdir()
+    lines = history.read_text().splitlines()
+    assert lines[-1].startswith('{"end"')
+    history.write_text("\n".join(lines[:-1]) + '\n{"key":"out/b/A.txt","rule":"b","sta')
+    doc = report_json(tmp_path)
+    [run] = doc["runs"]
+    assert run["wall"] is None and run["succeeded"] is None   # it never said how it ended
+    assert {r["rule"]: r["states"] for r in doc["rules"]} == {"a": {"done": 1}, "b": {"to do": 1}}
+    assert s3rules("report", cwd=tmp_path, env=NO_AWS).returncode == 0
+    assert "not finished (running, or stopped without a word)" in (tmp_path / "report.html").read_text()

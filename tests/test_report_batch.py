@@ -117,3 +117,20 @@ def test_workflows_on_one_queue_share_its_listing_in_status(flow, calls, capsys)
     assert len(listings) == alone   # the second workflow's jobs were looked up in the same listing
     rows = capsys.readouterr().out.strip().splitlines()
     assert [r.split()[0] for r in rows[-3:]] == [flow.bf, str(second), "total"]
+
+
+def test_packed_jobs_share_their_packs_time(flow, calls, capsys):
+    flow.write(samples="ABC", pre="sleep 0.3; ")
+    flow.path.write_text(flow.path.read_text().replace("rule up:", "rule up:\n    group: 3"))
+    assert run(flow.bf) == 0
+    doc = report(flow, capsys)
+    up = [j for j in doc["jobs"] if j["rule"] == "up"]
+    assert {j["packed"] for j in up} == {3} and len({j["where"] for j in up}) == 3   # one pack, three jobs
+    pack = flow.describe([up[0]["where"][6:].split("#")[0]])
+    desc = next(iter(pack.values()))
+    whole = (desc["stoppedAt"] - desc["startedAt"]) / 1000
+    assert whole >= 0.9   # three jobs of 0.3 s in turn
+    for job in up:
+        assert job["runtime"] == pytest.approx(whole / 3, abs=0.002)
+    rule = {r["rule"]: r for r in doc["rules"]}["up"]
+    assert rule["vcpu_hours"] == pytest.approx(sum(j["vcpus"] * j["runtime"] for j in up) / 3600, rel=1e-6)

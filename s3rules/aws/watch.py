@@ -91,9 +91,13 @@ class Watch:
             if handle.status == "FAILED":
                 self.failed_units.add(handle.unit)
         outcomes = []
+        packs = Counter(batch_id(h.job_id) for h, _ in ended if pack_place(h.job_id) is not None)
         for handle, desc in ended:
             self.untrack(handle)
-            outcomes.append((handle, self.outcome(handle, desc)))
+            outcome = self.outcome(handle, desc)
+            if pack_place(handle.job_id) is not None and outcome.usage:   # its members end together
+                outcome.usage["packed"] = packs[batch_id(handle.job_id)]
+            outcomes.append((handle, outcome))
         return news or array_news or bool(ended), outcomes
 
     def _singles(self, described: dict[str, dict]) -> tuple[bool, list[tuple[BatchHandle, dict]]]:

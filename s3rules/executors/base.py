@@ -40,9 +40,9 @@ def usage(queued: float | None = None, started: float | None = None, ended: floa
           max_rss_at_most: int | None = None) -> dict:
     """How long a job waited and ran and what it used, as far as its executor knows: epoch
     seconds ``queued`` (submitted), ``started`` and ``ended``; ``cpu`` seconds (user + system);
-    ``max_rss`` bytes (or only ``max_rss_at_most``); Batch ``attempts``. Unknown values are left
-    out. The ledger keeps it, so a report shows each rule's runtimes and memory without a
-    ``benchmark:`` line."""
+    ``max_rss`` bytes (or only ``max_rss_at_most``); Batch ``attempts`` (and ``packed``: how many
+    jobs shared one Batch job, see ``group:``). Unknown values are left out. The ledger keeps
+    it, so a report shows each rule's runtimes and memory without a ``benchmark:`` line."""
     found = {"queued": queued, "started": started, "ended": ended, "cpu": cpu, "max_rss": max_rss,
              "max_rss_at_most": max_rss_at_most, "attempts": attempts}
     return {k: (round(v, 3) if isinstance(v, float) else v) for k, v in found.items() if v is not None}

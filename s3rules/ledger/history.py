@@ -10,6 +10,7 @@ only the figures of past runs, never what is done.
 """
 from __future__ import annotations
 
+import functools
 import glob
 import json
 import os
@@ -81,36 +82,52 @@ def read(directory: str, batchfile: str | None = None) -> Past:
     spent: dict[str, list[float]] = {}
     for path in sorted(glob.glob(os.path.join(glob.escape(directory), "*" + SUFFIX))):
         try:
-            with open(path, encoding="utf-8", errors="surrogateescape") as fh:
-                lines = fh.read().split("\n")
+            st = os.stat(path)
         except OSError:
             continue
-        run_id = os.path.basename(path)[:-len(SUFFIX)]
-        for text in lines:
-            try:
-                line = json.loads(text) if text else None
-            except ValueError:
-                continue
-            if line is None:
-                continue
-            if "key" in line:
-                line["run"] = run_id
-                old = jobs.get(line["key"])
-                if old is None or old.get("time", 0) <= line.get("time", 0):
-                    jobs[line["key"]] = line
-                _spend(spent, line)
-            elif "run" in line:
-                if batchfile is not None and line.get("batchfile") != batchfile:
-                    break   # another Batchfile's run in the same directory
-                runs[run_id] = line
-            elif "end" in line and run_id in runs:
-                runs[run_id].update({k: v for k, v in line.items() if k != "end"})
+        run, end, lines = _parse(path, st.st_size, st.st_mtime_ns)
+        if run is None or (batchfile is not None and run.get("batchfile") != batchfile):
+            continue   # another Batchfile's run in the same directory
+        runs[run["run"]] = {**run, **end}
+        for line in lines:
+            old = jobs.get(line["key"])
+            if old is None or old.get("time", 0) <= line.get("time", 0):
+                jobs[line["key"]] = line
+            _spend(spent, line)
     return Past(sorted(runs.values(), key=lambda r: r.get("started", 0)), jobs, spent)
 
 
+@functools.lru_cache(maxsize=512)
+def _parse(path: str, size: int, mtime_ns: int) -> tuple[dict | None, dict, list[dict]]:
+    """One run's file: (its first line, what its last line says, its job lines). Kept while the
+    file's size and mtime stay, so a dashboard reads only the files that grew."""
+    try:
+        with open(path, encoding="utf-8", errors="surrogateescape") as fh:
+            texts = fh.read().split("\n")
+    except OSError:
+        return None, {}, []
+    run_id = os.path.basename(path)[:-len(SUFFIX)]
+    run, end, lines = None, {}, []
+    for text in texts:
+        try:
+            line = json.loads(text) if text else None
+        except ValueError:
+            continue
+        if not isinstance(line, dict):
+            continue
+        if "key" in line:
+            line["run"] = run_id
+            lines.append(line)
+        elif "run" in line:
+            run = {**line, "run": run_id}
+        elif "end" in line:
+            end = {k: v for k, v in line.items() if k != "end"}
+    return run, end, lines
+
+
 def _spend(spent: dict[str, list[float]], line: dict) -> None:
-    used = line.get("usage") or {}
-    if "started" in used and "ended" in used:
+    used = line.get("usage")
+    if isinstance(used, dict) and "started" in used and "ended" in used and "rule" in line:
         hours = max(0.0, used["ended"] - used["started"]) / 3600
         total = spent.setdefault(line["rule"], [0.0, 0.0])
         total[0] += line.get("vcpus", 0) * hours

@@ -78,12 +78,13 @@ def _ask_batch(unknown: dict[str, list[dict]], describe: Callable[[list[str]], d
 def _durations(fact: dict, price_vcpu_hour: float, price_gib_hour: float) -> None:
     """Queue wait and run time in seconds, and what the run cost at the job's prices: requested
     vCPUs and memory for as long as it ran (what Fargate bills; EC2 capacity is billed by the
-    instance, so this is the share a job took)."""
+    instance, so this is the share a job took). The jobs of a pack share its time evenly."""
     queued, started, ended = fact.get("queued"), fact.get("started"), fact.get("ended")
     if started is not None and queued is not None:
         fact["wait"] = round(max(0.0, started - queued), 3)
     if started is not None and ended is not None:
-        run = fact["runtime"] = round(max(0.0, ended - started), 3)
+        # a packed job (group: N) ran in turn with the others of its pack: its share of the time
+        run = fact["runtime"] = round(max(0.0, ended - started) / fact.get("packed", 1), 3)
         fact["vcpu_hours"] = fact["vcpus"] * run / 3600
         fact["gib_hours"] = fact["memory"] / 1024 * run / 3600
         fact["cost"] = fact["vcpu_hours"] * price_vcpu_hour + fact["gib_hours"] * price_gib_hour
