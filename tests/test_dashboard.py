@@ -143,3 +143,24 @@ def test_status_and_dashboard_take_the_same_workflows(tmp_path, words):
     with dashboard(*words, cwd=tmp_path) as host:
         status = wait_for(host, lambda s: len(s["workflows"]) == 2, "both workflows")
         assert [w["batchfile"] for w in status["workflows"]] == ["a/Batchfile", "b/Batchfile"]
+
+
+def test_jobs_a_live_run_has_not_started_yet_are_to_do_not_running(tmp_path):
+    write(tmp_path, '''
+        samples: "samples.csv"
+        rule all:
+            input: expand("out/{sample}.txt")
+        rule slow:
+            output: "out/{sample}.txt"
+            shell: "while [ ! -e gate ]; do sleep 0.05; done; echo {sample} > {output}"
+        ''', sheet="sample\nA\nB\nC\n")
+    run = subprocess.Popen([EXE, "run", "-q", "-j", "1"], cwd=tmp_path, env={**os.environ, **NO_AWS})
+    try:
+        with dashboard("Batchfile", cwd=tmp_path) as host:
+            status = wait_for(host, lambda s: totals(s).get("running") == 1, "one job running")
+            assert totals(status) == {"total": 3, "running": 1, "to do": 2}   # -j 1: one at a time
+            r = s3rules("status", cwd=tmp_path, env=NO_AWS)
+            assert r.stdout.splitlines()[1].split() == ["slow", "0", "1", "0", "0", "2", "3"]
+    finally:
+        (tmp_path / "gate").touch()
+        assert run.wait(timeout=60) == 0

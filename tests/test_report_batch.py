@@ -10,9 +10,9 @@ import pytest
 
 from s3rules.cli import main
 from s3rules.settings import FARGATE_GIB_HOUR, FARGATE_VCPU_HOUR
-from test_batch import POLL, calls, flow, run  # noqa: F401
+from test_batch import POLL, calls, flow, run, table  # noqa: F401
 
-FAILING_B = "if [ {sample} = B ]; then echo boom for {sample} >&2; exit 5; fi; sleep 0.2; "
+FAILING_B = "sleep 1; if [ {sample} = B ]; then echo boom for {sample} >&2; exit 5; fi; "
 
 
 def report(flow, capsys) -> dict:
@@ -21,9 +21,10 @@ def report(flow, capsys) -> dict:
     return json.loads(out.read_text())
 
 
-def test_the_report_of_a_batch_run_with_a_failed_job(flow, calls, capsys):
-    flow.write(samples="ABC", pre=FAILING_B, arrays=False)
-    assert run(flow.bf, "-k") == 1
+@pytest.mark.parametrize("arrays", [False, True], ids=["single jobs", "arrays"])
+def test_the_report_of_a_batch_run_with_a_failed_job(flow, calls, capsys, arrays):
+    flow.write(samples="ABC", pre=FAILING_B, arrays=arrays)
+    assert main(["run", flow.bf, "-k", "--poll-interval", "0.5"]) == 1
     ids = calls.ids()
     doc = report(flow, capsys)
     rules = {r["rule"]: r for r in doc["rules"]}
@@ -38,7 +39,7 @@ def test_the_report_of_a_batch_run_with_a_failed_job(flow, calls, capsys):
     assert (a["queued"], a["started"], a["ended"]) == (desc["createdAt"] / 1000, desc["startedAt"] / 1000,
                                                        desc["stoppedAt"] / 1000)
     assert a["runtime"] == pytest.approx((desc["stoppedAt"] - desc["startedAt"]) / 1000, abs=0.002)
-    assert a["runtime"] >= 0.2 and a["attempts"] == 1
+    assert a["runtime"] >= 0.2 and a.get("attempts", 1) == 1   # ListJobs (array children) gives no attempts
     expected = a["runtime"] / 3600 * (a["vcpus"] * FARGATE_VCPU_HOUR + a["memory"] / 1024 * FARGATE_GIB_HOUR)
     assert a["cost"] == pytest.approx(expected, rel=1e-6)
     assert doc["prices"]["default"] is True
@@ -134,3 +135,20 @@ def test_packed_jobs_share_their_packs_time(flow, calls, capsys):
         assert job["runtime"] == pytest.approx(whole / 3, abs=0.002)
     rule = {r["rule"]: r for r in doc["rules"]}["up"]
     assert rule["vcpu_hours"] == pytest.approx(sum(j["vcpus"] * j["runtime"] for j in up) / 3600, rel=1e-6)
+
+
+def test_a_job_that_failed_while_detached_counts_failed_in_status_and_the_report(flow, calls, capsys):
+    flow.write(samples="AB", pre=FAILING_B, arrays=False)
+    assert run(flow.bf, "--detach") == 0
+    ids = calls.ids()
+    flow.wait([ids["up-A"], ids["up-B"]])
+    capsys.readouterr()
+    assert main(["status", flow.bf]) == 0
+    out = capsys.readouterr().out
+    assert "failed" in out, out
+    assert table(out.split("\n\n")[0])["up"]["failed"] == 1 and table(out.split("\n\n")[0])["up"]["done"] == 1
+    doc = report(flow, capsys)
+    assert {r["rule"]: r["states"] for r in doc["rules"]}["up"] == {"done": 1, "failed": 1}
+    failure = next(f for f in doc["failures"] if f["rule"] == "up")
+    assert failure["wildcards"] == {"sample": "B"} and failure["exit"] == 5
+    assert failure["cause"] == "application error" and failure["where"] == f"batch:{ids['up-B']}"

@@ -81,13 +81,13 @@ def _jobs(the_plan) -> tuple[list, list]:
     return local, batch
 
 
-def local_states(jobs, ledger) -> tuple[dict, set]:
+def local_states(jobs, ledger) -> tuple[dict, set, set]:
     """Local jobs whose process runs now ({job: pid}: last record "started" with a pid that still
-    leads its session) and those whose last record says they failed."""
+    leads its session), those whose last record says they failed, and those it says started."""
     from ..executors.local import LocalExecutor
     from ..ledger import FAILED, STARTED
     if not jobs:
-        return {}, set()
+        return {}, set(), set()
     records = ledger.lookup(jobs)
     placed = {}
     for job, rec in records.items():
@@ -95,17 +95,20 @@ def local_states(jobs, ledger) -> tuple[dict, set]:
         if rec.state == STARTED and kind == "local" and pid:
             placed[job] = pid
     running = {job: placed[job] for job in LocalExecutor.settle(placed)}
-    return running, {job for job, rec in records.items() if rec.state == FAILED}
+    return (running, {job for job, rec in records.items() if rec.state == FAILED},
+            {job for job, rec in records.items() if rec.state == STARTED})
 
 
-def _finishing(jobs, the_plan) -> set:
-    """Pending local jobs whose outputs a live ``s3rules run`` holds: their process may have just
-    ended, but that run has not recorded them yet (so they are not "incomplete")."""
+def _finishing(jobs, the_plan, started: set) -> set:
+    """Started local jobs whose outputs a live ``s3rules run`` holds: their process may have just
+    ended, but that run has not recorded them yet (so they are not "incomplete"). The jobs it
+    holds and has not started yet are still to do."""
     from ..workspace import Workspace
+    jobs = [job for job in jobs if job in started and job in the_plan.pending]
     if not jobs:
         return set()
     claimed = Workspace(os.path.join(the_plan.workflow.base_dir, ".s3rules")).claimed()
-    return {job for job in jobs if job in the_plan.pending and claimed.intersection(job.outputs)}
+    return {job for job in jobs if claimed.intersection(job.outputs)}
 
 
 def _spec(job):

@@ -52,11 +52,13 @@ def settle(jobs: list, ledger: Ledger, storage, running: bool = True) -> tuple[b
     return bool(complete), in_flight
 
 
-def ended_unwatched(jobs: list, ledger: Ledger, storage) -> list:
-    """Of jobs an earlier run started and never saw end, those that succeeded meanwhile with every
-    output present: what ``settle`` would record as finished (``status`` writes nothing)."""
+def ended_unwatched(jobs: list, ledger: Ledger, storage) -> tuple[list, list]:
+    """Of jobs an earlier run started and never saw end, (those that succeeded meanwhile with
+    every output present: what ``settle`` would record as finished, those their executor says
+    failed). ``status`` and ``report`` count them so; they write nothing."""
     _, states = ask(jobs, ledger)
-    return _complete([job for job, (_, state) in states.items() if state == "SUCCEEDED"], storage)[0]
+    failed = [job for job, (_, state) in states.items() if state == "FAILED"]
+    return _complete([job for job, (_, state) in states.items() if state == "SUCCEEDED"], storage)[0], failed
 
 
 def ask(jobs: list, ledger: Ledger) -> tuple[dict[str, dict], dict]:

@@ -15,7 +15,8 @@ def cmd_report(args) -> int:
     from .batch import _load
     from .status import logs_command, settled
     workflow, the_plan, ledger = _load(args)
-    doc = report(workflow, the_plan, ledger, __version__, with_jobs=args.json, settled=settled(the_plan, ledger))
+    done, failed = settled(the_plan, ledger)
+    doc = report(workflow, the_plan, ledger, __version__, with_jobs=args.json, settled=done, unwatched_failures=failed)
     if args.json:
         if args.output:
             with _opened(args.output) as fh:

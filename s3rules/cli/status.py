@@ -32,13 +32,16 @@ def _columns(local: bool, batch: bool, batch_failed: bool) -> list[str]:
     return columns + ["to do", "total"]
 
 
-def _ended_unwatched(the_plan, batch: list, ledger, submitter) -> set:
-    """Batch jobs an earlier run started, no longer in flight, that Batch says succeeded with every
-    output there: done, though no run has recorded them yet."""
+def _ended_unwatched(the_plan, batch: list, ledger, submitter) -> tuple[set, set]:
+    """Batch jobs an earlier run started, no longer in flight: (those Batch says succeeded with
+    every output there: done, though no run has recorded them yet; those Batch says failed)."""
     from .records import ended_unwatched
-    left = set(the_plan.interrupted)
+    left = set(the_plan.interrupted) | set(ledger.left_open([job for job in batch if job in the_plan.pending]))
     gone = [job for job in batch if job in left and submitter.in_flight_summary(_spec(job)) is None]
-    return set(ended_unwatched(gone, ledger, ledger.storage)) if gone else set()
+    if not gone:
+        return set(), set()
+    done, failed = ended_unwatched(gone, ledger, ledger.storage)
+    return set(done), set(failed)
 
 
 def status_rows(the_plan, ledger, submitter=None) -> tuple[list[str], dict[str, Counter], set]:
@@ -46,12 +49,12 @@ def status_rows(the_plan, ledger, submitter=None) -> tuple[list[str], dict[str, 
     from ..planner import INCOMPLETE
     from .records import failed_jobs
     local, batch = _jobs(the_plan)
-    running, failed = local_states(local, ledger)
-    running = set(running) | _finishing(local, the_plan)
+    running, failed, started = local_states(local, ledger)
+    running = set(running) | _finishing(local, the_plan, started)
     if batch and submitter is None:
         submitter = _submitter()
-    ended = _ended_unwatched(the_plan, batch, ledger, submitter)
-    failed |= failed_jobs(batch, the_plan, ledger)
+    ended, failed_unwatched = _ended_unwatched(the_plan, batch, ledger, submitter)
+    failed |= failed_jobs(batch, the_plan, ledger) | failed_unwatched
     columns = _columns(bool(local), bool(batch), any(_on_batch(j) for j in failed))
     rows: dict[str, Counter] = {}
     for job in the_plan.jobs:
@@ -196,10 +199,10 @@ def logs_command(batchfile: str) -> str:
     return f"s3rules logs {shlex.quote(batchfile)}"
 
 
-def settled(the_plan, ledger) -> set:
-    """Batch jobs no run saw end that succeeded with every output there: done, as ``status`` says."""
+def settled(the_plan, ledger) -> tuple[set, set]:
+    """Batch jobs no run saw end: (done, failed), as ``status`` counts them."""
     batch = _jobs(the_plan)[1]
-    return _ended_unwatched(the_plan, batch, ledger, _submitter()) if batch and the_plan.interrupted else set()
+    return _ended_unwatched(the_plan, batch, ledger, _submitter()) if batch else (set(), set())
 
 
 def cmd_dashboard(args) -> int:
@@ -222,8 +225,9 @@ def cmd_dashboard(args) -> int:
         from ..views import display_path
         args.batchfile = batchfiles[i]
         workflow, the_plan, ledger = _load(args)
-        return page.render(report(workflow, the_plan, ledger, __version__, with_jobs=False,
-                                  settled=settled(the_plan, ledger)), logs_command(display_path(workflow.path)))
+        done, failed = settled(the_plan, ledger)
+        return page.render(report(workflow, the_plan, ledger, __version__, with_jobs=False, settled=done,
+                                  unwatched_failures=failed), logs_command(display_path(workflow.path)))
 
     board = Dashboard(refresh, make_report, args.interval)
     try:

@@ -81,12 +81,25 @@ def _reap(proc: subprocess.Popen) -> tuple[int, dict] | None:
     if pid == 0:
         return None
     proc.returncode = os.waitstatus_to_exitcode(status)
-    peak = rusage.ru_maxrss * 1024
+    peak = rusage.ru_maxrss * (1 if sys.platform == "darwin" else 1024)   # bytes on macOS, KiB elsewhere
     # Linux keeps a process's memory high-water mark across exec, so a job counts the pages of
     # the s3rules that started it: a peak no higher than s3rules' own tells only "at most that"
-    floor = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    floor = _own_peak()
     return proc.returncode, {"cpu": rusage.ru_utime + rusage.ru_stime,
                              **({"max_rss": peak} if peak > floor else {"max_rss_at_most": floor})}
+
+
+def _own_peak() -> int:
+    """This process's peak resident memory in bytes, as its own pages count it (``VmHWM``: not
+    the high-water mark it inherited from whatever started it, which ``getrusage`` includes)."""
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * (1 if sys.platform == "darwin" else 1024)
 
 
 class LocalExecutor(Executor):

@@ -15,11 +15,12 @@ SPOT = frozenset({"SPOT", "FARGATE_SPOT"})
 
 
 def report(workflow, the_plan, ledger, version: str, service=None, with_jobs: bool = True,
-           settled: set = frozenset()) -> dict:
+           settled: set = frozenset(), unwatched_failures: set = frozenset()) -> dict:
     """The report document of a planned workflow (``document.build``). ``service``: a
     ``BatchService`` for the times of Batch jobs no run saw end, and which queues are Spot; made
     here when a rule runs on Batch. ``version``: the s3rules that writes the report. ``settled``:
-    jobs no run saw end that Batch says succeeded, every output there (done, as ``status`` says). When Batch cannot be asked, the report says what the ledger
+    jobs no run saw end that Batch says succeeded, every output there (done, as ``status`` says);
+    ``unwatched_failures``: those Batch says failed. When Batch cannot be asked, the report says what the ledger
     and the history know, after a note."""
     from ..ledger.history import digest
     from .document import build
@@ -41,9 +42,9 @@ def report(workflow, the_plan, ledger, version: str, service=None, with_jobs: bo
                   file=sys.stderr)
             describe = None
     try:
-        facts, runs = job_facts(the_plan, ledger, describe, settled)
+        facts, runs = job_facts(the_plan, ledger, describe, settled, unwatched_failures)
     except S3RulesError as exc:
         print(f"s3rules: note: cannot ask AWS Batch for job times ({exc}); the report shows what the job "
               "ledger knows", file=sys.stderr)
-        facts, runs = job_facts(the_plan, ledger, None, settled)
+        facts, runs = job_facts(the_plan, ledger, None, settled, unwatched_failures)
     return build(workflow, facts, runs, digest(workflow.files or (workflow.path,)), version, spot, with_jobs)

@@ -19,10 +19,11 @@ DONE, FAILED_STATE, STARTED_STATE, TO_DO = "done", "failed", "started", "to do"
 
 
 def job_facts(the_plan, ledger, describe: Callable[[list[str]], dict] | None = None,
-              settled=frozenset()) -> tuple[list[dict], list[dict]]:
+              settled=frozenset(), failed=frozenset()) -> tuple[list[dict], list[dict]]:
     """(one dict per job of the plan that runs something, every run of this workspace oldest
     first). ``describe``: Batch job ids -> DescribeJobs answers, for times no run recorded;
-    ``settled``: jobs that count as done though the plan has them pending (see ``report``)."""
+    ``settled``: jobs that count as done though the plan has them pending, ``failed`` jobs that
+    count as failed though their record says they started (see ``report``)."""
     workflow = the_plan.workflow
     runs, history, _ = read_history(os.path.join(workflow.base_dir, ".s3rules", "history"),
                                     os.path.abspath(workflow.path))
@@ -36,7 +37,7 @@ def job_facts(the_plan, ledger, describe: Callable[[list[str]], dict] | None = N
         line = history.get(key, {})
         if job not in the_plan.pending or job in settled:
             state = DONE
-        elif rec is not None and rec.state == FAILED:
+        elif (rec is not None and rec.state == FAILED) or job in failed:
             state = FAILED_STATE
         elif rec is not None and rec.state == STARTED:
             state = STARTED_STATE
@@ -64,7 +65,8 @@ def job_facts(the_plan, ledger, describe: Callable[[list[str]], dict] | None = N
 
 def _ask_batch(unknown: dict[str, list[dict]], describe: Callable[[list[str]], dict]) -> None:
     """Batch's times (and a failure's exit code and reason) for jobs whose run no s3rules saw."""
-    from ..aws.service import usage_of   # no boto3: a function of a dict
+    from ..aws.failures import cause   # no boto3: functions of a dict
+    from ..aws.service import usage_of
     for job_id, desc in describe(list(unknown)).items():
         for fact in unknown.get(job_id, ()):
             fact.update(usage_of(desc))
@@ -73,6 +75,8 @@ def _ask_batch(unknown: dict[str, list[dict]], describe: Callable[[list[str]], d
                 fact["exit"] = container["exitCode"]
             if fact["state"] == FAILED_STATE and not fact.get("reason"):
                 fact["reason"] = desc.get("statusReason") or container.get("reason") or ""
+            if fact["state"] == FAILED_STATE and not fact.get("cause"):
+                fact["cause"] = cause(desc)
 
 
 def _durations(fact: dict, price_vcpu_hour: float, price_gib_hour: float) -> None:
