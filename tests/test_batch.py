@@ -526,6 +526,7 @@ def test_status_counts_done_in_flight_and_to_do(flow, calls, gate, capsys):
     tables = capsys.readouterr().out.strip().split("\n\n")
     assert len(tables) >= 2
     after = table(tables[-1])
+    assert "up" in after, tables
     assert after["up"]["done"] == 3 and after["summary"]["done"] == 1
     assert after["total"]["done"] == 4 and after["total"]["to_do"] == 0
     assert sum(after["total"][s] for s in ("SUBMITTED", "PENDING", "RUNNABLE", "STARTING", "RUNNING")) == 0

@@ -247,10 +247,11 @@ def cmd_dashboard(args) -> int:
 
 def cmd_status(args) -> int:
     many = batchfiles_of(args)
+    if many is None:
+        from .args import locate_batchfile
+        locate_batchfile(args)
     while True:
         if many is None:
-            from .args import locate_batchfile
-            locate_batchfile(args)
             _, the_plan, ledger = _load(args)
             text, in_flight = status_table(the_plan, ledger)
         else:
