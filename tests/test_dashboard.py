@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -45,8 +46,8 @@ def dashboard(*args: str, cwd: Path):
         proc.wait(timeout=30)
 
 
-def get(host: str, path: str, method: str = "GET") -> tuple[int, str]:
-    request = urllib.request.Request(f"http://{host}{path}", method=method)
+def get(host: str, path: str, method: str = "GET", headers: dict | None = None) -> tuple[int, str]:
+    request = urllib.request.Request(f"http://{host}{path}", method=method, headers=headers or {})
     try:
         with urllib.request.urlopen(request, timeout=30) as answer:
             return answer.status, answer.read().decode()
@@ -164,3 +165,49 @@ def test_jobs_a_live_run_has_not_started_yet_are_to_do_not_running(tmp_path):
     finally:
         (tmp_path / "gate").touch()
         assert run.wait(timeout=60) == 0
+
+
+def test_the_dashboard_answers_only_by_the_loopback_address_it_printed(tmp_path):
+    """A web page elsewhere, through a DNS name that points at 127.0.0.1 (DNS rebinding), gets nothing."""
+    write(tmp_path, GATED)
+    with dashboard("Batchfile", cwd=tmp_path) as host:
+        port = host.split(":")[1]
+        assert get(host, "/status.json")[0] == 200
+        assert get(host, "/status.json", headers={"Host": f"localhost:{port}"})[0] == 200
+        code, body = get(host, "/status.json", headers={"Host": f"attacker.example:{port}"})
+        assert code == 403 and "workflows" not in body
+        assert get(host, "/report/0", headers={"Host": f"attacker.example:{port}"})[0] == 403
+        for odd in ("/report/%C2%B2", "/report/-1", "/report/0x0", "/report/99999999999", "/../etc/passwd"):
+            assert get(host, odd)[0] == 404, odd
+        assert get(host, "/", "OPTIONS")[0] == 405
+
+
+def test_a_report_that_cannot_be_made_is_a_clean_http_error(tmp_path):
+    write(tmp_path, GATED)
+    with dashboard("Batchfile", "--interval", "30", cwd=tmp_path) as host:
+        assert get(host, "/report/0")[0] == 200   # the first refresh has read it
+        (tmp_path / "Batchfile").write_text("rule broken\n    output: \u2264\n")
+        code, body = get(host, "/report/0")
+        assert code == 503 and "cannot make the report" in body and "Batchfile:1" in body
+
+
+def test_ctrl_c_stops_the_dashboard_with_status_0(tmp_path):
+    write(tmp_path, GATED)
+    proc = subprocess.Popen([EXE, "dashboard", "-s", "Batchfile", "--port", "0"], cwd=tmp_path,
+                            env={**os.environ, **NO_AWS}, stderr=subprocess.PIPE, text=True)
+    try:
+        line = proc.stderr.readline()
+        assert "dashboard of 1 workflow on http://127.0.0.1:" in line, line
+    finally:
+        proc.send_signal(signal.SIGINT)
+    assert proc.wait(timeout=30) == 0 and "dashboard stopped" in proc.stderr.read()
+
+
+def test_status_of_several_workflows_shows_those_it_can_read_and_names_the_others(tmp_path):
+    write(tmp_path / "good", GATED)
+    write(tmp_path / "bad", "rule broken\n")
+    r = s3rules("status", "good/Batchfile", "bad/Batchfile", "good/Batchfile", cwd=tmp_path, env=NO_AWS)
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    rows = r.stdout.strip().splitlines()
+    assert [row.split()[0] for row in rows[1:]] == ["good/Batchfile", "total", "bad/Batchfile:"]   # once each
+    assert "cannot be read" in rows[-1] and "bad/Batchfile:1" in r.stderr

@@ -95,7 +95,8 @@ def test_costs_are_requested_resources_for_the_run_time_at_the_rules_prices(ran)
         assert rule["cost"] == pytest.approx(expected, rel=1e-6)
         assert rule["vcpu_hours"] == pytest.approx(sum(j["runtime"] * vcpus for j in jobs) / 3600, rel=1e-6)
     assert doc["totals"]["cost"] == pytest.approx(sum(r["cost"] for r in doc["rules"]))
-    assert doc["prices"] == {"vcpu_hour": 3.6, "gib_hour": 36, "default": False, "spot_rules": []}
+    assert doc["prices"] == {"vcpu_hour": 3.6, "gib_hour": 36, "default": False, "spot_rules": [], "own": {}}
+    assert doc["totals"]["spent"] >= doc["totals"]["cost"] - 1e-9 > 0   # every run of every job, at least the last
 
 
 def test_failures_carry_cause_exit_code_and_log_tail(ran):
@@ -123,7 +124,8 @@ def test_the_html_page_is_self_contained_and_escapes_sheet_values(ran, tmp_path)
     assert r.returncode == 0 and "report of 8 jobs (7 done, 1 failed)" in r.stderr, r.stderr
     page = out.read_text()
     assert "<script" not in page and "http://" not in page and "https://" not in page   # nothing fetched
-    assert page.count('class="run"') == 8 and page.count('class="wait"') == 8   # a bar per job, wait and run
+    assert page.count('class="run') == 8 and page.count('class="wait"') == 8   # a bar per job, wait and run
+    assert page.count('class="run failed"') == 1   # b for C, outlined
     assert "&lt;i&gt;D&amp;E&lt;i&gt;" in page and "<i>D&E" not in page
     assert "error: truncated input" in page and "s3rules logs Batchfile out/b/C.txt" in page
     assert "AWS Fargate" not in page   # the Batchfile set its own prices
@@ -199,4 +201,14 @@ def test_a_run_killed_mid_way_leaves_a_history_the_report_still_reads(tmp_path):
     assert run["wall"] is None and run["succeeded"] is None   # it never said how it ended
     assert {r["rule"]: r["states"] for r in doc["rules"]} == {"a": {"done": 1}, "b": {"to do": 1}}
     assert s3rules("report", cwd=tmp_path, env=NO_AWS).returncode == 0
-    assert "not finished (running, or stopped without a word)" in (tmp_path / "report.html").read_text()
+    assert "not finished: still running, or stopped before it could say" in (tmp_path / "report.html").read_text()
+
+
+def test_the_batchfile_hash_covers_the_sheet_and_not_how_the_path_was_typed(tmp_path):
+    wf = tmp_path / "wf"
+    write(wf, PIPELINE.replace("sleep 0.3; ", ""), files={"samples.csv": "sample\nA\n"})
+    assert s3rules("run", "a", cwd=wf, env=NO_AWS).returncode == 0
+    doc = report_json(tmp_path, "wf/Batchfile")   # from another directory
+    assert doc["runs"][-1]["batchfile_hash"] == doc["workflow"]["batchfile_hash"]
+    (wf / "samples.csv").write_text("sample\nA\nB\n")
+    assert report_json(wf)["workflow"]["batchfile_hash"] != doc["workflow"]["batchfile_hash"]

@@ -73,7 +73,7 @@ def test_the_html_report_of_a_batch_run_says_fargate_prices(flow, calls, capsys)
     assert main(["report", flow.bf, "-o", str(out)]) == 0
     page = out.read_text()
     assert "AWS Fargate&#39;s on-demand list prices" in page or "AWS Fargate's on-demand list prices" in page
-    assert page.count('class="run"') == 2   # up A and summary
+    assert page.count('class="run') == 2   # up A and summary
 
 
 def test_rules_whose_queue_buys_spot_capacity_are_marked(flow, capsys):
@@ -152,3 +152,17 @@ def test_a_job_that_failed_while_detached_counts_failed_in_status_and_the_report
     failure = next(f for f in doc["failures"] if f["rule"] == "up")
     assert failure["wildcards"] == {"sample": "B"} and failure["exit"] == 5
     assert failure["cause"] == "application error" and failure["where"] == f"batch:{ids['up-B']}"
+
+
+def test_every_attempt_batch_made_is_priced(flow, calls, aws_env, capsys):
+    """A Spot reclaim Batch retried: the job's cost covers both attempts, its runtime the last."""
+    flow.write(samples="A", pre="sleep 0.3; ", arrays=False)
+    aws_env.server.fault("reclaim", lambda job: "data/A.txt" in job.command, times=1)
+    assert run(flow.bf) == 0, capsys.readouterr().err
+    doc = report(flow, capsys)
+    up = next(j for j in doc["jobs"] if j["rule"] == "up")
+    attempts = flow.describe([up["where"][6:]])[up["where"][6:]]["attempts"]
+    assert up["attempts"] == len(attempts) == 2
+    billed = sum(a["stoppedAt"] - a["startedAt"] for a in attempts) / 1000
+    assert up["billed"] == pytest.approx(billed, abs=0.002) and up["billed"] > up["runtime"]
+    assert up["vcpu_hours"] == pytest.approx(up["vcpus"] * up["billed"] / 3600, rel=1e-6)

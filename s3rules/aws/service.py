@@ -25,9 +25,12 @@ def usage_of(desc: dict) -> dict:
     def seconds(key: str) -> float | None:
         value = desc.get(key)
         return value / 1000 if isinstance(value, (int, float)) and value > 0 else None
-    attempts = desc.get("attempts")
-    return usage(seconds("createdAt"), seconds("startedAt"), seconds("stoppedAt"),
-                 attempts=len(attempts) if isinstance(attempts, list) and attempts else None)
+    attempts = desc.get("attempts") if isinstance(desc.get("attempts"), list) else []
+    used = usage(seconds("createdAt"), seconds("startedAt"), seconds("stoppedAt"), attempts=len(attempts) or None)
+    if len(attempts) > 1:   # every attempt ran on capacity that was paid for
+        used["billed"] = round(sum(max(0, a["stoppedAt"] - a["startedAt"]) for a in attempts
+                                   if a.get("startedAt") and a.get("stoppedAt")) / 1000, 3)
+    return used
 
 
 class BatchService:

@@ -26,6 +26,16 @@ def _config_pair(text: str) -> tuple[str, str]:
     return key.strip(), value
 
 
+def _seconds(text: str) -> float:
+    try:
+        n = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}") from None
+    if not n > 0:
+        raise argparse.ArgumentTypeError("must be more than 0")
+    return n
+
+
 def _positive(text: str) -> int:
     try:
         n = int(text)
@@ -88,7 +98,7 @@ def _status_commands(sub) -> None:
                                         + WHICH_BATCHFILE)
     _workflow_arguments(status)
     status.add_argument("--watch", action="store_true", help="refresh until nothing is running or in flight")
-    status.add_argument("--interval", type=float, default=10.0, metavar="SECONDS",
+    status.add_argument("--interval", type=_seconds, default=10.0, metavar="SECONDS",
                         help="with --watch: seconds between refreshes (default: 10)")
     _many_arguments(status)
     status.add_argument("-v", "--verbose", action="store_true",
@@ -106,7 +116,7 @@ def _status_commands(sub) -> None:
     dashboard.add_argument("--host", default="127.0.0.1",
                            help="the address to listen on (default: 127.0.0.1, this machine only; the page "
                                 "shows paths and log tails, so think before opening it to a network)")
-    dashboard.add_argument("--interval", type=float, default=10.0, metavar="SECONDS",
+    dashboard.add_argument("--interval", type=_seconds, default=10.0, metavar="SECONDS",
                            help="seconds between refreshes of the statuses (default: 10)")
 
     report = sub.add_parser("report", help="an HTML report of the jobs: timeline, runtimes, cost, failures",
@@ -175,9 +185,10 @@ def _many_arguments(p: argparse.ArgumentParser) -> None:
 
 def _workflow_arguments(p: argparse.ArgumentParser, what: str = "TARGET|RULE") -> None:
     p.add_argument("words", nargs="*", metavar=what,
-                   help="output paths (relative to the current directory) or rule names; the first may "
-                        "be the Batchfile (see above)" if what != "TARGET" else
-                        "an output path of the job; it may be preceded by the Batchfile (see above)")
+                   help={"TARGET": "an output path of the job; it may be preceded by the Batchfile (see above)",
+                         "BATCHFILE": "the Batchfiles of the workflows to show (default: ./Batchfile)"}.get(
+                       what, "output paths (relative to the current directory) or rule names; the first may "
+                             "be the Batchfile (see above)"))
     p.add_argument("-s", "--batchfile", default=None, metavar="FILE",
                    help="the Batchfile (default: the first positional if it names one, else ./Batchfile)")
     p.add_argument("--config", action="append", default=[], type=_config_pair, metavar="KEY=VALUE",

@@ -243,10 +243,10 @@ def _history(workflow, state_dir: str, executor: str, pending: int):
     import shlex
 
     from .. import __version__
-    from ..ledger.history import History, digest
+    from ..ledger.history import History, workflow_digest
     history = History(os.path.join(state_dir, "history"))
     history.begin(argv=shlex.join(["s3rules", *sys.argv[1:]]), cwd=os.getcwd(), batchfile=os.path.abspath(workflow.path),
-                  batchfile_hash=digest(workflow.files or (workflow.path,)), version=__version__,
+                  batchfile_hash=workflow_digest(workflow), version=__version__,
                   executor=executor, pending=pending)
     return history
 

@@ -13,7 +13,7 @@ import time
 from collections import Counter
 
 from ..errors import S3RulesError
-from . import EXIT_OK
+from . import EXIT_OK, EXIT_USAGE
 from .batch import _finishing, _jobs, _load, _on_batch, _spec, _submitter, local_states
 
 
@@ -113,13 +113,9 @@ def status_table(the_plan, ledger, submitter=None) -> tuple[str, int]:
 def spent(workflow) -> float:
     """What a workflow's runs have cost so far, by their history, at its rules' prices."""
     from ..ledger.history import read
+    from ..reports.document import priced
     past = read(os.path.join(workflow.base_dir, ".s3rules", "history"), os.path.abspath(workflow.path))
-    total = 0.0
-    for name, (vcpu_hours, gib_hours) in past.spent.items():
-        rule = workflow.rules.get(name)
-        s = rule.settings if rule is not None else workflow.settings
-        total += vcpu_hours * s.price_vcpu_hour + gib_hours * s.price_gib_hour
-    return total
+    return priced(past.spent, workflow)
 
 
 def workflow_statuses(args, batchfiles: list[str], errors: bool = False) -> list[dict]:
@@ -137,7 +133,23 @@ def workflow_statuses(args, batchfiles: list[str], errors: bool = False) -> list
             if not errors:
                 raise
             out.append({"batchfile": path, "error": str(exc)})
+    _one_running_column(out)
     return out
+
+
+def _one_running_column(statuses: list[dict]) -> None:
+    """Next to a Batch workflow, a local one's running jobs count as RUNNING (as ``status`` of a
+    workflow with rules of both kinds counts them)."""
+    if not any("RUNNING" in s.get("columns", ()) for s in statuses):
+        return
+    for s in statuses:
+        if "running" in s.get("columns", ()):
+            s["columns"] = [c for c in s["columns"] if c != "running"]
+            from ..aws.jobspec import ACTIVE_STATES
+            s["columns"][1:1] = [c for c in ACTIVE_STATES if c not in s["columns"]]
+            for counts in [*s["rules"].values(), s["total"]]:
+                if "running" in counts:
+                    counts["RUNNING"] = counts.pop("running")
 
 
 def _workflow_status(args, path: str, storage, shared: dict) -> dict:
@@ -160,16 +172,18 @@ def many_table(statuses: list[dict], verbose: bool) -> str:
     from ..reports.page import money
     columns = []
     for s in statuses:
-        columns += [c for c in s["columns"] if c not in columns]
+        columns += [c for c in s.get("columns", ()) if c not in columns]
     order = ["done", "SUBMITTED", "PENDING", "RUNNABLE", "STARTING", "RUNNING", "running", "failed", "incomplete",
              "to do", "total"]
     columns.sort(key=order.index)
-    costs = [money(s["cost"]) for s in statuses] + [money(sum(s["cost"] for s in statuses))]
-    text = table(columns, [(s["batchfile"], Counter(s["total"])) for s in statuses], {"cost": costs},
+    read = [s for s in statuses if "error" not in s]
+    costs = [money(s["cost"]) for s in read] + [money(sum(s["cost"] for s in read))]
+    text = table(columns, [(s["batchfile"], Counter(s["total"])) for s in read], {"cost": costs},
                  first="workflow")
+    text += "".join(f"{s['batchfile']}: cannot be read (below)\n" for s in statuses if "error" in s)
     if verbose:
         from .records import causes_line
-        for s in statuses:
+        for s in read:
             text += f"\n{s['batchfile']}:\n" + table(s["columns"], [(k, Counter(v)) for k, v in s["rules"].items()]) \
                 + causes_line(s["_failed"], s["_ledger"])
     return text
@@ -189,9 +203,9 @@ def batchfiles_of(args) -> list[str] | None:
         found = [os.path.join(base, line) for line in lines if line]
         if not found:
             raise S3RulesError(f"{args.workflows} names no Batchfile: write one path per line, relative to that file")
-        return found + [w for w in args.words]
+        return list(dict.fromkeys(found + list(args.words)))
     named = [w for w in args.words if os.path.basename(w) == BATCHFILE or w.endswith(BATCHFILE_SUFFIXES)]
-    return list(args.words) if len(args.words) > 1 and named == list(args.words) else None
+    return list(dict.fromkeys(args.words)) if len(args.words) > 1 and named == list(args.words) else None
 
 
 def logs_command(batchfile: str) -> str:
@@ -206,28 +220,37 @@ def settled(the_plan, ledger) -> tuple[set, set]:
 
 
 def cmd_dashboard(args) -> int:
-    """Serve the dashboard until Ctrl-C (exit status 130, as any interrupted command)."""
+    """Serve the dashboard until Ctrl-C, which stops it (exit status 0)."""
+    import copy
+    import threading
+
     from .. import __version__
     from ..reports import page, report
     from ..reports.dashboard import Dashboard, serve
+    from ..views import display_path
     from .args import BATCHFILE
-    batchfiles = batchfiles_of(args) or list(args.words) or [BATCHFILE]
+    batchfiles = ([args.batchfile] if args.batchfile else []) + (batchfiles_of(args) or list(args.words))
+    batchfiles = list(dict.fromkeys(batchfiles or [BATCHFILE]))
     for path in batchfiles:
         if not os.path.isfile(path):
             raise S3RulesError(f"no such Batchfile: {path}; name each workflow's Batchfile (or list them in a file "
                                "given to --workflows)")
+    planning = threading.Lock()   # the refresh and the requests each plan: one at a time (the parser is shared)
 
     def refresh() -> list[dict]:
-        return [{k: v for k, v in s.items() if not k.startswith("_")}
-                for s in workflow_statuses(args, batchfiles, errors=True)]
+        with planning:
+            return [{k: v for k, v in s.items() if not k.startswith("_")}
+                    for s in workflow_statuses(copy.copy(args), batchfiles, errors=True)]
 
     def make_report(i: int) -> str:
-        from ..views import display_path
-        args.batchfile = batchfiles[i]
-        workflow, the_plan, ledger = _load(args)
-        done, failed = settled(the_plan, ledger)
-        return page.render(report(workflow, the_plan, ledger, __version__, with_jobs=False, settled=done,
-                                  unwatched_failures=failed), logs_command(display_path(workflow.path)))
+        mine = copy.copy(args)
+        mine.batchfile = batchfiles[i]
+        with planning:
+            workflow, the_plan, ledger = _load(mine)
+            done, failed = settled(the_plan, ledger)
+            doc = report(workflow, the_plan, ledger, __version__, with_jobs=False, settled=done,
+                         unwatched_failures=failed)
+        return page.render(doc, logs_command(display_path(workflow.path)))
 
     board = Dashboard(refresh, make_report, args.interval)
     try:
@@ -240,9 +263,12 @@ def cmd_dashboard(args) -> int:
           f"http://{host}:{port}/ (read-only; Ctrl-C stops it)", file=sys.stderr, flush=True)
     try:
         server.serve_forever()
+    except KeyboardInterrupt:
+        print("s3rules: dashboard stopped", file=sys.stderr)
     finally:
         board.stop()
         server.server_close()
+    return EXIT_OK
 
 
 def cmd_status(args) -> int:
@@ -255,11 +281,14 @@ def cmd_status(args) -> int:
             _, the_plan, ledger = _load(args)
             text, in_flight = status_table(the_plan, ledger)
         else:
-            statuses = workflow_statuses(args, many)
-            text, in_flight = many_table(statuses, args.verbose), sum(s["in_flight"] for s in statuses)
+            statuses = workflow_statuses(args, many, errors=True)
+            text, in_flight = many_table(statuses, args.verbose), sum(s.get("in_flight", 0) for s in statuses)
         sys.stdout.write(text)
         sys.stdout.flush()
         if not args.watch or in_flight == 0:
-            return EXIT_OK
+            broken = [s for s in statuses if "error" in s] if many is not None else []
+            for s in broken:
+                print(f"s3rules: error: {s['error']}", file=sys.stderr)
+            return EXIT_USAGE if broken else EXIT_OK
         time.sleep(args.interval)
         sys.stdout.write("\n")

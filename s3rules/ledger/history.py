@@ -51,21 +51,27 @@ class History:
         self._append([{"end": self.run_id, "ended": round(time.time(), 3), **facts}])
 
 
-def digest(paths) -> str:
-    """A short hash of these local files (a workflow's Batchfile and what it includes or reads),
-    so a report can say which version of the workflow a run ran; URLs are left out."""
+def digest(paths, base_dir: str) -> str:
+    """A short hash of these local files (a workflow's Batchfile, what it includes, its config
+    and sample sheets), so a report can say which version of the workflow a run ran. Paths
+    count relative to ``base_dir``, so the same files hash the same from any directory; URLs
+    are left out."""
     import hashlib
     h = hashlib.sha256()
-    for path in sorted(paths):
-        if "://" in path:
-            continue
+    for path in sorted({os.path.relpath(os.path.abspath(p), base_dir) for p in paths if "://" not in p}):
         h.update(path.encode("utf-8", "surrogateescape") + b"\0")
         try:
-            with open(path, "rb") as fh:
+            with open(os.path.join(base_dir, path), "rb") as fh:
                 h.update(hashlib.sha256(fh.read()).digest())
         except OSError:
             h.update(b"missing")
     return h.hexdigest()[:12]
+
+
+def workflow_digest(workflow) -> str:
+    """``digest`` of the files that make ``workflow``."""
+    sheets = [view.path for view in workflow.sheets if isinstance(getattr(view, "path", None), str)]
+    return digest([*(workflow.files or (workflow.path,)), *sheets], workflow.base_dir)
 
 
 class Past(NamedTuple):
@@ -127,8 +133,21 @@ def _parse(path: str, size: int, mtime_ns: int) -> tuple[dict | None, dict, list
 
 def _spend(spent: dict[str, list[float]], line: dict) -> None:
     used = line.get("usage")
-    if isinstance(used, dict) and "started" in used and "ended" in used and "rule" in line:
-        hours = max(0.0, used["ended"] - used["started"]) / 3600
+    figures = usage_hours(line.get("vcpus", 0), line.get("memory", 0), used) if isinstance(used, dict) else None
+    if figures is not None and "rule" in line:
         total = spent.setdefault(line["rule"], [0.0, 0.0])
-        total[0] += line.get("vcpus", 0) * hours
-        total[1] += line.get("memory", 0) / 1024 * hours
+        total[0] += figures[1]
+        total[1] += figures[2]
+
+
+def usage_hours(vcpus: float, memory: int, used: dict) -> tuple[float, float, float] | None:
+    """(run seconds, vCPU-hours, GiB-hours) of one job run, or None when its times are unknown:
+    the requested vCPUs and memory (MiB) for as long as it ran, as Fargate bills them, every
+    attempt Batch made included (``billed``); a packed job's share of its pack (``packed``)."""
+    try:
+        share = used.get("packed") or 1
+        run = round(max(0.0, used["ended"] - used["started"]) / share, 3)
+        billed = round(used["billed"] / share, 3) if "billed" in used else run
+    except (KeyError, TypeError):
+        return None
+    return run, vcpus * billed / 3600, memory / 1024 * billed / 3600

@@ -22,7 +22,7 @@ def report(workflow, the_plan, ledger, version: str, service=None, with_jobs: bo
     jobs no run saw end that Batch says succeeded, every output there (done, as ``status`` says);
     ``unwatched_failures``: those Batch says failed. When Batch cannot be asked, the report says what the ledger
     and the history know, after a note."""
-    from ..ledger.history import digest
+    from ..ledger.history import workflow_digest
     from .document import build
     from .facts import job_facts
 
@@ -42,9 +42,10 @@ def report(workflow, the_plan, ledger, version: str, service=None, with_jobs: bo
                   file=sys.stderr)
             describe = None
     try:
-        facts, runs = job_facts(the_plan, ledger, describe, settled, unwatched_failures)
+        facts, runs, spent = job_facts(the_plan, ledger, describe, settled, unwatched_failures)
     except S3RulesError as exc:
         print(f"s3rules: note: cannot ask AWS Batch for job times ({exc}); the report shows what the job "
               "ledger knows", file=sys.stderr)
-        facts, runs = job_facts(the_plan, ledger, None, settled, unwatched_failures)
-    return build(workflow, facts, runs, digest(workflow.files or (workflow.path,)), version, spot, with_jobs)
+        facts, runs, spent = job_facts(the_plan, ledger, None, settled, unwatched_failures)
+    return build(workflow, facts, runs, workflow_digest(workflow), version, spot, with_jobs,
+                 spent)

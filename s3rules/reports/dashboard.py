@@ -10,6 +10,7 @@ demand. Nothing here submits, cancels or writes: every other method is refused.
 from __future__ import annotations
 
 import json
+import re
 import threading
 import time
 from http import HTTPStatus
@@ -17,6 +18,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Callable
 
 from ..errors import S3RulesError
+
+READY_WAIT = 120.0   # a request before the first refresh has ended waits for it (seconds)
 
 
 class Dashboard:
@@ -47,23 +50,34 @@ class Dashboard:
         self._stop.set()
 
 
-def handler_for(board: Dashboard, page: Callable[[dict], str]):
-    """The request handler: GET /, /status.json and /report/<n>; HEAD alike; nothing else."""
+REPORT = re.compile(r"/report/([0-9]{1,6})")
+LOOPBACK = ("127.0.0.1", "localhost", "::1", "[::1]")
 
-    class Handler(BaseHTTPRequestHandler):
-        server_version = "s3rules-dashboard"
 
+def handler_for(board: Dashboard, page: Callable[[dict], str], names: frozenset[str] | None):
+    """The request handler: GET /, /status.json and /report/<n>; HEAD alike; nothing else.
+    ``names``: the Host headers it answers (None: any), so that a web page elsewhere cannot
+    read it through a DNS name that points at loopback."""
+
+    class Handler(_Answers):
         def do_GET(self) -> None:   # noqa: N802 - the http.server name
+            if names is not None and self.headers.get("Host", "") not in names:
+                self.send_error(HTTPStatus.FORBIDDEN, "unknown Host", "the dashboard answers only by the address "
+                                                                    "it printed")
+                return
+            board.ready.wait(READY_WAIT)
             path = self.path.split("?", 1)[0]
+            report = REPORT.fullmatch(path)
             if path == "/":
                 self._send(page(board.latest).encode(), "text/html; charset=utf-8")
             elif path == "/status.json":
                 self._send(json.dumps(board.latest).encode(), "application/json")
-            elif path.startswith("/report/") and path[8:].isdigit() and int(path[8:]) < len(board.latest["workflows"]):
+            elif report and int(report.group(1)) < len(board.latest["workflows"]):
                 try:
-                    body = board.report(int(path[8:]))
-                except S3RulesError as exc:
-                    self.send_error(HTTPStatus.SERVICE_UNAVAILABLE, f"cannot make the report: {exc}")
+                    body = board.report(int(report.group(1)))
+                except Exception as exc:   # noqa: BLE001 - a broken Batchfile, AWS: said in the body
+                    self.send_error(HTTPStatus.SERVICE_UNAVAILABLE, "cannot make the report",
+                                    str(exc) if isinstance(exc, S3RulesError) else f"{type(exc).__name__}: {exc}")
                     return
                 self._send(body.encode(), "text/html; charset=utf-8")
             else:
@@ -75,26 +89,36 @@ def handler_for(board: Dashboard, page: Callable[[dict], str]):
         def _refuse(self) -> None:
             self.send_error(HTTPStatus.METHOD_NOT_ALLOWED, "the dashboard is read-only")
 
-        do_POST = do_PUT = do_DELETE = do_PATCH = _refuse
-
-        def _send(self, body: bytes, kind: str) -> None:
-            self.send_response(HTTPStatus.OK)
-            self.send_header("Content-Type", kind)
-            self.send_header("Content-Length", str(len(body)))
-            self.send_header("Cache-Control", "no-store")
-            self.end_headers()
-            if self.command != "HEAD":
-                self.wfile.write(body)
-
-        def log_message(self, format, *args) -> None:   # noqa: A002 - quiet: the terminal shows the URL only
-            pass
+        do_POST = do_PUT = do_DELETE = do_PATCH = do_OPTIONS = do_TRACE = do_CONNECT = _refuse
 
     return Handler
 
 
+class _Answers(BaseHTTPRequestHandler):
+    """How the dashboard answers: a whole body, never cached; no line per request on the terminal."""
+
+    server_version = "s3rules-dashboard"
+
+    def _send(self, body: bytes, kind: str) -> None:
+        self.send_response(HTTPStatus.OK)
+        self.send_header("Content-Type", kind)
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Cache-Control", "no-store")
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(body)
+
+    def log_message(self, format, *args) -> None:   # noqa: A002 - the http.server name
+        pass
+
+
 def serve(board: Dashboard, page: Callable[[dict], str], host: str, port: int) -> ThreadingHTTPServer:
-    """The server, bound (``port`` 0: any free one) and not yet serving; the refresh thread runs."""
-    server = ThreadingHTTPServer((host, port), handler_for(board, page))
+    """The server, bound (``port`` 0: any free one) and not yet serving; the refresh thread runs.
+    On loopback it answers only requests addressed to loopback."""
+    server = ThreadingHTTPServer((host, port), handler_for(board, page, None))
+    if host in LOOPBACK:   # the port is known once bound (port 0: any free one)
+        bound = server.server_address[1]
+        server.RequestHandlerClass = handler_for(board, page, frozenset(f"{name}:{bound}" for name in LOOPBACK))
     server.daemon_threads = True
     threading.Thread(target=board.run, name="s3rules-dashboard-refresh", daemon=True).start()
     return server

@@ -24,22 +24,25 @@ MAX_FAILURES = 200     # failures the page lists one by one (--json has them all
 
 
 def build(workflow, facts: list[dict], runs: list[dict], digest: str, version: str,
-          spot: dict[str, bool] | None = None, with_jobs: bool = True) -> dict:
-    """The report of ``facts`` (``facts.job_facts``) and ``runs`` (the history's runs)."""
+          spot: dict[str, bool] | None = None, with_jobs: bool = True, spent: dict | None = None) -> dict:
+    """The report of ``facts``, ``runs`` and ``spent`` (``facts.job_facts``)."""
     spot = spot or {}
     by_rule: dict[str, list[dict]] = {}
     for fact in facts:
         by_rule.setdefault(fact["rule"], []).append(fact)
-    rules = [_rule_stats(name, group, spot.get(name, False)) for name, group in by_rule.items()]
+    rules = [_rule_stats(name, group, spot.get(name, False), _settings(workflow, name))
+             for name, group in by_rule.items()]
     settings = workflow.settings
     failures = sorted((f for f in facts if f["state"] == FAILED_STATE), key=lambda f: bool(f.get("upstream_failed")))
     ran = [f for f in facts if "runtime" in f]
+    ran_in = {f.get("run") for f in facts}   # runs of other targets or --config left out
     totals = {
         "jobs": len(facts),
         "states": {s: sum(r["states"].get(s, 0) for r in rules) for s in STATES},
         "vcpu_hours": sum(r["vcpu_hours"] for r in rules),
         "gib_hours": sum(r["gib_hours"] for r in rules),
         "cost": sum(r["cost"] for r in rules),
+        "spent": priced(spent or {}, workflow),
         "first_start": min((f.get("queued", f["started"]) for f in ran), default=None),
         "last_end": max((f["ended"] for f in ran), default=None),
     }
@@ -47,9 +50,12 @@ def build(workflow, facts: list[dict], runs: list[dict], digest: str, version: s
     doc = {
         "workflow": {"batchfile": workflow.path, "batchfile_hash": digest, "version": version,
                      "generated": round(time.time(), 3)},
-        "runs": [_run(r) for r in runs],
+        "runs": [_run(r) for r in runs if r["run"] in ran_in or r is runs[-1]],
         "prices": {"vcpu_hour": settings.price_vcpu_hour, "gib_hour": settings.price_gib_hour,
-                   "default": _default_prices(settings), "spot_rules": sorted(n for n, on in spot.items() if on)},
+                   "default": _default_prices(settings), "spot_rules": sorted(n for n, on in spot.items() if on),
+                   "own": {r["rule"]: [r["price_vcpu_hour"], r["price_gib_hour"]] for r in rules
+                           if (r["price_vcpu_hour"], r["price_gib_hour"]) !=
+                           (settings.price_vcpu_hour, settings.price_gib_hour)}},
         "rules": rules,
         "totals": totals,
         "failures": [_failure(f) for f in failures],
@@ -58,6 +64,20 @@ def build(workflow, facts: list[dict], runs: list[dict], digest: str, version: s
     if with_jobs:
         doc["jobs"] = facts
     return doc
+
+
+def _settings(workflow, name: str):
+    rule = workflow.rules.get(name)
+    return rule.settings if rule is not None else workflow.settings
+
+
+def priced(spent: dict[str, list[float]], workflow) -> float:
+    """The cost of ``history.Past.spent`` (rule -> [vCPU-hours, GiB-hours]) at each rule's prices."""
+    total = 0.0
+    for name, (vcpu_hours, gib_hours) in spent.items():
+        s = _settings(workflow, name)
+        total += vcpu_hours * s.price_vcpu_hour + gib_hours * s.price_gib_hour
+    return total
 
 
 def _default_prices(settings) -> bool:
@@ -96,7 +116,7 @@ def histogram(values: list[float], bins: int = HISTOGRAM_BINS) -> dict | None:
     return {"low": low, "high": high, "counts": counts}
 
 
-def _rule_stats(name: str, group: list[dict], spot: bool) -> dict:
+def _rule_stats(name: str, group: list[dict], spot: bool, settings) -> dict:
     runtimes = [f["runtime"] for f in group if "runtime" in f]
     waits = [f["wait"] for f in group if "wait" in f]
     cores = [f["cpu"] / f["runtime"] for f in group if "cpu" in f and f.get("runtime")]
@@ -119,6 +139,8 @@ def _rule_stats(name: str, group: list[dict], spot: bool) -> dict:
         "cost": sum(f.get("cost", 0.0) for f in group),
         "causes": dict(Counter(f.get("cause") or "unknown" for f in group if f["state"] == FAILED_STATE)),
         "spot": spot,
+        "price_vcpu_hour": settings.price_vcpu_hour,
+        "price_gib_hour": settings.price_gib_hour,
     }
 
 
@@ -144,7 +166,7 @@ def _begin(fact: dict) -> float:
 
 
 def timeline(ran: list[dict], rules: list[str]) -> dict:
-    """One bar per job ([lane, rule index, queued, started, ended, label]) when they fit, else per
+    """One bar per job ([lane, rule index, queued, started, ended, label, failed]) when they fit, else per
     rule the jobs running and queued in each of ``BINS`` time bins."""
     if not ran:
         return {"mode": "empty"}
@@ -155,7 +177,7 @@ def timeline(ran: list[dict], rules: list[str]) -> dict:
         where, count = lanes(ran)
         if count <= MAX_LANES:
             bars = [[lane, index[f["rule"]], _begin(f) - start, f["started"] - start, f["ended"] - start,
-                     _label(f)] for lane, f in zip(where, ran)]
+                     _label(f), f["state"] == FAILED_STATE] for lane, f in zip(where, ran)]
             return {"mode": "jobs", "start": start, "end": end, "lanes": count, "bars": bars}
     width = (end - start) / BINS or 1.0
     changes = {name: {"running": [0] * (BINS + 1), "queued": [0] * (BINS + 1)} for name in rules}

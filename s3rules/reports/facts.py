@@ -8,10 +8,11 @@ Batch, 100 per DescribeJobs call, as long as Batch still knows them.
 from __future__ import annotations
 
 import os
+from collections import Counter
 from typing import Callable
 
 from ..ledger import FAILED, STARTED
-from ..ledger.history import read as read_history
+from ..ledger.history import read as read_history, usage_hours
 
 #: a job's state in a report: its outputs are complete, its last run failed, it started and
 #: never finished (running, or interrupted), or nothing ran it yet
@@ -19,13 +20,13 @@ DONE, FAILED_STATE, STARTED_STATE, TO_DO = "done", "failed", "started", "to do"
 
 
 def job_facts(the_plan, ledger, describe: Callable[[list[str]], dict] | None = None,
-              settled=frozenset(), failed=frozenset()) -> tuple[list[dict], list[dict]]:
-    """(one dict per job of the plan that runs something, every run of this workspace oldest
-    first). ``describe``: Batch job ids -> DescribeJobs answers, for times no run recorded;
+              settled=frozenset(), failed=frozenset()) -> tuple[list[dict], list[dict], dict]:
+    """(one dict per job of the plan that runs something, every run of this Batchfile oldest
+    first, what every job line of every run took: ``history.Past.spent``). ``describe``: Batch job ids -> DescribeJobs answers, for times no run recorded;
     ``settled``: jobs that count as done though the plan has them pending, ``failed`` jobs that
     count as failed though their record says they started (see ``report``)."""
     workflow = the_plan.workflow
-    runs, history, _ = read_history(os.path.join(workflow.base_dir, ".s3rules", "history"),
+    runs, history, spent = read_history(os.path.join(workflow.base_dir, ".s3rules", "history"),
                                     os.path.abspath(workflow.path))
     jobs = [job for job in the_plan.jobs if not job.rule.is_target_list]
     records = ledger.lookup(jobs)
@@ -49,8 +50,10 @@ def job_facts(the_plan, ledger, describe: Callable[[list[str]], dict] | None = N
                 "vcpus": s.vcpus, "memory": s.memory, "executor": s.executor}
         prices.append((s.price_vcpu_hour, s.price_gib_hour))
         if line and (rec is None or abs(line.get("time", 0) - rec.time) < 1 or state == FAILED_STATE):
-            fact.update((k, line[k]) for k in ("exit", "reason", "cause", "log", "log_tail", "upstream_failed",
+            fact.update((k, line[k]) for k in ("exit", "reason", "cause", "log_tail", "upstream_failed",
                                                "restored") if k in line)
+            if line.get("log"):
+                fact["log"] = relative(line["log"])
             fact.update(line.get("usage", {}))
             fact["run"] = line.get("run")
         if fact["where"].startswith("batch:") and "started" not in fact and state != TO_DO:
@@ -58,9 +61,14 @@ def job_facts(the_plan, ledger, describe: Callable[[list[str]], dict] | None = N
         facts.append(fact)
     if unknown and describe is not None:
         _ask_batch(unknown, describe)
+        packs = Counter(f["where"].split("#")[0] for group in unknown.values() for f in group if "#" in f["where"])
+        for group in unknown.values():   # a pack's members no run saw end share its time too
+            for f in group:
+                if "#" in f["where"] and "started" in f:
+                    f.setdefault("packed", packs[f["where"].split("#")[0]])
     for fact, price in zip(facts, prices):
         _durations(fact, *price)
-    return facts, runs
+    return facts, runs, spent
 
 
 def _ask_batch(unknown: dict[str, list[dict]], describe: Callable[[list[str]], dict]) -> None:
@@ -80,15 +88,13 @@ def _ask_batch(unknown: dict[str, list[dict]], describe: Callable[[list[str]], d
 
 
 def _durations(fact: dict, price_vcpu_hour: float, price_gib_hour: float) -> None:
-    """Queue wait and run time in seconds, and what the run cost at the job's prices: requested
-    vCPUs and memory for as long as it ran (what Fargate bills; EC2 capacity is billed by the
-    instance, so this is the share a job took). The jobs of a pack share its time evenly."""
-    queued, started, ended = fact.get("queued"), fact.get("started"), fact.get("ended")
+    """Queue wait and run time in seconds (``history.usage_hours``: the jobs of a pack share its
+    time evenly), and what the run cost at the job's prices."""
+    queued, started = fact.get("queued"), fact.get("started")
     if started is not None and queued is not None:
         fact["wait"] = round(max(0.0, started - queued), 3)
-    if started is not None and ended is not None:
-        # a packed job (group: N) ran in turn with the others of its pack: its share of the time
-        run = fact["runtime"] = round(max(0.0, ended - started) / fact.get("packed", 1), 3)
-        fact["vcpu_hours"] = fact["vcpus"] * run / 3600
-        fact["gib_hours"] = fact["memory"] / 1024 * run / 3600
-        fact["cost"] = fact["vcpu_hours"] * price_vcpu_hour + fact["gib_hours"] * price_gib_hour
+    figures = usage_hours(fact["vcpus"], fact["memory"], fact)
+    if figures is not None:
+        fact["runtime"] = round(figures[0], 3)
+        fact["vcpu_hours"], fact["gib_hours"] = figures[1], figures[2]
+        fact["cost"] = figures[1] * price_vcpu_hour + figures[2] * price_gib_hour
