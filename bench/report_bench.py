@@ -148,7 +148,7 @@ def main() -> None:
         js = min(timed("report", "--json", "-o", "report.json", cwd=root) for _ in range(opts.repeat))
         js_size = (root / "report.json").stat().st_size
         opened = open_in_chromium(root / "report.html", opts.repeat)
-        print(f"\n| jobs | report (HTML) | page size | report --json | JSON size | chromium: open (load event) |")
+        print("\n| jobs | report (HTML) | page size | report --json | JSON size | chromium: open (load event) |")
         print("|---:|---:|---:|---:|---:|---|")
         shown = f"{opened:.2f} s" if opened is not None else "(no playwright)"
         print(f"| {opts.jobs:,} | {html:.2f} s | {size / 1e6:.2f} MB | {js:.2f} s | {js_size / 1e6:.1f} MB | {shown} |")

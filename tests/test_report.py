@@ -212,3 +212,16 @@ def test_the_batchfile_hash_covers_the_sheet_and_not_how_the_path_was_typed(tmp_
     assert doc["runs"][-1]["batchfile_hash"] == doc["workflow"]["batchfile_hash"]
     (wf / "samples.csv").write_text("sample\nA\nB\n")
     assert report_json(wf)["workflow"]["batchfile_hash"] != doc["workflow"]["batchfile_hash"]
+
+
+def test_a_failed_rerun_that_kept_the_old_outputs_is_done_and_listed_as_a_failure(tmp_path):
+    write(tmp_path, PIPELINE.replace("sleep 0.3; ", "if [ -e fail ]; then echo broken >&2; exit 9; fi; "),
+          files={"samples.csv": "sample\nA\n"})
+    assert s3rules("run", "a", cwd=tmp_path, env=NO_AWS).returncode == 0
+    (tmp_path / "fail").touch()
+    assert s3rules("run", "a", "-f", "out/a/A.txt", cwd=tmp_path, env=NO_AWS).returncode == 1
+    assert (tmp_path / "out/a/A.txt").read_text() == "A\n"   # put back
+    doc = report_json(tmp_path, "a")
+    assert {r["rule"]: r["states"] for r in doc["rules"]} == {"a": {"done": 1}}
+    [failure] = doc["failures"]
+    assert failure["restored"] and failure["exit"] == 9 and failure["log_tail"] == ["broken"]

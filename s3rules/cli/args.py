@@ -203,7 +203,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     if not argv or argv[0] not in commands:
         return parser.parse_args(argv)  # prints help, the version, or a usage error
     args = commands[argv[0]].parse_intermixed_args(argv[1:])
-    args.command = argv[0]
+    args.command, args.argv = argv[0], argv   # argv: what a run's history says it was run with
     return args
 
 

@@ -9,14 +9,9 @@ from . import EXIT_OK
 
 
 def cmd_report(args) -> int:
-    from .. import __version__
-    from ..reports import report
     from ..views import write_json
-    from .batch import _load
-    from .status import logs_command, settled
-    workflow, the_plan, ledger = _load(args)
-    done, failed = settled(the_plan, ledger)
-    doc = report(workflow, the_plan, ledger, __version__, with_jobs=args.json, settled=done, unwatched_failures=failed)
+    from .status import logs_command, report_of
+    workflow, doc = report_of(args, with_jobs=args.json)
     if args.json:
         if args.output:
             with _opened(args.output) as fh:

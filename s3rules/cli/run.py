@@ -212,7 +212,8 @@ def execute(workflow, the_plan, storage, args, ledger=None, notes=(), in_flight=
     executor.check(list(the_plan.pending))
     for note in [*notes, *executor.notes]:
         reporter.message(f"s3rules: note: {note}")
-    history = _history(workflow, options.state_dir, kind, len(the_plan.pending)) if ledger is not None else None
+    history = (_history(workflow, kind, len(the_plan.pending), getattr(args, "argv", sys.argv[1:]))
+               if ledger is not None else None)
     if ledger is not None:
         ledger.history = history
     result = Runner(the_plan, executor, storage, reporter, keep_going=args.keep_going, detach=args.detach,
@@ -238,14 +239,14 @@ def execute(workflow, the_plan, storage, args, ledger=None, notes=(), in_flight=
     raise JobFailed(failure_report(result))
 
 
-def _history(workflow, state_dir: str, executor: str, pending: int):
+def _history(workflow, executor: str, pending: int, argv: list[str]):
     """This run's history file (``ledger.history``), begun with what a report says of the run."""
     import shlex
 
     from .. import __version__
-    from ..ledger.history import History, workflow_digest
-    history = History(os.path.join(state_dir, "history"))
-    history.begin(argv=shlex.join(["s3rules", *sys.argv[1:]]), cwd=os.getcwd(), batchfile=os.path.abspath(workflow.path),
+    from ..ledger.history import History, history_dir, workflow_digest
+    history = History(history_dir(workflow.base_dir))
+    history.begin(argv=shlex.join(["s3rules", *argv]), cwd=os.getcwd(), batchfile=os.path.abspath(workflow.path),
                   batchfile_hash=workflow_digest(workflow), version=__version__,
                   executor=executor, pending=pending)
     return history

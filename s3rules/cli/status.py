@@ -112,10 +112,9 @@ def status_table(the_plan, ledger, submitter=None) -> tuple[str, int]:
 
 def spent(workflow) -> float:
     """What a workflow's runs have cost so far, by their history, at its rules' prices."""
-    from ..ledger.history import read
+    from ..ledger.history import of_workflow
     from ..reports.document import priced
-    past = read(os.path.join(workflow.base_dir, ".s3rules", "history"), os.path.abspath(workflow.path))
-    return priced(past.spent, workflow)
+    return priced(of_workflow(workflow).spent, workflow)
 
 
 def workflow_statuses(args, batchfiles: list[str], errors: bool = False) -> list[dict]:
@@ -166,16 +165,18 @@ def _workflow_status(args, path: str, storage, shared: dict) -> dict:
             "cost": spent(workflow), "_ledger": ledger, "_failed": failed}
 
 
+def all_columns(statuses: list[dict]) -> list[str]:
+    """The columns of several workflows' statuses, in ``_columns``' order."""
+    from ..aws.jobspec import ACTIVE_STATES
+    order = ["done", *ACTIVE_STATES, "running", "failed", "incomplete", "to do", "total"]
+    return [c for c in order if any(c in s.get("columns", ()) for s in statuses)]
+
+
 def many_table(statuses: list[dict], verbose: bool) -> str:
     """A row per workflow (the union of their columns, and the cost so far); with ``verbose``,
     each workflow's rules below."""
     from ..reports.page import money
-    columns = []
-    for s in statuses:
-        columns += [c for c in s.get("columns", ()) if c not in columns]
-    order = ["done", "SUBMITTED", "PENDING", "RUNNABLE", "STARTING", "RUNNING", "running", "failed", "incomplete",
-             "to do", "total"]
-    columns.sort(key=order.index)
+    columns = all_columns(statuses)
     read = [s for s in statuses if "error" not in s]
     costs = [money(s["cost"]) for s in read] + [money(sum(s["cost"] for s in read))]
     text = table(columns, [(s["batchfile"], Counter(s["total"])) for s in read], {"cost": costs},
@@ -219,13 +220,23 @@ def settled(the_plan, ledger) -> tuple[set, set]:
     return _ended_unwatched(the_plan, batch, ledger, _submitter()) if batch else (set(), set())
 
 
+def report_of(args, with_jobs: bool):
+    """(the workflow, its report document) for ``args.batchfile``: what ``report`` and the
+    dashboard's report pages show."""
+    from .. import __version__
+    from ..reports import report
+    workflow, the_plan, ledger = _load(args)
+    done, failed = settled(the_plan, ledger)
+    return workflow, report(workflow, the_plan, ledger, __version__, with_jobs=with_jobs, settled=done,
+                            unwatched_failures=failed)
+
+
 def cmd_dashboard(args) -> int:
     """Serve the dashboard until Ctrl-C, which stops it (exit status 0)."""
     import copy
     import threading
 
-    from .. import __version__
-    from ..reports import page, report
+    from ..reports import page
     from ..reports.dashboard import Dashboard, serve
     from ..views import display_path
     from .args import BATCHFILE
@@ -237,19 +248,17 @@ def cmd_dashboard(args) -> int:
                                "given to --workflows)")
     planning = threading.Lock()   # the refresh and the requests each plan: one at a time (the parser is shared)
 
-    def refresh() -> list[dict]:
+    def refresh() -> dict:
         with planning:
-            return [{k: v for k, v in s.items() if not k.startswith("_")}
-                    for s in workflow_statuses(copy.copy(args), batchfiles, errors=True)]
+            statuses = [{k: v for k, v in s.items() if not k.startswith("_")}
+                        for s in workflow_statuses(copy.copy(args), batchfiles, errors=True)]
+        return {"workflows": statuses, "columns": all_columns(statuses)}
 
     def make_report(i: int) -> str:
         mine = copy.copy(args)
         mine.batchfile = batchfiles[i]
         with planning:
-            workflow, the_plan, ledger = _load(mine)
-            done, failed = settled(the_plan, ledger)
-            doc = report(workflow, the_plan, ledger, __version__, with_jobs=False, settled=done,
-                         unwatched_failures=failed)
+            workflow, doc = report_of(mine, with_jobs=False)
         return page.render(doc, logs_command(display_path(workflow.path)))
 
     board = Dashboard(refresh, make_report, args.interval)

@@ -20,6 +20,11 @@ from typing import NamedTuple
 SUFFIX = ".jsonl"
 
 
+def history_dir(base_dir: str) -> str:
+    """Where the runs of the workspace at ``base_dir`` (the Batchfile's directory) keep their history."""
+    return os.path.join(base_dir, ".s3rules", "history")
+
+
 class History:
     """The file of one run, written as it goes (a crash keeps every line written before it)."""
 
@@ -66,6 +71,11 @@ def digest(paths, base_dir: str) -> str:
         except OSError:
             h.update(b"missing")
     return h.hexdigest()[:12]
+
+
+def of_workflow(workflow) -> "Past":
+    """What the runs of ``workflow``'s Batchfile did (its neighbours' runs left out)."""
+    return read(history_dir(workflow.base_dir), os.path.abspath(workflow.path))
 
 
 def workflow_digest(workflow) -> str:

@@ -23,17 +23,18 @@ READY_WAIT = 120.0   # a request before the first refresh has ended waits for it
 
 
 class Dashboard:
-    """The latest statuses, refreshed in the background by ``refresh`` (-> one dict per
-    workflow: batchfile, columns, rules, total, in_flight, cost, or error)."""
+    """The latest statuses, refreshed in the background by ``refresh`` (-> {"workflows": one dict
+    per workflow: batchfile, columns, rules, total, in_flight, cost, or error; "columns": the
+    table's columns, in order})."""
 
-    def __init__(self, refresh: Callable[[], list[dict]], report: Callable[[int], str], interval: float):
+    def __init__(self, refresh: Callable[[], dict], report: Callable[[int], str], interval: float):
         self.refresh, self.report, self.interval = refresh, report, interval
-        self.latest: dict = {"updated": None, "interval": interval, "workflows": []}
+        self.latest: dict = {"updated": None, "interval": interval, "workflows": [], "columns": []}
         self.ready = threading.Event()
         self._stop = threading.Event()
 
     def update(self) -> None:
-        self.latest = {"updated": round(time.time(), 3), "interval": self.interval, "workflows": self.refresh()}
+        self.latest = {"updated": round(time.time(), 3), "interval": self.interval, **self.refresh()}
         self.ready.set()
 
     def run(self) -> None:

@@ -33,7 +33,9 @@ def build(workflow, facts: list[dict], runs: list[dict], digest: str, version: s
     rules = [_rule_stats(name, group, spot.get(name, False), _settings(workflow, name))
              for name, group in by_rule.items()]
     settings = workflow.settings
-    failures = sorted((f for f in facts if f["state"] == FAILED_STATE), key=lambda f: bool(f.get("upstream_failed")))
+    # a failed rerun that left the previous outputs in place is done, but its failure is listed
+    failures = sorted((f for f in facts if f["state"] == FAILED_STATE or f.get("restored")),
+                      key=lambda f: bool(f.get("upstream_failed")))
     ran = [f for f in facts if "runtime" in f]
     ran_in = {f.get("run") for f in facts}   # runs of other targets or --config left out
     totals = {
@@ -94,7 +96,7 @@ def _run(run: dict) -> dict:
 
 def _failure(fact: dict) -> dict:
     return {k: fact.get(k) for k in ("rule", "wildcards", "output", "cause", "exit", "reason", "where", "log",
-                                     "log_tail", "upstream_failed")}
+                                     "log_tail", "upstream_failed", "restored")}
 
 
 def _summary(values: list[float]) -> dict | None:

@@ -7,12 +7,11 @@ Batch, 100 per DescribeJobs call, as long as Batch still knows them.
 """
 from __future__ import annotations
 
-import os
 from collections import Counter
 from typing import Callable
 
 from ..ledger import FAILED, STARTED
-from ..ledger.history import read as read_history, usage_hours
+from ..ledger.history import of_workflow, usage_hours
 
 #: a job's state in a report: its outputs are complete, its last run failed, it started and
 #: never finished (running, or interrupted), or nothing ran it yet
@@ -26,8 +25,7 @@ def job_facts(the_plan, ledger, describe: Callable[[list[str]], dict] | None = N
     ``settled``: jobs that count as done though the plan has them pending, ``failed`` jobs that
     count as failed though their record says they started (see ``report``)."""
     workflow = the_plan.workflow
-    runs, history, spent = read_history(os.path.join(workflow.base_dir, ".s3rules", "history"),
-                                    os.path.abspath(workflow.path))
+    runs, history, spent = of_workflow(workflow)
     jobs = [job for job in the_plan.jobs if not job.rule.is_target_list]
     records = ledger.lookup(jobs)
     relative = ledger.identity.relative

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime
 import functools
+import shlex
 
 from .document import MAX_FAILURES
 
@@ -22,7 +23,8 @@ def environment():
     import jinja2
     env = jinja2.Environment(loader=jinja2.PackageLoader("s3rules.reports", "templates"),
                              autoescape=True, trim_blocks=True, lstrip_blocks=True)
-    env.filters.update(duration=duration, size=size, money=money, when=when, number=number, hours=hours)
+    env.filters.update(duration=duration, size=size, money=money, when=when, number=number, hours=hours,
+                       shquote=shlex.quote)
     env.policies["json.dumps_kwargs"] = {"sort_keys": False}   # rules in the Batchfile's order
     env.globals.update(colour=colour, PALETTE=PALETTE)
     return env
