@@ -152,6 +152,7 @@ def test_a_job_that_failed_while_detached_counts_failed_in_status_and_the_report
     failure = next(f for f in doc["failures"] if f["rule"] == "up")
     assert failure["wildcards"] == {"sample": "B"} and failure["exit"] == 5
     assert failure["cause"] == "application error" and failure["where"] == f"batch:{ids['up-B']}"
+    assert any("boom for B" in line for line in failure["log_tail"])   # from CloudWatch: no run saw it fail
 
 
 def test_every_attempt_batch_made_is_priced(flow, calls, aws_env, capsys):

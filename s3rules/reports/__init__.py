@@ -27,22 +27,22 @@ def report(workflow, the_plan, ledger, version: str, service=None, with_jobs: bo
     from .facts import job_facts
 
     batch_rules = [r for r in workflow.rules.values() if r.settings.executor == "batch" and not r.is_target_list]
-    describe, spot = None, {}
+    batch, spot = None, {}
     if batch_rules:
         try:
             if service is None:
                 from ..aws.service import BatchService
                 service = BatchService()
-            describe = service.describe
+            batch = service
             for rule in batch_rules:
                 queue = rule.settings.batch.queue
                 spot[rule.name] = bool(queue and SPOT & service.capacity_types(queue))
         except S3RulesError as exc:
             print(f"s3rules: note: cannot ask AWS Batch ({exc}); the report shows what the job ledger knows",
                   file=sys.stderr)
-            describe = None
+            batch = None
     try:
-        facts, runs, spent = job_facts(the_plan, ledger, describe, settled, unwatched_failures)
+        facts, runs, spent = job_facts(the_plan, ledger, batch, settled, unwatched_failures)
     except S3RulesError as exc:
         print(f"s3rules: note: cannot ask AWS Batch for job times ({exc}); the report shows what the job "
               "ledger knows", file=sys.stderr)

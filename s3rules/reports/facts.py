@@ -8,7 +8,6 @@ Batch, 100 per DescribeJobs call, as long as Batch still knows them.
 from __future__ import annotations
 
 from collections import Counter
-from typing import Callable
 
 from ..ledger import FAILED, STARTED
 from ..ledger.history import of_workflow, usage_hours
@@ -16,12 +15,14 @@ from ..ledger.history import of_workflow, usage_hours
 #: a job's state in a report: its outputs are complete, its last run failed, it started and
 #: never finished (running, or interrupted), or nothing ran it yet
 DONE, FAILED_STATE, STARTED_STATE, TO_DO = "done", "failed", "started", "to do"
+MAX_LOG_TAILS = 200   # failures no run saw whose log tails a report fetches (the page lists 200)
 
 
-def job_facts(the_plan, ledger, describe: Callable[[list[str]], dict] | None = None,
+def job_facts(the_plan, ledger, batch=None,
               settled=frozenset(), failed=frozenset()) -> tuple[list[dict], list[dict], dict]:
     """(one dict per job of the plan that runs something, every run of this Batchfile oldest
-    first, what every job line of every run took: ``history.Past.spent``). ``describe``: Batch job ids -> DescribeJobs answers, for times no run recorded;
+    first, what every job line of every run took: ``history.Past.spent``). ``batch``: a
+    ``BatchService``, asked for the times (and a failure's log tail) no run recorded;
     ``settled``: jobs that count as done though the plan has them pending, ``failed`` jobs that
     count as failed though their record says they started (see ``report``)."""
     workflow = the_plan.workflow
@@ -57,8 +58,8 @@ def job_facts(the_plan, ledger, describe: Callable[[list[str]], dict] | None = N
         if fact["where"].startswith("batch:") and "started" not in fact and state != TO_DO:
             unknown.setdefault(fact["where"][6:], []).append(fact)
         facts.append(fact)
-    if unknown and describe is not None:
-        _ask_batch(unknown, describe)
+    if unknown and batch is not None:
+        _ask_batch(unknown, batch)
         packs = Counter(f["where"].split("#")[0] for group in unknown.values() for f in group if "#" in f["where"])
         for group in unknown.values():   # a pack's members no run saw end share its time too
             for f in group:
@@ -69,20 +70,25 @@ def job_facts(the_plan, ledger, describe: Callable[[list[str]], dict] | None = N
     return facts, runs, spent
 
 
-def _ask_batch(unknown: dict[str, list[dict]], describe: Callable[[list[str]], dict]) -> None:
-    """Batch's times (and a failure's exit code and reason) for jobs whose run no s3rules saw."""
+def _ask_batch(unknown: dict[str, list[dict]], batch) -> None:
+    """Batch's times, and a failure's exit code, reason, cause and log tail (for at most
+    ``MAX_LOG_TAILS`` failures: one CloudWatch call each), for jobs whose run no s3rules saw."""
     from ..aws.failures import cause   # no boto3: functions of a dict
     from ..aws.service import usage_of
-    for job_id, desc in describe(list(unknown)).items():
+    tails = MAX_LOG_TAILS
+    for job_id, desc in batch.describe(list(unknown)).items():
         for fact in unknown.get(job_id, ()):
             fact.update(usage_of(desc))
+            if fact["state"] != FAILED_STATE:
+                continue
             container = desc.get("container") or {}
-            if fact["state"] == FAILED_STATE and "exit" not in fact and container.get("exitCode") is not None:
+            if "exit" not in fact and container.get("exitCode") is not None:
                 fact["exit"] = container["exitCode"]
-            if fact["state"] == FAILED_STATE and not fact.get("reason"):
-                fact["reason"] = desc.get("statusReason") or container.get("reason") or ""
-            if fact["state"] == FAILED_STATE and not fact.get("cause"):
-                fact["cause"] = cause(desc)
+            fact["reason"] = fact.get("reason") or desc.get("statusReason") or container.get("reason") or ""
+            fact["cause"] = fact.get("cause") or cause(desc)
+            if not fact.get("log_tail") and tails > 0:
+                tails -= 1
+                fact["log_tail"] = batch.log_lines(desc, last=15)
 
 
 def _durations(fact: dict, price_vcpu_hour: float, price_gib_hour: float) -> None:
