@@ -85,6 +85,8 @@ def hours(x) -> str:
     """vCPU-hours and GiB-hours: three significant digits, so small ones still add up."""
     if not x:
         return "0"
+    if x < 0.001:
+        return "< 0.001"
     return f"{x:,.1f}" if x >= 100 else f"{x:.3g}"
 
 
