@@ -133,6 +133,13 @@ def test_a_missing_batchfile_is_a_clean_error(tmp_path):
     assert r.returncode == 2 and "no such Batchfile: nowhere/Batchfile" in r.stderr
 
 
+@pytest.mark.parametrize("port", ["99999", "-1", "http"])
+def test_a_port_out_of_range_is_a_usage_error(tmp_path, port):
+    write(tmp_path, GATED)
+    r = s3rules("dashboard", "--port", port, cwd=tmp_path, env=NO_AWS, timeout=30)
+    assert r.returncode == 2 and "Traceback" not in r.stderr and "expected a port from 0 to 65535" in r.stderr
+
+
 @pytest.mark.parametrize("words", [["--workflows", "list.txt"], ["a/Batchfile", "b/Batchfile"]])
 def test_status_and_dashboard_take_the_same_workflows(tmp_path, words):
     for name in ("a", "b"):
@@ -206,7 +213,7 @@ def test_ctrl_c_stops_the_dashboard_with_status_0(tmp_path):
 def test_status_of_several_workflows_shows_those_it_can_read_and_names_the_others(tmp_path):
     write(tmp_path / "good", GATED)
     write(tmp_path / "bad", "rule broken\n")
-    r = s3rules("status", "good/Batchfile", "bad/Batchfile", "good/Batchfile", cwd=tmp_path, env=NO_AWS)
+    r = s3rules("status", "good/Batchfile", "bad/Batchfile", "./good/Batchfile", cwd=tmp_path, env=NO_AWS)
     assert r.returncode == 2 and "Traceback" not in r.stderr
     rows = r.stdout.strip().splitlines()
     assert [row.split()[0] for row in rows[1:]] == ["good/Batchfile", "total", "bad/Batchfile:"]   # once each

@@ -225,3 +225,14 @@ def test_a_failed_rerun_that_kept_the_old_outputs_is_done_and_listed_as_a_failur
     assert {r["rule"]: r["states"] for r in doc["rules"]} == {"a": {"done": 1}}
     [failure] = doc["failures"]
     assert failure["restored"] and failure["exit"] == 9 and failure["log_tail"] == ["broken"]
+
+
+def test_a_report_of_some_rules_prices_only_their_runs_and_a_moved_workspace_keeps_its_history(ran, tmp_path):
+    import shutil
+    moved = tmp_path / "moved"
+    shutil.copytree(ran, moved)
+    whole, only_a = report_json(moved), report_json(moved, "a")
+    assert whole["runs"] and [r["run"] for r in only_a["runs"]] == [r["run"] for r in whole["runs"]]
+    a = next(r for r in whole["rules"] if r["rule"] == "a")
+    assert only_a["totals"]["spent"] == pytest.approx(a["cost"])   # one run: a's jobs ran once
+    assert only_a["totals"]["spent"] < whole["totals"]["spent"]

@@ -26,6 +26,12 @@ def _config_pair(text: str) -> tuple[str, str]:
     return key.strip(), value
 
 
+def _port(text: str) -> int:
+    if not text.isdecimal() or int(text) > 65535:
+        raise argparse.ArgumentTypeError(f"expected a port from 0 to 65535, got {text!r}")
+    return int(text)
+
+
 def _seconds(text: str) -> float:
     try:
         n = float(text)
@@ -111,7 +117,7 @@ def _status_commands(sub) -> None:
                                            "stops nothing.")
     _workflow_arguments(dashboard, what="BATCHFILE")
     _many_arguments(dashboard)
-    dashboard.add_argument("--port", type=int, default=8765, help="the port to listen on (default: 8765; 0: any "
+    dashboard.add_argument("--port", type=_port, default=8765, help="the port to listen on (default: 8765; 0: any "
                                                                   "free port)")
     dashboard.add_argument("--host", default="127.0.0.1",
                            help="the address to listen on (default: 127.0.0.1, this machine only; the page "

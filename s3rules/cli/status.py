@@ -190,6 +190,11 @@ def many_table(statuses: list[dict], verbose: bool) -> str:
     return text
 
 
+def once(paths) -> list[str]:
+    """Each Batchfile once, however it was written (``A/Batchfile``, ``./A/Batchfile``, absolute)."""
+    return list({os.path.realpath(p): p for p in reversed(list(paths))}.values())[::-1]
+
+
 def batchfiles_of(args) -> list[str] | None:
     """The Batchfiles ``status`` shows a row each for: two or more positionals that are Batchfiles
     by name, or the lines of ``--workflows FILE``; None for the one-workflow status."""
@@ -204,9 +209,9 @@ def batchfiles_of(args) -> list[str] | None:
         found = [os.path.join(base, line) for line in lines if line]
         if not found:
             raise S3RulesError(f"{args.workflows} names no Batchfile: write one path per line, relative to that file")
-        return list(dict.fromkeys(found + list(args.words)))
+        return once(found + list(args.words))
     named = [w for w in args.words if os.path.basename(w) == BATCHFILE or w.endswith(BATCHFILE_SUFFIXES)]
-    return list(dict.fromkeys(args.words)) if len(args.words) > 1 and named == list(args.words) else None
+    return once(args.words) if len(args.words) > 1 and named == list(args.words) else None
 
 
 def logs_command(batchfile: str) -> str:
@@ -241,7 +246,7 @@ def cmd_dashboard(args) -> int:
     from ..views import display_path
     from .args import BATCHFILE
     batchfiles = ([args.batchfile] if args.batchfile else []) + (batchfiles_of(args) or list(args.words))
-    batchfiles = list(dict.fromkeys(batchfiles or [BATCHFILE]))
+    batchfiles = once(batchfiles or [BATCHFILE])
     for path in batchfiles:
         if not os.path.isfile(path):
             raise S3RulesError(f"no such Batchfile: {path}; name each workflow's Batchfile (or list them in a file "
@@ -266,7 +271,7 @@ def cmd_dashboard(args) -> int:
         server = serve(board, page.dashboard, args.host, args.port)
     except OSError as exc:
         raise S3RulesError(f"cannot listen on {args.host}:{args.port} ({exc.strerror or exc}); pick another "
-                           "--port (0: any free one)") from None
+                           "--port (0: any free one), or a --host this machine has") from None
     host, port = server.server_address[:2]
     print(f"s3rules: dashboard of {len(batchfiles)} workflow{'s' if len(batchfiles) != 1 else ''} on "
           f"http://{host}:{port}/ (read-only; Ctrl-C stops it)", file=sys.stderr, flush=True)

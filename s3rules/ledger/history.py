@@ -75,7 +75,7 @@ def digest(paths, base_dir: str) -> str:
 
 def of_workflow(workflow) -> "Past":
     """What the runs of ``workflow``'s Batchfile did (its neighbours' runs left out)."""
-    return read(history_dir(workflow.base_dir), os.path.abspath(workflow.path))
+    return read(history_dir(workflow.base_dir), os.path.basename(workflow.path))
 
 
 def workflow_digest(workflow) -> str:
@@ -91,8 +91,9 @@ class Past(NamedTuple):
 
 
 def read(directory: str, batchfile: str | None = None) -> Past:
-    """What the runs of one workspace did, oldest run first; with ``batchfile`` (absolute), only
-    the runs of that Batchfile. A line cut short by a crash is skipped."""
+    """What the runs of one workspace did, oldest run first; with ``batchfile`` (a file name in
+    the workspace, so a moved or copied workspace keeps its history), only the runs of that
+    Batchfile. A line cut short by a crash is skipped."""
     runs: dict[str, dict] = {}
     jobs: dict[str, dict] = {}
     spent: dict[str, list[float]] = {}
@@ -102,7 +103,7 @@ def read(directory: str, batchfile: str | None = None) -> Past:
         except OSError:
             continue
         run, end, lines = _parse(path, st.st_size, st.st_mtime_ns)
-        if run is None or (batchfile is not None and run.get("batchfile") != batchfile):
+        if run is None or (batchfile is not None and os.path.basename(str(run.get("batchfile"))) != batchfile):
             continue   # another Batchfile's run in the same directory
         runs[run["run"]] = {**run, **end}
         for line in lines:

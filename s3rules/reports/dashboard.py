@@ -62,7 +62,7 @@ def handler_for(board: Dashboard, page: Callable[[dict], str], names: frozenset[
 
     class Handler(_Answers):
         def do_GET(self) -> None:   # noqa: N802 - the http.server name
-            if names is not None and self.headers.get("Host", "") not in names:
+            if names is not None and self.headers.get("Host", "").lower() not in names:
                 self.send_error(HTTPStatus.FORBIDDEN, "unknown Host", "the dashboard answers only by the address "
                                                                     "it printed")
                 return
@@ -96,9 +96,12 @@ def handler_for(board: Dashboard, page: Callable[[dict], str], names: frozenset[
 
 
 class _Answers(BaseHTTPRequestHandler):
-    """How the dashboard answers: a whole body, never cached; no line per request on the terminal."""
+    """How the dashboard answers: a whole body, never cached; no line per request on the terminal;
+    an error's explanation as it was written (a Batchfile error's caret line)."""
 
     server_version = "s3rules-dashboard"
+    error_message_format = ('<!DOCTYPE html><html><head><meta charset="utf-8"><title>%(code)d %(message)s</title>'
+                            '</head><body><h1>%(code)d %(message)s</h1><pre>%(explain)s</pre></body></html>')
 
     def _send(self, body: bytes, kind: str) -> None:
         self.send_response(HTTPStatus.OK)

@@ -8,6 +8,7 @@ histogram; requested against used resources; vCPU-hours, GiB-hours and their cos
 from __future__ import annotations
 
 import heapq
+import os
 from itertools import accumulate
 import statistics
 import time
@@ -44,13 +45,13 @@ def build(workflow, facts: list[dict], runs: list[dict], digest: str, version: s
         "vcpu_hours": sum(r["vcpu_hours"] for r in rules),
         "gib_hours": sum(r["gib_hours"] for r in rules),
         "cost": sum(r["cost"] for r in rules),
-        "spent": priced(spent or {}, workflow),
+        "spent": priced({rule: hours for rule, hours in (spent or {}).items() if rule in by_rule}, workflow),
         "first_start": min((f.get("queued", f["started"]) for f in ran), default=None),
         "last_end": max((f["ended"] for f in ran), default=None),
     }
     totals["span"] = (totals["last_end"] - totals["first_start"]) if ran else None
     doc = {
-        "workflow": {"batchfile": workflow.path, "batchfile_hash": digest, "version": version,
+        "workflow": {"batchfile": os.path.abspath(workflow.path), "batchfile_hash": digest, "version": version,
                      "generated": round(time.time(), 3)},
         "runs": [_run(r) for r in runs if r["run"] in ran_in or r is runs[-1]],
         "prices": {"vcpu_hour": settings.price_vcpu_hour, "gib_hour": settings.price_gib_hour,

@@ -13,8 +13,8 @@ import shlex
 from .document import MAX_FAILURES
 
 #: one colour per rule, in order (Tableau 10: told apart also by most colour-blind readers)
-PALETTE = ("#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f", "#edc948", "#b07aa1", "#ff9da7",
-           "#9c755f", "#bab0ac")
+PALETTE = ("#4e79a7", "#f28e2b", "#76b7b2", "#59a14f", "#edc948", "#b07aa1", "#9c755f", "#bab0ac",
+           "#ff9da7", "#e15759")   # red last: failures are red
 WIDTH, LABELS = 1200, 150   # the timeline's drawing width and its left column for rule names
 
 
