@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from typing import Iterable
 
 from .errors import StorageError
-from .executors.base import Executor, Handle, Outcome
+from .executors.base import DEPENDENCY, UPSTREAM_FAILED, Executor, Handle, Outcome
 from .model import Job, directories_of
 from .planner import INCOMPLETE, Plan
 from .planner.temp import asked_for
@@ -154,6 +154,7 @@ class Runner:
         self.previous = ledger.lookup(plan.pending) if ledger is not None else {}
         self.unplaced: list[Job] = []    # submitted, their pid or job id not yet recorded
         self._recorded: set[Job] = set()  # recorded as started
+        self._ended: set[Job] = set()     # recorded as finished or failed (or given back their old record)
         self.where: dict[Job, str] = {}   # "local:<pid>", "batch:<job id>"
         uses_temp = not keep_temp and any(rule.temp for rule in plan.workflow.rules.values())
         # readers held back by a checkpoint read their temp inputs in a later round: keep them
@@ -164,6 +165,7 @@ class Runner:
         self.reporter.start(self.plan)
         try:
             self._loop()
+            self._close_blocked()
         except KeyboardInterrupt:
             self.result.interrupted = True
             self.result.detached = self.executor.submits_graph
@@ -183,6 +185,18 @@ class Runner:
         self.result.blocked = [j for j in self.result.not_run if j in self.schedule.blocked]
         self.reporter.close(self.result)
         return self.result
+
+    def _close_blocked(self) -> None:
+        """Jobs recorded as started that never ran because a job they need failed, and whose end
+        the executor never reported (held to go again when that job failed): their record says
+        so, or they would look interrupted. A detached run's jobs run on: their records stay."""
+        if self.ledger is None or self.result.detached:
+            return
+        left = [job for job in self._recorded - self._ended if job in self.schedule.blocked]
+        if left:
+            self.ledger.failed([(job, {"where": self.where.get(job, ""), "reason": UPSTREAM_FAILED,
+                                       "cause": DEPENDENCY, "upstream_failed": True}) for job in left])
+            self._ended.update(left)
 
     def _loop(self) -> None:
         stopping = False
@@ -311,6 +325,7 @@ class Runner:
                 self.fail(job, outcome)
         if done and self.ledger is not None:   # recorded before the old outputs go
             self.ledger.finished([j for j, _ in done], present, {j: self._details(j, o) for j, o in done})
+            self._ended.update(j for j, _ in done)
         for job, outcome in done:
             dirs = directories_of([job])
             for out, aside in self.aside.pop(job, ()):   # replaced: the previous outputs go
@@ -358,6 +373,7 @@ class Runner:
         changed, not because it was incomplete), so is the record those outputs had."""
         if self.ledger is None:
             return
+        self._ended.add(job)
         previous = self.previous.get(job)
         if self.plan.pending.get(job) != INCOMPLETE and (previous is None or not previous.open):
             before, restored = self.plan.mtimes, set(self.result.restored)

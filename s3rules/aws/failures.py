@@ -12,10 +12,10 @@ from __future__ import annotations
 
 from fnmatch import fnmatchcase
 
-from ..executors.base import APPLICATION, TERMINATED
+from ..executors.base import APPLICATION, DEPENDENCY, TERMINATED, UPSTREAM_FAILED
 
-RECLAIMED, OUT_OF_MEMORY, TIMEOUT, IMAGE, DEPENDENCY, UNKNOWN = (
-    "spot or host reclaimed", "out of memory", "timeout", "image pull", "dependency failed", "unknown")
+RECLAIMED, OUT_OF_MEMORY, TIMEOUT, IMAGE, UNKNOWN = (
+    "spot or host reclaimed", "out of memory", "timeout", "image pull", "unknown")
 MAX_ATTEMPTS = 10            # retryStrategy.attempts: 1 to 10
 MAX_RULES = 5                # evaluateOnExit: at most 5 conditions
 
@@ -28,6 +28,7 @@ _SIGNS = (
     ("reason", "CannotInspectContainerError*", IMAGE),
     ("statusReason", "Job attempt duration exceeded timeout*", TIMEOUT),
     ("statusReason", "Dependent Job failed*", DEPENDENCY),
+    ("statusReason", UPSTREAM_FAILED + "*", DEPENDENCY),   # s3rules stopped it: a job it needs failed
 )
 
 

@@ -171,12 +171,14 @@ def failed_jobs(jobs: list, the_plan, ledger: Ledger) -> set:
     return {job for job, rec in records.items() if rec.state == FAILED}
 
 
-def causes_line(failed: set, ledger: Ledger, limit: int = 100) -> str:
+def causes_line(failed, ledger: Ledger, limit: int = 100) -> str:
     """``failed by cause: out of memory 2, application error 1``, from the records of at most
-    ``limit`` failed jobs (one read each); empty when none names a cause."""
+    ``limit`` failed jobs (one read each), or the cause ``failed`` maps a job to where Batch
+    told it; empty when none names a cause."""
     from collections import Counter
+    told = failed if isinstance(failed, dict) else {}
     counts = Counter(cause for job in sorted(failed, key=lambda j: j.outputs)[:limit]
-                     if (cause := (ledger.body(job) or {}).get("cause")))
+                     if (cause := told.get(job) or (ledger.body(job) or {}).get("cause")))
     if not counts:
         return ""
     shown = ", ".join(f"{cause} {n}" for cause, n in counts.most_common())

@@ -32,20 +32,27 @@ def _columns(local: bool, batch: bool, batch_failed: bool) -> list[str]:
     return columns + ["to do", "total"]
 
 
-def _ended_unwatched(the_plan, batch: list, ledger, submitter) -> tuple[set, set]:
+def _ended_unwatched(the_plan, batch: list, ledger, submitter) -> tuple[set, dict]:
     """Batch jobs an earlier run started, no longer in flight: (those Batch says succeeded with
-    every output there: done, though no run has recorded them yet; those Batch says failed)."""
+    every output there: done, though no run has recorded them yet; those Batch says failed,
+    each with its cause as Batch tells it)."""
+    from ..aws.failures import cause
     from .records import ended_unwatched
-    left = set(the_plan.interrupted) | set(ledger.left_open([job for job in batch if job in the_plan.pending]))
+    from ..ledger import STARTED
+    records = ledger.lookup([job for job in batch if job in the_plan.pending])
+    left = {job for job, rec in records.items() if rec.state == STARTED}   # a failure's record says it all
     gone = [job for job in batch if job in left and submitter.in_flight_summary(_spec(job)) is None]
     if not gone:
-        return set(), set()
+        return set(), {}
     done, failed = ended_unwatched(gone, ledger, ledger.storage)
-    return set(done), set(failed)
+    ids = {job: at.split(":", 1)[1] for job, at in ledger.where(failed).items() if at.startswith("batch:")}
+    described = submitter.service.describe(set(ids.values())) if ids else {}
+    return set(done), {job: cause(described[ids[job]]) if ids.get(job) in described else None for job in failed}
 
 
-def status_rows(the_plan, ledger, submitter=None) -> tuple[list[str], dict[str, Counter], set]:
-    """(the columns, each rule's jobs per column, the failed jobs): see ``_columns``."""
+def status_rows(the_plan, ledger, submitter=None) -> tuple[list[str], dict[str, Counter], dict]:
+    """(the columns, each rule's jobs per column, the failed jobs: job -> its cause when Batch
+    told it, else None for its record to say): see ``_columns``."""
     from ..planner import INCOMPLETE
     from .records import failed_jobs
     local, batch = _jobs(the_plan)
@@ -54,7 +61,7 @@ def status_rows(the_plan, ledger, submitter=None) -> tuple[list[str], dict[str, 
     if batch and submitter is None:
         submitter = _submitter()
     ended, failed_unwatched = _ended_unwatched(the_plan, batch, ledger, submitter)
-    failed |= failed_jobs(batch, the_plan, ledger) | failed_unwatched
+    failed = {**dict.fromkeys(failed | failed_jobs(batch, the_plan, ledger)), **failed_unwatched}
     columns = _columns(bool(local), bool(batch), any(_on_batch(j) for j in failed))
     rows: dict[str, Counter] = {}
     for job in the_plan.jobs:
@@ -219,10 +226,10 @@ def logs_command(batchfile: str) -> str:
     return f"s3rules logs {shlex.quote(batchfile)}"
 
 
-def settled(the_plan, ledger) -> tuple[set, set]:
+def settled(the_plan, ledger) -> tuple[set, dict]:
     """Batch jobs no run saw end: (done, failed), as ``status`` counts them."""
     batch = _jobs(the_plan)[1]
-    return _ended_unwatched(the_plan, batch, ledger, _submitter()) if batch else (set(), set())
+    return _ended_unwatched(the_plan, batch, ledger, _submitter()) if batch else (set(), {})
 
 
 def report_of(args, with_jobs: bool):

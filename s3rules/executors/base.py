@@ -16,7 +16,8 @@ from ..model import Job
 
 
 #: causes of failure every executor may name (Batch names more: ``aws.failures``)
-APPLICATION, TERMINATED = "application error", "terminated"
+APPLICATION, TERMINATED, DEPENDENCY = "application error", "terminated", "dependency failed"
+UPSTREAM_FAILED = "a job it depends on failed"   # the reason given for (and to Batch of) a job never run
 
 
 @dataclass

@@ -25,7 +25,7 @@ from ..aws.submitter import Submitter
 from ..aws.watch import Watch
 from ..errors import AwsSetupError, PlanError
 from ..model import Job, directories_of
-from .base import Executor, Handle, Outcome, RunOptions
+from .base import UPSTREAM_FAILED, Executor, Handle, Outcome, RunOptions
 
 
 def _same_queue(described: str, queue: str | None) -> bool:
@@ -188,7 +188,7 @@ class BatchExecutor(Executor):
             else:
                 self._submit_array(group, array)
 
-    def _not_run(self, handle: BatchHandle, why: str = "a job it depends on failed") -> None:
+    def _not_run(self, handle: BatchHandle, why: str = UPSTREAM_FAILED) -> None:
         """Report ``handle`` failed for a job it needs (it never runs, or is stopped before it does)."""
         handle.status = "FAILED"
         self.finished.append((handle.job, Outcome(False, reason=why, external_id=handle.job_id, upstream_failed=True,
@@ -270,7 +270,7 @@ class BatchExecutor(Executor):
         for h in spare:
             self._hold(h)
 
-    def _stop(self, handles: list[BatchHandle], why: str = "a job it depends on failed") -> None:
+    def _stop(self, handles: list[BatchHandle], why: str = UPSTREAM_FAILED) -> None:
         """Terminate and report these submitted jobs."""
         self._terminate(handles, why)
         for h in handles:
