@@ -167,3 +167,16 @@ def test_every_attempt_batch_made_is_priced(flow, calls, aws_env, capsys):
     billed = sum(a["stoppedAt"] - a["startedAt"] for a in attempts) / 1000
     assert up["billed"] == pytest.approx(billed, abs=0.002) and up["billed"] > up["runtime"]
     assert up["vcpu_hours"] == pytest.approx(up["vcpus"] * up["billed"] / 3600, rel=1e-6)
+
+
+def test_packed_jobs_that_ended_while_detached_share_their_packs_time(flow, calls, capsys):
+    flow.write(samples="ABC", pre="sleep 0.3; ")
+    flow.path.write_text(flow.path.read_text().replace("rule up:", "rule up:\n    group: 3"))
+    assert run(flow.bf, "--detach", "up") == 0
+    pack = next(p["jobId"] for p in calls.submits)
+    flow.wait([pack])
+    up = [j for j in report(flow, capsys)["jobs"] if j["rule"] == "up"]
+    desc = flow.describe([pack])[pack]
+    assert {j["packed"] for j in up} == {3} and {j["state"] for j in up} == {"done"}
+    for job in up:
+        assert job["runtime"] == pytest.approx((desc["stoppedAt"] - desc["startedAt"]) / 3000, abs=0.002)

@@ -60,11 +60,6 @@ def job_facts(the_plan, ledger, batch=None,
         facts.append(fact)
     if unknown and batch is not None:
         _ask_batch(unknown, batch)
-        packs = Counter(f["where"].split("#")[0] for group in unknown.values() for f in group if "#" in f["where"])
-        for group in unknown.values():   # a pack's members no run saw end share its time too
-            for f in group:
-                if "#" in f["where"] and "started" in f:
-                    f.setdefault("packed", packs[f["where"].split("#")[0]])
     for fact, price in zip(facts, prices):
         _durations(fact, *price)
     return facts, runs, spent
@@ -74,11 +69,15 @@ def _ask_batch(unknown: dict[str, list[dict]], batch) -> None:
     """Batch's times, and a failure's exit code, reason, cause and log tail (for at most
     ``MAX_LOG_TAILS`` failures: one CloudWatch call each), for jobs whose run no s3rules saw."""
     from ..aws.failures import cause   # no boto3: functions of a dict
+    from ..aws.naming import batch_id, pack_place
     from ..aws.service import usage_of
+    packs = Counter(batch_id(job_id) for job_id in unknown if pack_place(job_id) is not None)
     tails = MAX_LOG_TAILS
     for job_id, desc in batch.describe(list(unknown)).items():
         for fact in unknown.get(job_id, ()):
             fact.update(usage_of(desc))
+            if pack_place(job_id) is not None:   # a pack's members no run saw end share its time too
+                fact["packed"] = packs[batch_id(job_id)]
             if fact["state"] != FAILED_STATE:
                 continue
             container = desc.get("container") or {}
