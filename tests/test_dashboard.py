@@ -218,3 +218,16 @@ def test_status_of_several_workflows_shows_those_it_can_read_and_names_the_other
     rows = r.stdout.strip().splitlines()
     assert [row.split()[0] for row in rows[1:]] == ["good/Batchfile", "total", "bad/Batchfile:"]   # once each
     assert "cannot be read" in rows[-1] and "bad/Batchfile:1" in r.stderr
+
+
+def test_each_workflow_is_kept_once_in_the_order_first_given(tmp_path):
+    from s3rules.cli.status import once
+    for name in ("a", "b"):
+        write(tmp_path / name, GATED)
+    here = os.getcwd()
+    os.chdir(tmp_path)
+    try:
+        assert once(["b/Batchfile", "a/Batchfile", "./b/Batchfile", str(tmp_path / "a/Batchfile")]) == [
+            "b/Batchfile", "a/Batchfile"]
+    finally:
+        os.chdir(here)

@@ -37,8 +37,8 @@ def _ended_unwatched(the_plan, batch: list, ledger, submitter) -> tuple[set, dic
     every output there: done, though no run has recorded them yet; those Batch says failed,
     each with its cause as Batch tells it)."""
     from ..aws.failures import cause
-    from .records import ended_unwatched
     from ..ledger import STARTED
+    from .records import ended_unwatched
     records = ledger.lookup([job for job in batch if job in the_plan.pending])
     left = {job for job, rec in records.items() if rec.state == STARTED}   # a failure's record says it all
     gone = [job for job in batch if job in left and submitter.in_flight_summary(_spec(job)) is None]
@@ -113,8 +113,15 @@ def status_table(the_plan, ledger, submitter=None) -> tuple[str, int]:
     (text, jobs running or in flight)."""
     from .records import causes_line
     columns, rows, failed = status_rows(the_plan, ledger, submitter)
-    in_flight = sum(n for row in rows.values() for c, n in row.items() if c in columns and c not in QUIET)
-    return table(columns, list(rows.items())) + causes_line(failed, ledger), in_flight
+    total = Counter()
+    for row in rows.values():
+        total.update(row)
+    return table(columns, list(rows.items())) + causes_line(failed, ledger), in_flight(columns, total)
+
+
+def in_flight(columns: list[str], counts) -> int:
+    """The jobs ``counts`` has running here or in flight on Batch."""
+    return sum(n for c, n in counts.items() if c in columns and c not in QUIET)
 
 
 def spent(workflow) -> float:
@@ -168,7 +175,7 @@ def _workflow_status(args, path: str, storage, shared: dict) -> dict:
     for row in rows.values():
         total.update(row)
     return {"batchfile": path, "columns": columns, "rules": {k: dict(v) for k, v in rows.items()},
-            "total": dict(total), "in_flight": sum(n for c, n in total.items() if c in columns and c not in QUIET),
+            "total": dict(total), "in_flight": in_flight(columns, total),
             "cost": spent(workflow), "_ledger": ledger, "_failed": failed}
 
 
@@ -199,7 +206,10 @@ def many_table(statuses: list[dict], verbose: bool) -> str:
 
 def once(paths) -> list[str]:
     """Each Batchfile once, however it was written (``A/Batchfile``, ``./A/Batchfile``, absolute)."""
-    return list({os.path.realpath(p): p for p in reversed(list(paths))}.values())[::-1]
+    first: dict[str, str] = {}
+    for path in paths:
+        first.setdefault(os.path.realpath(path), path)
+    return list(first.values())
 
 
 def batchfiles_of(args) -> list[str] | None:
@@ -300,13 +310,13 @@ def cmd_status(args) -> int:
     while True:
         if many is None:
             _, the_plan, ledger = _load(args)
-            text, in_flight = status_table(the_plan, ledger)
+            text, busy = status_table(the_plan, ledger)
         else:
             statuses = workflow_statuses(args, many, errors=True)
-            text, in_flight = many_table(statuses, args.verbose), sum(s.get("in_flight", 0) for s in statuses)
+            text, busy = many_table(statuses, args.verbose), sum(s.get("in_flight", 0) for s in statuses)
         sys.stdout.write(text)
         sys.stdout.flush()
-        if not args.watch or in_flight == 0:
+        if not args.watch or busy == 0:
             broken = [s for s in statuses if "error" in s] if many is not None else []
             for s in broken:
                 print(f"s3rules: error: {s['error']}", file=sys.stderr)
