@@ -46,7 +46,7 @@ def build(workflow, facts: list[dict], runs: list[dict], digest: str, version: s
         "gib_hours": sum(r["gib_hours"] for r in rules),
         "cost": sum(r["cost"] for r in rules),
         "spent": priced({rule: hours for rule, hours in (spent or {}).items() if rule in by_rule}, workflow),
-        "first_start": min((f.get("queued", f["started"]) for f in ran), default=None),
+        "first_start": min(map(_begin, ran), default=None),
         "last_end": max((f["ended"] for f in ran), default=None),
     }
     totals["span"] = (totals["last_end"] - totals["first_start"]) if ran else None
