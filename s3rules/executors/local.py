@@ -81,7 +81,7 @@ def _reap(proc: subprocess.Popen) -> tuple[int, dict] | None:
     if pid == 0:
         return None
     proc.returncode = os.waitstatus_to_exitcode(status)
-    peak = rusage.ru_maxrss * (1 if sys.platform == "darwin" else 1024)   # bytes on macOS, KiB elsewhere
+    peak = _bytes(rusage.ru_maxrss)
     # Linux keeps a process's memory high-water mark across exec, so a job counts the pages of
     # the s3rules that started it: a peak no higher than s3rules' own tells only "at most that"
     floor = _own_peak()
@@ -99,7 +99,12 @@ def _own_peak() -> int:
                     return int(line.split()[1]) * 1024
     except (OSError, ValueError, IndexError):
         pass
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * (1 if sys.platform == "darwin" else 1024)
+    return _bytes(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+
+
+def _bytes(maxrss: int) -> int:
+    """``ru_maxrss`` in bytes: macOS counts it in bytes, Linux and the others in KiB."""
+    return maxrss * (1 if sys.platform == "darwin" else 1024)
 
 
 class LocalExecutor(Executor):

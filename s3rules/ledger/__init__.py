@@ -176,11 +176,15 @@ class Ledger:
                                   "output that counts as done. Move what is in the way.")
         self.objects.write(remote)
 
+    def history_key(self, job: Job) -> str:
+        """How a run's history names ``job``: its first output, relative to the workspace."""
+        return self.identity.relative(job.outputs[0]) if job.outputs else job.rule.name
+
     def _history_line(self, job: Job, state: str, where: str, details: dict, now: float) -> dict:
         """What the run's history keeps of a job that ended: the facts a report needs, not what the
         job is (its command, inputs), which the ledger record keeps."""
         s = job.settings
-        line = {"key": self.identity.relative(job.outputs[0]) if job.outputs else job.rule.name,
+        line = {"key": self.history_key(job),
                 "rule": job.rule.name, "wildcards": job.wildcards, "state": state, "time": round(now, 3),
                 "where": where, "vcpus": s.vcpus, "memory": s.memory}
         line.update((k, details[k]) for k in HISTORY_DETAILS if details.get(k) not in (None, "", [], {}))

@@ -33,7 +33,7 @@ def job_facts(the_plan, ledger, batch=None,
     facts, prices, unknown = [], [], {}
     for job in jobs:
         rec = records.get(job)
-        key = relative(job.outputs[0]) if job.outputs else job.rule.name
+        key = ledger.history_key(job)
         line = history.get(key, {})
         if job not in the_plan.pending or job in settled:
             state = DONE
