@@ -231,3 +231,16 @@ def test_each_workflow_is_kept_once_in_the_order_first_given(tmp_path):
             "b/Batchfile", "a/Batchfile"]
     finally:
         os.chdir(here)
+
+
+def test_next_to_a_batch_workflow_a_local_ones_running_jobs_count_as_running_in_capitals():
+    from s3rules.cli.status import _one_running_column, all_columns
+    local = {"batchfile": "a/Batchfile", "columns": ["done", "running", "failed", "incomplete", "to do", "total"],
+             "rules": {"x": {"running": 2, "total": 3, "done": 1}}, "total": {"running": 2, "total": 3, "done": 1}}
+    batch = {"batchfile": "b/Batchfile", "columns": ["done", "SUBMITTED", "PENDING", "RUNNABLE", "STARTING",
+                                                       "RUNNING", "to do", "total"],
+             "rules": {"y": {"RUNNING": 1, "total": 1}}, "total": {"RUNNING": 1, "total": 1}}
+    _one_running_column([local, batch])
+    assert "running" not in local["columns"] and local["columns"][:6] == batch["columns"][:6]
+    assert local["rules"]["x"] == {"RUNNING": 2, "total": 3, "done": 1} and local["total"]["RUNNING"] == 2
+    assert "running" not in all_columns([local, batch])
